@@ -1,0 +1,1 @@
+"""clonezero: the work-magic example app."""

@@ -1,0 +1,123 @@
+"""The work-magic app, as in the talk.
+
+- ``work-magic``: cast a spell on two numbers, behind an API key, with CORS.
+- ``catalog-upload``: a photo uploaded under ``photos/`` is recorded in the catalog.
+- ``nightly-report``: every night, a summary of the catalog is written to ``reports``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sls_py import App, Context, HttpError, ScheduleEvent, UploadEvent, http, schedule, upload
+
+app = App("clonezero", api_keys=["default"])
+
+uploads = app.bucket("uploads")
+reports = app.bucket("reports")
+catalog = app.table("catalog", key="key")
+
+SPELLS = {
+    "adder": lambda x, y: x + y,
+    "subtractor": lambda x, y: x - y,
+    "multiplier": lambda x, y: x * y,
+    "divider": lambda x, y: x / y,
+}
+
+
+class Spell(BaseModel):
+    """The payload of work-magic."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    magic_word: str = Field(alias="magic-word")
+    spell: str
+    x: float
+    y: float
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+@app.function(
+    name="work-magic",
+    memory_mb=128,
+    timeout_s=10,
+    triggers=[http("POST", "/work-magic", api_key=True, cors=True)],
+)
+def work_magic(spell: Spell, ctx: Context) -> dict[str, int | float]:
+    """Cast ``spell`` on x and y, if the magic word is right."""
+    expected = os.environ.get("MAGIC_WORD", "")
+    if not expected or not hmac.compare_digest(spell.magic_word.encode(), expected.encode()):
+        raise HttpError(403, "Wrong magic word")
+    cast = SPELLS.get(spell.spell)
+    if cast is None:
+        raise HttpError(400, f"Unknown spell {spell.spell!r}; known spells: {', '.join(SPELLS)}")
+    try:
+        result = cast(spell.x, spell.y)
+    except ZeroDivisionError:
+        raise HttpError(400, "Cannot divide by zero") from None
+    ctx.logger.info("cast %s", spell.spell)
+    return {"result": _number(result)}
+
+
+@app.function(
+    name="catalog-upload",
+    memory_mb=256,
+    timeout_s=30,
+    triggers=[upload("uploads", prefix="photos/")],
+)
+def catalog_upload(event: UploadEvent, ctx: Context) -> dict[str, object]:
+    """Record an uploaded photo's key, size and sha256 in the catalog."""
+    data = uploads.get(event.key)
+    entry = {
+        "key": event.key,
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "uploaded_at": event.time or datetime.now(UTC).isoformat(),
+    }
+    catalog.put(entry)
+    ctx.logger.info("catalogued %s (%d bytes)", event.key, len(data))
+    return entry
+
+
+class Report(BaseModel):
+    """What the nightly report says."""
+
+    generated_at: str
+    schedule_time: str
+    photos: int
+    total_bytes: int
+    largest: str | None
+    kind: Literal["catalog-summary"] = "catalog-summary"
+
+
+@app.function(
+    name="nightly-report",
+    memory_mb=256,
+    timeout_s=60,
+    triggers=[schedule("cron(0 2 * * ? *)", name="nightly")],
+)
+def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
+    """Write a summary of the catalog to the reports bucket."""
+    items = catalog.scan()
+    largest = max(items, key=lambda i: int(i["size"]), default=None)
+    report = Report(
+        generated_at=datetime.now(UTC).isoformat(),
+        schedule_time=event.time,
+        photos=len(items),
+        total_bytes=sum(int(i["size"]) for i in items),
+        largest=largest["key"] if largest else None,
+    )
+    day = event.time[:10]
+    key = f"catalog/{day}.json"
+    reports.put(key, json.dumps(report.model_dump(), indent=2), content_type="application/json")
+    return {"report": key, "photos": report.photos}

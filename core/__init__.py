@@ -1,0 +1,77 @@
+"""sls-py: write Python serverless functions once, run them on any provider.
+
+The names here are what an app imports. They come from the light-weight
+declaration and runtime modules only, so importing ``sls_py`` inside a
+function costs little at cold start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .app import (
+    App,
+    Cors,
+    FunctionDef,
+    HttpTrigger,
+    QueueTrigger,
+    ScheduleTrigger,
+    UploadTrigger,
+    UsageLimits,
+    http,
+    queue,
+    schedule,
+    upload,
+)
+from .runtime import (
+    Bucket,
+    Context,
+    HttpError,
+    HttpRequest,
+    Queue,
+    QueueBatch,
+    QueueMessage,
+    Response,
+    ScheduleEvent,
+    Table,
+    UploadEvent,
+)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # hookimpl is for plugins; importing pluggy only when asked keeps functions light
+    if name == "hookimpl":
+        from .hookspecs import hookimpl
+
+        return hookimpl
+    raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
+
+__all__ = [
+    "App",
+    "Bucket",
+    "Context",
+    "Cors",
+    "FunctionDef",
+    "HttpError",
+    "HttpRequest",
+    "HttpTrigger",
+    "Queue",
+    "QueueBatch",
+    "QueueMessage",
+    "QueueTrigger",
+    "Response",
+    "ScheduleEvent",
+    "ScheduleTrigger",
+    "Table",
+    "UploadEvent",
+    "UploadTrigger",
+    "UsageLimits",
+    "__version__",
+    "hookimpl",
+    "http",
+    "queue",
+    "schedule",
+    "upload",
+]

@@ -1,0 +1,235 @@
+"""Declaring an app: the :class:`App` object, its decorators and triggers.
+
+This module is imported inside every running function (it is how the user's
+module declares itself), so it uses the standard library only. Checking what
+was declared happens when the spec is built (:mod:`sls_py.spec`), with errors
+that name the function and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .runtime.resources import Bucket, Queue, Table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Cors:
+    """Cross-origin settings for HTTP routes that enable CORS."""
+
+    origins: tuple[str, ...] = ("*",)
+    headers: tuple[str, ...] = ("content-type", "x-api-key", "authorization")
+    methods: tuple[str, ...] = ()
+    max_age_s: int = 600
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
+class UsageLimits:
+    """Per-API-key limits: steady ``rate`` (requests/s), ``burst``, and a quota."""
+
+    rate: float | None = None
+    burst: int | None = None
+    quota: int | None = None
+    period: str = "DAY"
+
+
+@dataclass(frozen=True)
+class HttpTrigger:
+    """Call the function for ``method path`` through the app's HTTP gateway."""
+
+    method: str
+    path: str
+    api_key: bool = False
+    cors: bool | Cors = False
+    kind: str = "http"
+
+
+@dataclass(frozen=True)
+class ScheduleTrigger:
+    """Call the function on a schedule: ``rate(5 minutes)`` or a cron expression."""
+
+    expression: str
+    name: str | None = None
+    payload: Any = None
+    enabled: bool = True
+    kind: str = "schedule"
+
+
+@dataclass(frozen=True)
+class UploadTrigger:
+    """Call the function when an object is created in ``bucket``."""
+
+    bucket: str
+    prefix: str = ""
+    suffix: str = ""
+    kind: str = "upload"
+
+
+@dataclass(frozen=True)
+class QueueTrigger:
+    """Call the function with batches of messages from ``queue``."""
+
+    queue: str
+    batch_size: int = 10
+    kind: str = "queue"
+
+
+Trigger = HttpTrigger | ScheduleTrigger | UploadTrigger | QueueTrigger
+
+
+def http(method: str, path: str, *, api_key: bool = False, cors: bool | Cors = False) -> HttpTrigger:
+    """An HTTP route. ``path`` may hold ``{param}`` and a final greedy ``{proxy+}``.
+
+    ``api_key=True`` requires an ``X-API-Key`` header with one of the stage's
+    keys; ``cors=True`` uses the app's CORS settings (or pass a :class:`Cors`).
+    """
+    return HttpTrigger(method=method.upper(), path=path, api_key=api_key, cors=cors)
+
+
+def schedule(
+    expression: str, *, name: str | None = None, payload: Any = None, enabled: bool = True
+) -> ScheduleTrigger:
+    """A schedule: ``rate(N minutes|hours|days)``, ``cron(m h dom mon dow year)``
+    (AWS form) or a five-field cron expression (``0 2 * * *``), in UTC."""
+    return ScheduleTrigger(expression=expression, name=name, payload=payload, enabled=enabled)
+
+
+def upload(bucket: str | Bucket, *, prefix: str = "", suffix: str = "") -> UploadTrigger:
+    """Objects created in ``bucket`` whose key starts with ``prefix`` and ends with ``suffix``."""
+    name = bucket.name if isinstance(bucket, Bucket) else bucket
+    return UploadTrigger(bucket=name, prefix=prefix, suffix=suffix)
+
+
+def queue(queue: str | Queue, *, batch_size: int = 10) -> QueueTrigger:
+    """Messages sent to ``queue``, delivered in batches of up to ``batch_size``."""
+    name = queue.name if isinstance(queue, Queue) else queue
+    return QueueTrigger(queue=name, batch_size=batch_size)
+
+
+@dataclass
+class FunctionDef:
+    """A function as declared with :meth:`App.function`."""
+
+    name: str
+    handler: Callable[..., Any]
+    memory_mb: int = 128
+    timeout_s: float = 6
+    environment: dict[str, str] = field(default_factory=dict)
+    concurrency: int | None = None
+    triggers: tuple[Trigger, ...] = ()
+    description: str = ""
+
+    @property
+    def handler_ref(self) -> str:
+        """``module:qualname`` of the handler, for people to read."""
+        return f"{self.handler.__module__}:{self.handler.__qualname__}"
+
+
+@dataclass(frozen=True)
+class BucketDef:
+    name: str
+
+
+@dataclass(frozen=True)
+class QueueDef:
+    name: str
+    visibility_timeout_s: int = 30
+    max_receives: int = 3
+
+
+@dataclass(frozen=True)
+class TableDef:
+    name: str
+    key: str = "id"
+    sort_key: str | None = None
+
+
+class App:
+    """A serverless app: its functions, the resources they use, its HTTP gateway.
+
+    >>> app = App("clonezero")
+    >>> @app.function(name="hello", triggers=[http("GET", "/hello")])
+    ... def hello(payload: dict, ctx):
+    ...     return {"hello": "world"}
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        api_keys: Sequence[str] = (),
+        cors: Cors | None = None,
+        usage: UsageLimits | None = None,
+    ) -> None:
+        self.name = name
+        self.api_keys = tuple(api_keys)
+        self.cors = cors
+        self.usage = usage
+        self.functions: dict[str, FunctionDef] = {}
+        self.buckets: dict[str, BucketDef] = {}
+        self.queues: dict[str, QueueDef] = {}
+        self.tables: dict[str, TableDef] = {}
+
+    def function(
+        self,
+        name: str | None = None,
+        *,
+        memory_mb: int = 128,
+        timeout_s: float = 6,
+        environment: dict[str, str] | None = None,
+        concurrency: int | None = None,
+        triggers: Sequence[Trigger] = (),
+        description: str | None = None,
+    ) -> Callable[[F], F]:
+        """Declare a function. The decorated callable is returned unchanged.
+
+        :param name: the function's name (default: the Python name with ``_``
+            turned into ``-``).
+        :param memory_mb: memory limit in MB (enforced locally, set on AWS).
+        :param timeout_s: time limit in seconds; the invocation is stopped then.
+        :param environment: environment variables for this function.
+        :param concurrency: at most this many invocations at once.
+        :param triggers: what calls it: :func:`http`, :func:`schedule`,
+            :func:`upload`, :func:`queue`.
+        """
+
+        def register(func: F) -> F:
+            fname = name or func.__name__.replace("_", "-")
+            if fname in self.functions:
+                raise ValueError(f"function {fname!r} is declared twice in app {self.name!r}")
+            self.functions[fname] = FunctionDef(
+                name=fname,
+                handler=func,
+                memory_mb=memory_mb,
+                timeout_s=timeout_s,
+                environment=dict(environment or {}),
+                concurrency=concurrency,
+                triggers=tuple(triggers),
+                description=description if description is not None else (func.__doc__ or "").strip(),
+            )
+            return func
+
+        return register
+
+    def bucket(self, name: str) -> Bucket:
+        """Declare a bucket and return its handle."""
+        self.buckets[name] = BucketDef(name)
+        return Bucket(name)
+
+    def queue(self, name: str, *, visibility_timeout_s: int = 30, max_receives: int = 3) -> Queue:
+        """Declare a queue; a message failed ``max_receives`` times goes to its dead-letter queue."""
+        self.queues[name] = QueueDef(name, visibility_timeout_s, max_receives)
+        return Queue(name)
+
+    def table(self, name: str, *, key: str = "id", sort_key: str | None = None) -> Table:
+        """Declare a key-value table keyed by attribute ``key`` (and ``sort_key``)."""
+        self.tables[name] = TableDef(name, key, sort_key)
+        return Table(name, key, sort_key)
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, functions={list(self.functions)})"

@@ -1,0 +1,487 @@
+"""The ``sls-py`` command line.
+
+Every command takes ``--project`` (default: the current folder), ``--stage``
+and ``--provider`` (defaults from ``[tool.sls-py]``, else ``dev`` and
+``local``). Errors of the user's making print one line and a hint and exit
+non-zero; a function error prints its type and message and exits 1.
+
+This module imports no provider and no cloud SDK: ``sls-py --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .errors import ConfigError, FunctionFailed, SlsPyError
+
+if TYPE_CHECKING:
+    from .config import Project
+    from .plugins import Plugins, Provider
+    from .spec import Spec
+    from .ui import UI
+
+cli = typer.Typer(
+    name="sls-py",
+    help="Write Python serverless functions once; run them locally, deploy them to AWS "
+    "or any cloud with a provider plugin.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+trigger_cli = typer.Typer(help="Fire a trigger by hand: an upload or a schedule.", no_args_is_help=True)
+cli.add_typer(trigger_cli, name="trigger")
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="The project folder (holding pyproject.toml).")
+]
+StageOpt = Annotated[
+    str | None, typer.Option("--stage", "-s", help="Stage (default: [tool.sls-py] stage, else dev).")
+]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option("--provider", "-P", help="Provider (default: [tool.sls-py] provider, else local)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+_state: dict[str, Any] = {}
+
+
+def _plugins() -> Plugins:
+    from .plugins import load_plugins
+
+    if "plugins" not in _state:
+        _state["plugins"] = load_plugins()
+    plugins: Plugins = _state["plugins"]
+    return plugins
+
+
+def _ui(quiet: bool = False) -> UI:
+    from .ui import UI
+
+    return UI(quiet=quiet)
+
+
+class Session:
+    """A command's resolved project, spec and provider."""
+
+    def __init__(self, project: Project, spec: Spec, provider: Provider, ui: UI) -> None:
+        self.project, self.spec, self.provider, self.ui = project, spec, provider, ui
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        return self.provider.call(hook, spec=self.spec, project=self.project, **kwargs)
+
+
+def _session(project: Path, stage: str | None, provider: str | None, *, quiet: bool = False) -> Session:
+    from .config import load_project
+
+    proj = load_project(project)
+    spec = proj.spec(stage)
+    prov = _plugins().provider(provider or proj.config.provider)
+    ui = _ui(quiet)
+    for note in prov.check(spec, proj):
+        ui.warn(note)
+    return Session(proj, spec, prov, ui)
+
+
+def _print_json(value: Any) -> None:
+    from .runtime.events import to_jsonable
+
+    typer.echo(json.dumps(to_jsonable(value), indent=2))
+
+
+# --- commands -----------------------------------------------------------------
+
+
+@cli.command()
+def spec(
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the spec's JSON Schema.")] = False,
+) -> None:
+    """Print the app's resolved spec for a stage as JSON (or its JSON Schema)."""
+    if schema:
+        from .spec import spec_schema
+
+        typer.echo(json.dumps(spec_schema(), indent=2))
+        return
+    from .config import load_project
+
+    typer.echo(load_project(project).spec(stage).model_dump_json(indent=2))
+
+
+@cli.command()
+def providers(json_out: JsonOpt = False) -> None:
+    """List installed providers with version, capabilities and commands."""
+    plugins = _plugins()
+    found = plugins.providers()
+    rows = [
+        {
+            "name": p.name,
+            "version": p.info.version,
+            "description": p.info.description,
+            "capabilities": sorted(p.info.capabilities),
+            "not_emulated": sorted(p.info.not_emulated),
+            "commands": p.commands(),
+            "plugin": p.plugin_name,
+        }
+        for p in found.values()
+    ]
+    broken = [{"name": b.name, "error": b.error} for b in plugins.broken.values()]
+    if json_out:
+        _print_json({"providers": rows, "broken": broken})
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("provider", "version", "commands", "capabilities", title="sls-py providers")
+        for r in rows:
+            table.add_row(r["name"], r["version"], ", ".join(r["commands"]), ", ".join(r["capabilities"]))
+        Console().print(table)
+        for b in broken:
+            typer.echo(f"broken plugin {b['name']}: {b['error']}", err=True)
+    if broken:
+        raise typer.Exit(1)
+
+
+def _read_payload(payload: str | None, file: Path | None) -> Any:
+    if payload is not None and file is not None:
+        raise ConfigError("give the payload either as an argument or with --file, not both")
+    if file is not None:
+        try:
+            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read payload file {file}: {exc.strerror}") from None
+        source = str(file)
+    elif payload is not None:
+        text, source = payload, "the payload argument"
+    else:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            hint="""quote JSON for the shell, e.g. '{"x": 1}'""",
+        ) from None
+
+
+@cli.command()
+def invoke(
+    function: Annotated[str, typer.Argument(help="The function's name.")],
+    payload: Annotated[str | None, typer.Argument(help="JSON payload.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the JSON payload from a file ('-': stdin).")
+    ] = None,
+    logs: Annotated[bool, typer.Option("--logs", help="Also print the invocation's logs.")] = False,
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Invoke a function once with a JSON payload and print its result."""
+    data = _read_payload(payload, file)
+    s = _session(project, stage, provider)
+    s.spec.function(function)
+    result = s.call("sls_py_invoke", function=function, payload=data, logs=logs, ui=s.ui)
+    if logs and result.logs:
+        typer.echo(result.logs.rstrip("\n"), err=True)
+    if json_out:
+        _print_json(
+            {
+                "function": function,
+                "request_id": result.request_id,
+                "result": result.result,
+                "error": result.error.to_wire() if result.error else None,
+            }
+        )
+    if result.error is not None:
+        raise FunctionFailed(function, result.error)
+    if not json_out:
+        typer.echo(json.dumps(result.result))
+
+
+@cli.command()
+def run(
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it private).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the HTTP gateway (0: any free port).")] = 3000,
+    reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Reload on source changes.")] = True,
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="Logs as JSON lines.")] = False,
+    clock: Annotated[
+        str | None, typer.Option(help="Run schedules on a test clock: 'START[@SPEED]', e.g. 2026-01-01T00:00@3600.")
+    ] = None,
+) -> None:
+    """Serve the app: HTTP gateway, workers, schedules, buckets, queues."""
+    from .provider import RunOptions
+
+    s = _session(project, stage, provider)
+    options = RunOptions(host=host, port=port, reload=reload, json_logs=json_logs, clock=clock)
+    code = s.call("sls_py_run", options=options, ui=s.ui)
+    raise typer.Exit(int(code or 0))
+
+
+def _print_plan(plan: Any, ui: UI, empty: str) -> None:
+    if not plan.steps:
+        ui.info(empty)
+    for step in plan.steps:
+        ui.step(step.action, step.kind, step.name, step.reason)
+
+
+def _plan_json(plan: Any) -> dict[str, Any]:
+    return {
+        "steps": [
+            {"action": s.action, "kind": s.kind, "name": s.name, "reason": s.reason, "details": dict(s.details)}
+            for s in plan.steps
+        ]
+    }
+
+
+@cli.command()
+def plan(
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show what `deploy` would create, update and delete, and why (changes nothing)."""
+    s = _session(project, stage, provider)
+    result = s.call("sls_py_plan", ui=s.ui)
+    if json_out:
+        _print_json(_plan_json(result))
+    else:
+        _print_plan(result, s.ui, "No changes: the deployed stage matches the app.")
+
+
+@cli.command()
+def deploy(
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Deploy the app's stage to the provider (only what changed)."""
+    s = _session(project, stage, provider)
+    result = s.call("sls_py_deploy", ui=s.ui)
+    if json_out:
+        _print_json(
+            {"applied": _plan_json(type("P", (), {"steps": result.applied}))["steps"],
+             "url": result.url, "api_keys": result.api_keys, "outputs": result.outputs}
+        )
+        return
+    s.ui.info(f"Deployed {s.spec.app} stage {s.spec.stage}: {len(result.applied)} change(s).")
+    if result.url:
+        s.ui.info(f"URL: {result.url}")
+    if result.api_keys:
+        s.ui.info(f"API keys: {', '.join(result.api_keys)} (values: sls-py api-keys)")
+
+
+@cli.command()
+def remove(
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete everything the stage deployed (and nothing of other stages)."""
+    s = _session(project, stage, provider)
+    result = s.call("sls_py_remove", ui=s.ui)
+    if json_out:
+        _print_json(_plan_json(result))
+    else:
+        s.ui.info(f"Removed {s.spec.app} stage {s.spec.stage}: {len(result.steps)} resource(s).")
+
+
+@cli.command()
+def url(project: ProjectOpt = Path("."), stage: StageOpt = None, provider: ProviderOpt = None) -> None:
+    """Print the base URL of the stage's HTTP gateway."""
+    s = _session(project, stage, provider, quiet=True)
+    typer.echo(s.call("sls_py_url"))
+
+
+def _parse_since(since: str | None) -> float | None:
+    if since is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return float(since[:-1]) * units[since[-1]] if since[-1] in units else float(since)
+    except (ValueError, IndexError):
+        raise ConfigError(f"--since {since!r} is not a duration", hint="use e.g. 30s, 10m, 2h, 1d") from None
+
+
+@cli.command()
+def logs(
+    function: Annotated[str, typer.Argument(help="The function's name.")],
+    since: Annotated[str | None, typer.Option(help="Only the last N s/m/h/d, e.g. 10m.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Print a function's logs."""
+    import datetime as dt
+
+    since_s = _parse_since(since)
+    s = _session(project, stage, provider, quiet=True)
+    s.spec.function(function)
+    try:
+        for rec in s.call("sls_py_logs", function=function, since_s=since_s, follow=follow):
+            if json_out:
+                typer.echo(json.dumps(rec.__dict__))
+            else:
+                stamp = dt.datetime.fromtimestamp(rec.time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+                typer.echo(f"{stamp} {rec.function} {rec.request_id} {rec.message}".rstrip())
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command("api-keys")
+def api_keys(
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the stage's API keys (name and value)."""
+    s = _session(project, stage, provider, quiet=True)
+    keys = s.call("sls_py_api_keys")
+    if json_out:
+        _print_json([{"name": k.name, "value": k.value} for k in keys])
+    else:
+        for k in keys:
+            typer.echo(f"{k.name}\t{k.value}")
+
+
+def _fire(session: Session, request: Any, json_out: bool) -> None:
+    result = session.call("sls_py_trigger", request=request, ui=session.ui)
+    if json_out:
+        _print_json(result)
+    elif result is not None:
+        typer.echo(json.dumps(result) if not isinstance(result, str) else result)
+
+
+@trigger_cli.command("upload")
+def trigger_upload(
+    bucket: Annotated[str, typer.Argument(help="The app's name for the bucket.")],
+    file: Annotated[Path, typer.Argument(help="The file to upload.", exists=True, dir_okay=False)],
+    key: Annotated[str | None, typer.Option(help="Object key (default: the file's name).")] = None,
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Upload a file into a bucket, firing its upload triggers."""
+    from .provider import TriggerRequest
+
+    s = _session(project, stage, provider)
+    if bucket not in {b.name for b in s.spec.buckets}:
+        known = ", ".join(b.name for b in s.spec.buckets) or "none"
+        raise ConfigError(f"app {s.spec.app!r} has no bucket {bucket!r}", hint=f"known buckets: {known}")
+    req = TriggerRequest(kind="upload", target=bucket, key=key or file.name, data=file.read_bytes())
+    _fire(s, req, json_out)
+
+
+@trigger_cli.command("schedule")
+def trigger_schedule(
+    function: Annotated[str, typer.Argument(help="The scheduled function's name.")],
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fire a function's schedule now."""
+    from .provider import TriggerRequest
+    from .spec import ScheduleTriggerSpec
+
+    s = _session(project, stage, provider)
+    fn = s.spec.function(function)
+    if not any(isinstance(t, ScheduleTriggerSpec) for t in fn.triggers):
+        raise ConfigError(f"function {function!r} has no schedule trigger")
+    _fire(s, TriggerRequest(kind="schedule", target=function), json_out)
+
+
+@cli.command()
+def send(
+    queue: Annotated[str, typer.Argument(help="The app's name for the queue.")],
+    message: Annotated[str, typer.Argument(help="The message body (text or JSON).")],
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send a message to one of the app's queues."""
+    from .provider import TriggerRequest
+
+    s = _session(project, stage, provider)
+    if queue not in {q.name for q in s.spec.queues}:
+        known = ", ".join(q.name for q in s.spec.queues) or "none"
+        raise ConfigError(f"app {s.spec.app!r} has no queue {queue!r}", hint=f"known queues: {known}")
+    _fire(s, TriggerRequest(kind="queue", target=queue, data=message.encode("utf-8")), json_out)
+
+
+@cli.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Project name, e.g. clonezero.")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", "-d", help="Where to create it (default: ./NAME).")
+    ] = None,
+) -> None:
+    """Create a new project that runs and tests out of the box."""
+    from .scaffold import create_project
+
+    target = create_project(name, directory or Path(name))
+    typer.echo(f"Created {target}")
+    typer.echo(f"  cd {target} && sls-py invoke hello '{{\"name\": \"you\"}}'")
+    typer.echo(f"  cd {target} && python -m pytest")
+
+
+def _add_plugin_commands() -> None:
+    if _state.get("commands_added"):
+        return
+    _state["commands_added"] = True
+    try:
+        _plugins().pm.hook.sls_py_add_commands(cli=cli)
+    except Exception as exc:  # a plugin's bug must not take the CLI down
+        typer.echo(f"warning: a plugin failed to add its commands: {exc}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sls-py`` console script."""
+    _add_plugin_commands()
+    try:
+        cli(args=argv, standalone_mode=False)
+    except SlsPyError as exc:
+        if isinstance(exc, FunctionFailed):
+            typer.echo(f"{exc.function} failed: {exc.message}", err=True)
+        else:
+            typer.echo(f"error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"hint: {exc.hint}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

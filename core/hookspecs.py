@@ -1,0 +1,163 @@
+"""The hooks a provider plugin implements. Every hook is documented in
+``docs/providers.md``; a test keeps the two in step.
+
+A provider is a module (or object) registered under the ``sls_py`` entry-point
+group, implementing some of these with ``@sls_py.hookimpl``. It must implement
+:func:`sls_py_provider_info`; every other hook is optional, and a command whose
+hook a provider lacks tells the user so.
+
+Operation hooks (``sls_py_invoke`` ... ``sls_py_trigger``) are called only on
+the provider the user chose (``--provider``), with keyword arguments. An
+implementation may accept fewer arguments than the spec lists, which is how
+hooks grow without breaking plugins: arguments are only ever added, never
+renamed or removed.
+
+Before any operation hook runs, the core checks that the provider declares
+every capability the spec uses, then calls :func:`sls_py_validate_spec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import typer
+
+    from .config import Project
+    from .provider import (
+        ApiKey,
+        DeployResult,
+        Invocation,
+        LogRecord,
+        Plan,
+        ProviderInfo,
+        RunOptions,
+        TriggerRequest,
+    )
+    from .spec import Spec
+    from .ui import UI
+
+PROJECT_NAME = "sls_py"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec(firstresult=True)
+def sls_py_provider_info() -> ProviderInfo:
+    """Describe the provider: name, version, capabilities.
+
+    :return: a :class:`~sls_py.provider.ProviderInfo`. Called when plugins are
+        loaded; keep it cheap (no network, no heavy imports).
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_validate_spec(spec: Spec, project: Project) -> list[str]:
+    """Check the spec against provider limits before any other hook runs.
+
+    :param spec: the resolved spec.
+    :param project: the project on disk.
+    :return: warnings to print (may be empty). Raise
+        :class:`~sls_py.errors.SpecError` for a spec the provider refuses.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_invoke(
+    spec: Spec, project: Project, function: str, payload: Any, logs: bool, ui: UI
+) -> Invocation:
+    """Invoke ``function`` once with the JSON ``payload`` and wait for it.
+
+    :param function: the function's name (the core has checked it exists).
+    :param payload: the decoded JSON payload (any JSON value, or ``None``).
+    :param logs: the user asked for the invocation's log output.
+    :return: an :class:`~sls_py.provider.Invocation` holding the result or the
+        function's error. A function error is not an exception of the hook.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_run(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int:
+    """Serve the app until stopped (Ctrl-C / SIGTERM), for ``sls-py run``.
+
+    :param options: host, port, reload and other serving options.
+    :return: the process exit code.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_plan(spec: Spec, project: Project, ui: UI) -> Plan:
+    """Work out what ``deploy`` would change, making read-only calls only.
+
+    :return: a :class:`~sls_py.provider.Plan`; empty when nothing changed.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_deploy(spec: Spec, project: Project, ui: UI) -> DeployResult:
+    """Deploy the spec's stage: create, update and delete to match the spec.
+
+    :return: a :class:`~sls_py.provider.DeployResult` with what was applied
+        and the app's URL.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_remove(spec: Spec, project: Project, ui: UI) -> Plan:
+    """Delete everything of the spec's stage, and nothing of other stages.
+
+    :return: the steps that were carried out.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_url(spec: Spec, project: Project) -> str:
+    """The base URL of the stage's HTTP gateway."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_logs(
+    spec: Spec, project: Project, function: str, since_s: float | None, follow: bool
+) -> Iterable[LogRecord]:
+    """Log records of ``function``, oldest first.
+
+    :param since_s: only records from the last ``since_s`` seconds (``None``: all).
+    :param follow: keep yielding new records until interrupted.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_api_keys(spec: Spec, project: Project) -> list[ApiKey]:
+    """The stage's API keys, names and values (created if the provider keeps them)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI) -> Any:
+    """Fire a trigger by hand: upload a file, fire a schedule, send a message.
+
+    :param request: what to fire; see :class:`~sls_py.provider.TriggerRequest`.
+    :return: a JSON-able description of what happened (printed with ``--json``).
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def sls_py_add_commands(cli: typer.Typer) -> None:
+    """Add commands to the ``sls-py`` CLI (called on every plugin, at start-up).
+
+    Keep the module that implements this light: ``sls-py --help`` loads it.
+    """

@@ -1,0 +1,121 @@
+"""Types that cross between the core and provider plugins.
+
+A provider returns these from its hooks; the CLI prints them. They are plain
+dataclasses so a third-party provider needs nothing but ``sls_py`` to build them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .runtime.errors import ErrorInfo
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What a provider is and can do.
+
+    :param name: the name users pass to ``--provider``.
+    :param capabilities: names from :data:`sls_py.spec.CAPABILITIES` that the
+        provider honours. A spec using any other is refused before any hook runs.
+    :param not_emulated: capabilities that are accepted but not enforced, each
+        with a sentence saying so; the CLI prints them when the provider starts.
+    """
+
+    name: str
+    version: str
+    description: str = ""
+    capabilities: frozenset[str] = frozenset()
+    not_emulated: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Invocation:
+    """The result of invoking a function: its JSON result or its error."""
+
+    function: str
+    result: Any = None
+    error: ErrorInfo | None = None
+    request_id: str = ""
+    logs: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One change a deploy would make: ``action`` a ``kind`` named ``name``, because ``reason``."""
+
+    action: Literal["create", "update", "delete"]
+    kind: str
+    name: str
+    reason: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What a deploy (or remove) would do, in order. Empty when nothing changed."""
+
+    steps: list[PlanStep] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did, and where the app can be reached."""
+
+    applied: list[PlanStep] = field(default_factory=list)
+    url: str | None = None
+    api_keys: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key of the stage: its name and value."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One log line of a function."""
+
+    time: float
+    function: str
+    message: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``sls-py run`` should serve the app."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    reload: bool = True
+    json_logs: bool = False
+    clock: str | None = None
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    """Fire a trigger by hand: an upload, a schedule or a queue message.
+
+    ``kind`` is ``upload`` (``target`` the bucket, ``key`` and ``data``),
+    ``schedule`` (``target`` the function) or ``queue`` (``target`` the queue,
+    ``data`` the message body).
+    """
+
+    kind: Literal["upload", "schedule", "queue"]
+    target: str
+    key: str | None = None
+    data: bytes | None = None

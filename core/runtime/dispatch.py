@@ -1,0 +1,259 @@
+"""Calling a handler with a neutral event: the one place that knows the styles.
+
+A handler's first parameter's annotation says what it takes:
+
+============================  =============================================
+annotation                    what it receives
+============================  =============================================
+``HttpRequest``               the request (request style); returns Response
+``UploadEvent``               an upload
+``ScheduleEvent``             a schedule firing
+``QueueBatch``                a batch of messages
+``QueueMessage``              one message at a time (failures per message)
+anything else, or none        the JSON payload, validated into the annotated
+                              type with pydantic (payload style)
+============================  =============================================
+
+A second parameter, if present, receives the :class:`Context`.
+Every provider calls :func:`execute`, so the semantics are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+import traceback
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from .context import Context
+from .errors import ErrorInfo, HttpError, InvalidInput
+from .events import (
+    Event,
+    HttpRequest,
+    Payload,
+    QueueBatch,
+    QueueMessage,
+    Response,
+    ScheduleEvent,
+    UploadEvent,
+    to_jsonable,
+)
+
+STYLES = {
+    HttpRequest: "request",
+    UploadEvent: "upload",
+    ScheduleEvent: "schedule",
+    QueueBatch: "queue",
+    QueueMessage: "message",
+}
+
+
+@dataclass
+class Outcome:
+    """The result of one invocation, as data.
+
+    For an HTTP event, ``response`` is set unless the function failed with an
+    unhandled error (then the gateway answers 502). For other events,
+    ``result`` holds the JSON-able return value. ``error`` is set on failure.
+    """
+
+    result: Any = None
+    response: Response | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "response": self.response.to_wire() if self.response is not None else None,
+            "error": self.error.to_wire() if self.error is not None else None,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Outcome:
+        return cls(
+            result=data.get("result"),
+            response=Response.from_wire(data["response"]) if data.get("response") else None,
+            error=ErrorInfo.from_wire(data["error"]) if data.get("error") else None,
+        )
+
+
+@dataclass
+class Signature:
+    """What a handler takes, worked out once per handler."""
+
+    style: str
+    annotation: Any
+    wants_context: bool
+
+
+_signatures: dict[Any, Signature] = {}
+_adapters: dict[Any, Any] = {}
+
+
+def signature_of(func: Any) -> Signature:
+    """Classify ``func`` by its first parameter's annotation (cached)."""
+    cached = _signatures.get(func)
+    if cached is not None:
+        return cached
+    params = [
+        p
+        for p in inspect.signature(func).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: treat as unannotated
+        hints = {}
+    annotation = hints.get(params[0].name) if params else None
+    style = STYLES.get(annotation, "payload") if isinstance(annotation, type) else "payload"
+    sig = Signature(style=style, annotation=annotation, wants_context=len(params) >= 2)
+    _signatures[func] = sig
+    return sig
+
+
+def _validate(annotation: Any, payload: Any) -> Any:
+    """``payload`` validated into ``annotation`` (pydantic is imported only if needed)."""
+    if annotation is None or annotation is Any or annotation is inspect.Parameter.empty:
+        return payload
+    adapter = _adapters.get(annotation)
+    if adapter is None:
+        from pydantic import TypeAdapter  # the app uses pydantic types: it is installed
+
+        adapter = _adapters[annotation] = TypeAdapter(annotation)
+    from pydantic import ValidationError
+
+    try:
+        return adapter.validate_python(payload)
+    except ValidationError as exc:
+        errors = [
+            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidInput("Invalid request body", errors) from None
+
+
+def _call(func: Any, sig: Signature, arg: Any, ctx: Context) -> Any:
+    return func(arg, ctx) if sig.wants_context else func(arg)
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    if isinstance(exc, HttpError):
+        return ErrorInfo(type="HttpError", message=exc.message, status=exc.status, details=exc.details)
+    if isinstance(exc, InvalidInput):
+        return ErrorInfo(type="InvalidInput", message=exc.message, status=400, details=exc.errors)
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=str(exc),
+        traceback=traceback.format_exception(exc),
+    )
+
+
+def _as_response(value: Any) -> Response:
+    if isinstance(value, Response):
+        return value
+    if value is None:
+        return Response(status=204)
+    return Response.json(to_jsonable(value))
+
+
+def _error_response(info: ErrorInfo) -> Response:
+    body: dict[str, Any] = {"message": info.message}
+    if info.details is not None:
+        body["errors" if info.type == "InvalidInput" else "details"] = info.details
+    return Response.json(body, status=info.status or 502)
+
+
+def _http_payload(request: HttpRequest) -> Any:
+    """The payload a payload-style function gets from an HTTP request."""
+    if request.body.strip():
+        try:
+            return json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"Request body is not valid JSON: {exc}") from None
+    merged: dict[str, Any] = {k: v[0] for k, v in request.query.items() if v}
+    merged.update(request.path_params)
+    return merged or None
+
+
+def _run_messages(func: Any, sig: Signature, batch: QueueBatch, ctx: Context) -> dict[str, Any]:
+    failed: list[str] = []
+    for message in batch.messages:
+        try:
+            _call(func, sig, message, ctx)
+        except Exception:
+            ctx.logger.exception("message %s failed", message.id)
+            failed.append(message.id)
+    return {"failed": failed}
+
+
+def execute(func: Any, event: Event, ctx: Context) -> Outcome:
+    """Run ``func`` for ``event`` and describe what happened. Never raises
+    for errors of the handler's making."""
+    sig = signature_of(func)
+    try:
+        if isinstance(event, HttpRequest):
+            if sig.style == "request":
+                return Outcome(response=_as_response(_call(func, sig, event, ctx)))
+            if sig.style == "payload":
+                arg = _validate(sig.annotation, _http_payload(event))
+                return Outcome(response=_as_response(_call(func, sig, arg, ctx)))
+            raise InvalidInput(f"function {ctx.function_name!r} does not take HTTP requests")
+        if isinstance(event, QueueBatch) and sig.style == "message":
+            return Outcome(result=_run_messages(func, sig, event, ctx))
+        if isinstance(event, QueueBatch) and sig.style == "queue":
+            failed = _call(func, sig, event, ctx)
+            return Outcome(result={"failed": [str(f) for f in (failed or [])]})
+        if isinstance(event, Payload):
+            if sig.style != "payload":
+                raise InvalidInput(
+                    f"function {ctx.function_name!r} takes {sig.style} events, not a payload"
+                )
+            arg = _validate(sig.annotation, event.payload)
+            return Outcome(result=to_jsonable(_call(func, sig, arg, ctx)))
+        expected = {UploadEvent: "upload", ScheduleEvent: "schedule", QueueBatch: "queue"}
+        if sig.style in (expected[type(event)], "payload"):
+            arg = event if sig.style != "payload" else _validate(sig.annotation, event.to_wire())
+            return Outcome(result=to_jsonable(_call(func, sig, arg, ctx)))
+        raise InvalidInput(
+            f"function {ctx.function_name!r} takes {sig.style} events, not {expected[type(event)]}"
+        )
+    except Exception as exc:
+        info = _error_info(exc)
+        if info.status is None:
+            ctx.logger.error("%s: %s", info.type, info.message, exc_info=exc)
+        if isinstance(event, HttpRequest) and info.status is not None:
+            return Outcome(response=_error_response(info), error=info)
+        return Outcome(error=info)
+
+
+def load_app(ref: str) -> Any:
+    """Import ``module:attribute`` and return the app object it names."""
+    module_name, _, attr = ref.partition(":")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in (attr or "app").split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def find_function(app: Any, name: str) -> Any:
+    """The handler of function ``name`` in ``app``."""
+    try:
+        return app.functions[name].handler
+    except KeyError:
+        known = ", ".join(sorted(app.functions)) or "none"
+        raise LookupError(f"app {app.name!r} has no function {name!r} (known: {known})") from None
+
+
+def ensure_path(path: str) -> None:
+    """Put ``path`` first on ``sys.path`` (once)."""
+    if path not in sys.path:
+        sys.path.insert(0, path)

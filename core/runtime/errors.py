@@ -1,0 +1,73 @@
+"""Errors a function raises or that the runtime reports.
+
+These live in the runtime because they cross the process boundary: a handler
+raises :class:`HttpError`, a provider turns it into a status code.
+
+    Exception
+     +-- HttpError          raised by handlers: "answer with this status"
+     +-- InvalidInput       the payload did not validate (always a 400)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class HttpError(Exception):
+    """Raise in a handler to answer with ``status`` and ``{"message": message}``.
+
+    Works the same for every trigger: over HTTP it becomes the response status;
+    from ``sls-py invoke`` it is reported as an error with that status.
+    """
+
+    def __init__(self, status: int, message: str, *, details: Any = None) -> None:
+        if not 400 <= int(status) <= 599:
+            raise ValueError(f"HttpError status must be 4xx or 5xx, got {status}")
+        super().__init__(message)
+        self.status = int(status)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(Exception):
+    """The input could not be turned into the handler's annotated type."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors or []
+
+
+@dataclass
+class ErrorInfo:
+    """A function error as data: what crosses from a worker to a provider.
+
+    ``status`` is set for errors that have an HTTP meaning (HttpError, invalid
+    input, timeout); it is ``None`` for an unhandled exception.
+    """
+
+    type: str
+    message: str
+    status: int | None = None
+    traceback: list[str] = field(default_factory=list)
+    details: Any = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "status": self.status,
+            "traceback": self.traceback,
+            "details": self.details,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(
+            type=data["type"],
+            message=data["message"],
+            status=data.get("status"),
+            traceback=list(data.get("traceback") or []),
+            details=data.get("details"),
+        )

@@ -1,0 +1,66 @@
+"""How the core and providers talk to the person at the terminal.
+
+Everything goes to stderr, so stdout stays for results (JSON with ``--json``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+class UI:
+    """Progress, warnings and notes for the user. ``quiet`` drops progress."""
+
+    def __init__(self, *, quiet: bool = False, color: bool | None = None) -> None:
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.console = Console(stderr=True, highlight=False, no_color=color is False)
+
+    def info(self, message: str) -> None:
+        """A line of progress."""
+        if not self.quiet:
+            self.console.print(message, markup=False)
+
+    def step(self, action: str, kind: str, name: str, detail: str = "") -> None:
+        """One step of a deploy/remove: ``create function clonezero-dev-work-magic``."""
+        if not self.quiet:
+            colour = {"create": "green", "update": "yellow", "delete": "red"}.get(action, "cyan")
+            extra = f" [dim]{detail}[/dim]" if detail else ""
+            self.console.print(f"[{colour}]{action:>7}[/{colour}] {kind} [bold]{name}[/bold]{extra}")
+
+    def warn(self, message: str) -> None:
+        """Something the user should know; always shown."""
+        self.console.print(f"[yellow]warning:[/yellow] {message}", markup=True, highlight=False)
+
+    def print(self, *objects: Any) -> None:
+        """Anything rich can render (tables), to stderr."""
+        if not self.quiet:
+            self.console.print(*objects)
+
+
+class PlainUI(UI):
+    """A UI that writes plain lines, for tests and non-terminals."""
+
+    def __init__(self, stream: Any = None, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.stream = stream or sys.stderr
+        self.lines: list[str] = []
+
+    def _emit(self, line: str) -> None:
+        self.lines.append(line)
+        if not self.quiet:
+            print(line, file=self.stream)
+
+    def info(self, message: str) -> None:
+        self._emit(message)
+
+    def step(self, action: str, kind: str, name: str, detail: str = "") -> None:
+        self._emit(f"{action:>7} {kind} {name}" + (f" {detail}" if detail else ""))
+
+    def warn(self, message: str) -> None:
+        self._emit(f"warning: {message}")
+
+    def print(self, *objects: Any) -> None:
+        self._emit(" ".join(str(o) for o in objects))

@@ -1,0 +1,3 @@
+"""The AWS provider: Lambda, API Gateway, S3, EventBridge, SQS, DynamoDB."""
+
+__version__ = "0.1.0"

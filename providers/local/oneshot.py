@@ -1,0 +1,141 @@
+"""Run one invocation in a fresh worker process (``sls-py invoke --provider local``).
+
+The child reads one request as JSON on stdin and writes one outcome as JSON on
+the stdout it was started with; the function's own prints go to stderr. The
+parent kills the child when the function's timeout expires.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sls_py.config import Project, resolve_environment
+from sls_py.provider import Invocation
+from sls_py.runtime.errors import ErrorInfo
+from sls_py.spec import FunctionSpec, Spec
+
+
+def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict[str, str]:
+    """The environment a function's process starts with: the stage's, nothing else's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLS_PY_")}
+    env.update(resolve_environment(fn.environment))
+    source = str((project.root / spec.source).resolve())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
+    env["SLS_PY_APP"] = spec.app_ref
+    env["SLS_PY_SOURCE"] = source
+    env["SLS_PY_FUNCTION"] = fn.name
+    env["SLS_PY_STAGE"] = spec.stage
+    env["SLS_PY_PROVIDER"] = "local"
+    env["SLS_PY_RESOURCES"] = json.dumps(local_resources(spec, project))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
+    """The ``SLS_PY_RESOURCES`` value pointing functions at the local driver."""
+    return {
+        "driver": "sls_py_local.resources:LocalDriver",
+        "options": {"root": str(project.state_dir / "local" / spec.stage)},
+        "buckets": {b.name: b.qualified_name for b in spec.buckets},
+        "queues": {q.name: q.qualified_name for q in spec.queues},
+        "tables": {t.name: t.qualified_name for t in spec.tables},
+    }
+
+
+def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:
+    """Run ``function`` for ``event`` (wire form) in a new process; kill it at its timeout."""
+    fn = spec.function(function)
+    request_id = str(uuid.uuid4())
+    deadline_ms = int(time.time() * 1000 + fn.timeout_s * 1000)
+    request = {"event": event, "request_id": request_id, "deadline_ms": deadline_ms, "memory_mb": fn.memory_mb}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sls_py_local.oneshot"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=function_environment(spec, project, fn),
+        cwd=str(project.root),
+    )
+    try:
+        out, err = proc.communicate(json.dumps(request).encode(), timeout=fn.timeout_s + _startup_grace())
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return Invocation(
+            function=function,
+            request_id=request_id,
+            logs=err.decode("utf-8", "replace"),
+            error=ErrorInfo(
+                type="TimeoutError",
+                message=f"function {function!r} timed out after {fn.timeout_s:g} s and was stopped",
+                status=504,
+            ),
+        )
+    logs = err.decode("utf-8", "replace")
+    if proc.returncode != 0 or not out.strip():
+        return Invocation(
+            function=function,
+            request_id=request_id,
+            logs=logs,
+            error=ErrorInfo(
+                type="WorkerCrashed",
+                message=f"the worker process exited with code {proc.returncode} before answering",
+                traceback=logs.splitlines()[-20:],
+            ),
+        )
+    outcome = json.loads(out)
+    error = ErrorInfo.from_wire(outcome["error"]) if outcome.get("error") else None
+    return Invocation(function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs)
+
+
+def _startup_grace() -> float:
+    """Seconds allowed for interpreter start and imports, on top of the timeout."""
+    return float(os.environ.get("SLS_PY_STARTUP_GRACE_S", "5"))
+
+
+def _child() -> int:
+    """The worker side: run one request from stdin, write the outcome to stdout."""
+    import logging
+
+    result_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # the function's prints go to stderr with its logs
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    from sls_py.runtime import Context, event_from_wire, execute, find_function, load_app
+    from sls_py.runtime.context import make_logger
+
+    request = json.loads(sys.stdin.read())
+    source = os.environ["SLS_PY_SOURCE"]
+    if source not in sys.path:
+        sys.path.insert(0, source)
+    name = os.environ["SLS_PY_FUNCTION"]
+    try:
+        handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
+    except Exception as exc:
+        info = ErrorInfo(type=f"ImportError[{type(exc).__name__}]", message=str(exc))
+        result_out.write(json.dumps({"error": info.to_wire()}))
+        return 0
+    ctx = Context(
+        request_id=request["request_id"],
+        function_name=name,
+        stage=os.environ["SLS_PY_STAGE"],
+        deadline_ms=request["deadline_ms"],
+        memory_mb=request.get("memory_mb", 128),
+        provider="local",
+        logger=make_logger(name, request["request_id"]),
+    )
+    outcome = execute(handler, event_from_wire(request["event"]), ctx)
+    result_out.write(json.dumps(outcome.to_wire()))
+    result_out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child())
