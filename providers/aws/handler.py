@@ -152,7 +152,7 @@ def error_info(error_type: str, error_message: str) -> ErrorInfo:
     """The :class:`ErrorInfo` of a Lambda ``FunctionError`` raised by this adapter."""
     m = _STATUS_PREFIX.match(error_message or "")
     if m:
-        return ErrorInfo(type=error_type, message=error_message[m.end():], status=int(m.group(1)))
+        return ErrorInfo(type=error_type, message=error_message[m.end() :], status=int(m.group(1)))
     return ErrorInfo(type=error_type, message=error_message or "")
 
 
@@ -428,7 +428,9 @@ def _scheduled_event(event: dict[str, Any], config: Any) -> ScheduleEvent:
         match = known
     name, expression, payload = max(match, key=lambda s: len(s[0])) if match else (rule, "", None)
     return ScheduleEvent(
-        schedule=name, expression=expression, time=str(event.get("time") or _now_iso()),
+        schedule=name,
+        expression=expression,
+        time=str(event.get("time") or _now_iso()),
         payload=payload,
     )
 

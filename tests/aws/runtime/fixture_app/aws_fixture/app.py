@@ -1,0 +1,72 @@
+"""An app for the AWS adapter's tests: a queue worker, a binary route, a
+schedule with a payload, an unhandled error, and a probe of what got imported."""
+
+from __future__ import annotations
+
+import sys
+
+from sls_py import App, HttpRequest, QueueMessage, Response, ScheduleEvent, http, queue, schedule
+
+app = App("fixture")
+jobs = app.queue("jobs")
+done = app.queue("done")
+
+
+@app.function(name="worker", triggers=[queue("jobs", batch_size=10)])
+def worker(message: QueueMessage) -> None:
+    """Fail messages that ask for it; forward the others to ``done``."""
+    data = message.json()
+    if data.get("fail"):
+        raise ValueError(f"message {data['n']} asked to fail")
+    done.send({"done": data["n"], "attributes": message.attributes, "queue": message.queue})
+
+
+@app.function(name="files", triggers=[http("GET", "/files/{proxy+}", cors=True)])
+def files(request: HttpRequest) -> Response:
+    """Answer binary bytes and two cookies, echoing the path parameter in a header."""
+    return Response(
+        status=200,
+        body=b"\x89PNG\r\n\x1a\n\x00\xff",
+        headers={
+            "content-type": "image/png",
+            "x-proxy": request.path_params.get("proxy", ""),
+            "set-cookie": ["a=1; Path=/", "b=2; Path=/"],  # type: ignore[dict-item]
+        },
+    )
+
+
+@app.function(
+    name="tick", triggers=[schedule("rate(5 minutes)", name="tick", payload={"kind": "tick"})]
+)
+def tick(event: ScheduleEvent) -> dict[str, object]:
+    """Echo the schedule event."""
+    return {
+        "schedule": event.schedule,
+        "expression": event.expression,
+        "time": event.time,
+        "payload": event.payload,
+    }
+
+
+@app.function(name="boom")
+def boom(payload: dict[str, object]) -> None:
+    """Fail with an unhandled error."""
+    raise RuntimeError(f"boom: {payload.get('why')}")
+
+
+@app.function(name="where")
+def where(payload):  # unannotated: no validation, so pydantic stays unloaded
+    """Where the runtime was imported from, and whether boto3/typer/pluggy got loaded."""
+    import sls_py
+    import sls_py_aws.handler
+
+    return {
+        "sls_py": sls_py.__file__,
+        "handler": sls_py_aws.handler.__file__,
+        "loaded": sorted(
+            m
+            for m in ("boto3", "botocore", "typer", "pluggy", "rich", "pydantic")
+            if m in sys.modules
+        ),
+        "payload": payload,
+    }
