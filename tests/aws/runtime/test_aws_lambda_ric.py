@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import FIXTURE_APP, WORK_MAGIC, LambdaProcess, TaskRoot, extract_package
+from aws_runtime_support import FIXTURE_APP, WORK_MAGIC, LambdaProcess, TaskRoot, extract_package
 
 pytestmark = pytest.mark.slow
 

@@ -70,3 +70,9 @@ def where(payload):  # unannotated: no validation, so pydantic stays unloaded
         ),
         "payload": payload,
     }
+
+
+@app.function(name="crash", triggers=[http("GET", "/crash", cors=True)])
+def crash(request: HttpRequest) -> Response:
+    """An HTTP function with an unhandled error: the gateway must answer 502."""
+    raise RuntimeError("crashed on purpose")
