@@ -55,6 +55,7 @@ _PIP_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 # glibc of the Lambda base image: Amazon Linux 2023 for python3.12+, Amazon Linux 2 before.
 _GLIBC_MINOR = {True: 34, False: 26}
 
+_COMPLETE = ".complete"  # marks a finished dependency install in the cache
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644 << 16
 _COMPRESS_LEVEL = 6
@@ -273,11 +274,11 @@ def _app_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
 
 
 def _dependency_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
-    """Installed dependencies keep everything but bytecode caches and scripts."""
+    """Installed dependencies keep everything but bytecode caches, scripts and our marker."""
     name = rel_parts[-1]
     if is_dir:
         return name == "__pycache__" or (len(rel_parts) == 1 and name == "bin")
-    return name.endswith((".pyc", ".pyo"))
+    return name.endswith((".pyc", ".pyo")) or rel_parts == (_COMPLETE,)
 
 
 def _walk(root: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> Iterator[tuple[str, Path]]:
@@ -347,17 +348,17 @@ def install_dependencies(
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     cache = state_dir / "aws" / "deps"
     target = cache / digest
-    if (target / ".complete").is_file():
+    if (target / _COMPLETE).is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=cache))
     try:
         _pip_install(requirements, platform, work, wheel_dir)
-        (work / ".complete").write_text(key, encoding="utf-8")
+        (work / _COMPLETE).write_text(key, encoding="utf-8")
         try:
             work.rename(target)
         except OSError:  # another build finished first: use its copy
-            if not (target / ".complete").is_file():
+            if not (target / _COMPLETE).is_file():
                 raise
     finally:
         if work.exists():
