@@ -234,6 +234,8 @@ def build_package(
         )
     entries.update(app_files)
     entries.update(runtime_files)
+    if spec.provider_settings("aws").get("bytecode", True):
+        entries.update(bytecode_entries(entries, platform, project.state_dir))
 
     unzipped = sum(path.stat().st_size for path in entries.values())
     if unzipped > MAX_UNZIPPED_BYTES:
@@ -413,6 +415,62 @@ def _pip_install(
         f"installing the app's dependencies for {where} failed: " + " | ".join(last),
         hint="check [project.dependencies] in the app's pyproject.toml",
     )
+
+
+# --- bytecode ---------------------------------------------------------------------
+
+# Runs in a child with PYTHONHASHSEED=0 so set constants marshal in a fixed order.
+_COMPILER = """
+import json, os, py_compile, sys
+for source, arcname, target in json.load(sys.stdin):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    try:
+        py_compile.compile(source, cfile=target + ".tmp", dfile=arcname, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        continue  # Python reports the syntax error when the module is imported
+    os.replace(target + ".tmp", target)
+"""
+
+
+def bytecode_entries(
+    entries: dict[str, Path], platform: Platform, state_dir: Path
+) -> dict[str, Path]:
+    """``__pycache__`` files for every ``.py`` entry, when this Python matches the runtime.
+
+    Lambda's code folder is read-only, so without them every cold start compiles
+    every module from source. The files are unchecked-hash pycs (no timestamps),
+    compiled once per (name, source) and cached under ``.sls-py/aws/pyc/``.
+    Another Python version could not write bytecode the runtime accepts:
+    then nothing is added and Lambda compiles from source as usual.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if sys.implementation.name != "cpython" or version != platform.python_version:
+        return {}
+    tag = sys.implementation.cache_tag
+    cache = state_dir / "aws" / "pyc" / tag
+    out: dict[str, Path] = {}
+    jobs: list[list[str]] = []
+    for arcname, path in sorted(entries.items()):
+        if not arcname.endswith(".py"):
+            continue
+        key = hashlib.sha256(arcname.encode() + b"\0" + path.read_bytes()).hexdigest()
+        target = cache / key[:2] / f"{key}.pyc"
+        folder, _, name = arcname.rpartition("/")
+        pyc = f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc".lstrip("/")
+        if not target.is_file():
+            jobs.append([str(path), arcname, str(target)])
+        out[pyc] = target
+    if jobs:
+        subprocess.run(
+            [sys.executable, "-c", _COMPILER],
+            input=json.dumps(jobs),
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
+            check=True,
+            capture_output=True,
+        )
+    return {name: path for name, path in out.items() if path.is_file()}
 
 
 # --- the zip ----------------------------------------------------------------------

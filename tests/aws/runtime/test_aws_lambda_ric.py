@@ -113,6 +113,7 @@ def test_work_magic_http_and_direct_invoke(
 
     direct = fn.invoke({**spell, "spell": "multiplier", "x": 6, "y": 7})
     assert (direct.ok, direct.payload) == (True, {"result": 42})
+    assert "cast multiplier" in fn.log()  # the function's INFO logs reach Lambda's log
 
     refused = fn.invoke({**spell, "magic-word": "nope"})
     assert not refused.ok

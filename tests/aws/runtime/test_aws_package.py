@@ -277,3 +277,44 @@ def test_app_cannot_shadow_the_runtime(tmp_path: Path) -> None:
     (copy / "sls_py" / "__init__.py").write_text("")
     with pytest.raises(PackageError, match=re.escape("sls_py/__init__.py, which would replace")):
         _build(copy, include_dependencies=False)
+
+
+def test_bytecode_is_packed_when_this_python_matches_the_runtime(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import sysconfig
+
+    copy = _copy_work_magic(tmp_path)
+    here = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    pyproject = copy / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('runtime = "python3.12"', f'runtime = "{here}"')
+    )
+    built = _build(copy, include_dependencies=False)
+    tag = sys.implementation.cache_tag
+    sources = [f for f in built.files if f.endswith(".py")]
+    expected = {
+        f"{f.rpartition('/')[0]}/__pycache__/{f.rpartition('/')[2][:-3]}.{tag}.pyc".lstrip("/")
+        for f in sources
+    }
+    assert {f for f in built.files if f.endswith(".pyc")} == expected
+
+    # Compiled in a fresh child each time: the same bytes without the cache too.
+    shutil.rmtree(copy / ".sls-py")
+    assert _build(copy, include_dependencies=False).data == built.data
+
+    # The runtime really uses the bytecode: break every source, imports still work.
+    task = tmp_path / "task"
+    with zipfile.ZipFile(_bytes_file(built.data)) as zf:
+        zf.extractall(task)
+    for name in sources:
+        (task / name).write_text("raise SystemExit('source was read')\n")
+    site = sysconfig.get_paths()["purelib"]
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", "import sls_py_aws.handler, work_magic.app; print('ok')"],
+        cwd=task,
+        env={"PYTHONPATH": os.pathsep.join([str(task), site]), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (0, "ok"), proc.stderr
