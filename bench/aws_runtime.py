@@ -19,7 +19,9 @@ moment on the same (possibly busy) machine:
   on a shared machine measures the neighbours; both are reported, with the ratio;
 - the same after ``import awslambdaric.bootstrap``, i.e. with the modules AWS's
   runtime client has already loaded when it imports a handler;
-- ``python -X importtime``'s cumulative figure for ``sls_py_aws.handler``.
+- ``python -X importtime``'s cumulative figure for ``sls_py_aws.handler``;
+- the floor: the standard-library modules the runtime imports that
+  awslambdaric has not (dataclasses, inspect, typing, base64).
 
 Results are printed and written to ``bench/results/aws_runtime.json``.
 """
@@ -47,6 +49,8 @@ BARE_HANDLER = """import json
 def handle(event, context):
     return json.loads(json.dumps(event))
 """
+
+STDLIB_FLOOR = "dataclasses, inspect, typing, base64"
 
 TIMER = (
     "import time\n{prelude}\n"
@@ -130,6 +134,8 @@ def run(runs: int) -> dict[str, Any]:
             "bytecode": (pyc_root, "sls_py_aws.handler", ""),
             "bare_after_ric": (pyc_root, "bare_handler", "import awslambdaric.bootstrap"),
             "bytecode_after_ric": (pyc_root, "sls_py_aws.handler", "import awslambdaric.bootstrap"),
+            # the standard-library modules the runtime needs that awslambdaric has not loaded
+            "stdlib_after_ric": (pyc_root, STDLIB_FLOOR, "import awslambdaric.bootstrap"),
         }
         samples: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
         for args in cases.values():  # warm the file cache
@@ -165,6 +171,7 @@ def run(runs: int) -> dict[str, Any]:
         "import_fresh_bytecode": overhead("bytecode", "bare"),
         "import_after_awslambdaric_bytecode": overhead("bytecode_after_ric", "bare_after_ric"),
         "importtime_cumulative_ms_bytecode": round(importtime_ms, 2),
+        "stdlib_floor_after_awslambdaric": overhead("stdlib_after_ric", "bare_after_ric"),
     }
 
 
@@ -195,6 +202,11 @@ def main() -> None:
             f"{f['overhead_wall_ms']:.2f} ms wall  (target < 15 ms)"
         )
     print(f"-X importtime cumulative (bytecode): {figures['importtime_cumulative_ms_bytecode']} ms")
+    floor = figures["stdlib_floor_after_awslambdaric"]
+    print(
+        f"of which stdlib ({STDLIB_FLOOR}) after awslambdaric: "
+        f"{floor['overhead_cpu_ms']:.2f} ms cpu"
+    )
 
 
 if __name__ == "__main__":
