@@ -80,7 +80,7 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from sls_py.runtime import (
     Context,
@@ -123,7 +123,7 @@ class FunctionError(Exception):
 _error_classes: dict[str, type[FunctionError]] = {}
 
 
-def _raise(info: ErrorInfo) -> None:
+def _raise(info: ErrorInfo) -> NoReturn:
     """Raise ``info`` as an exception whose class name is ``info.type``."""
     name = info.type if info.type.isidentifier() else "FunctionError"
     cls = _error_classes.get(name)
@@ -227,9 +227,10 @@ def handle(event: Any, context: Any = None) -> Any:
         outcome = execute(config.handler, neutral, ctx)
         return _http_response(outcome, neutral, event, config)
     if kind == "upload":
-        results = []
-        for upload in neutral if isinstance(neutral, list) else [neutral]:
-            results.append(_result(execute(config.handler, upload, ctx)))
+        # every record runs, then the first failure (if any) fails the invocation
+        uploads = neutral if isinstance(neutral, list) else [neutral]
+        outcomes = [execute(config.handler, upload, ctx) for upload in uploads]
+        results = [_result(outcome) for outcome in outcomes]
         return results[0] if len(results) == 1 else results
     if kind == "queue":
         outcome = execute(config.handler, neutral, ctx)
@@ -496,7 +497,6 @@ def _http_response(
         # an unhandled error: Lambda reports it and API Gateway answers 502
         _raise(outcome.error or ErrorInfo(type="FunctionError", message="no response"))
     response = outcome.response
-    assert response is not None
     multi = {
         k.lower(): [str(x) for x in v]
         for k, v in response.headers.items()

@@ -339,3 +339,41 @@ def test_error_message_round_trip() -> None:
     assert error_info("ValueError", "no status here") == ErrorInfo(
         type="ValueError", message="no status here"
     )
+
+
+def test_every_upload_record_runs_before_a_failure_is_raised(
+    aws_event: Callable[[str], Any], fixture_function: Callable[..., None]
+) -> None:
+    fixture_function("intake", resources={"buckets": {"inbox": "clonezero-dev-uploads"}})
+    import aws_fixture.app
+
+    aws_fixture.app.SEEN.clear()
+    event = aws_event("s3_put_two_records.json")
+    event["Records"][0]["s3"]["object"]["key"] = "bad+one.jpg"
+    with pytest.raises(FunctionError) as caught:
+        handler.handle(event, None)
+    assert (type(caught.value).__name__, str(caught.value)) == (
+        "ValueError",
+        "cannot take bad one.jpg",
+    )
+    assert aws_fixture.app.SEEN == ["inbox:bad one.jpg", "inbox:photos/café (2)+plus.jpg"]
+
+    aws_fixture.app.SEEN.clear()
+    event["Records"][0]["s3"]["object"]["key"] = "good.jpg"
+    assert handler.handle(event, None) == ["good.jpg", "photos/café (2)+plus.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "text"),
+    [
+        ("application/json", True),
+        ("text/html; charset=utf-8", True),
+        ("application/problem+json", True),
+        ("Application/XML", True),
+        ("image/png", False),
+        ("application/octet-stream", False),
+        ("", False),
+    ],
+)
+def test_which_bodies_go_out_as_text(content_type: str, text: bool) -> None:
+    assert handler._is_text(content_type) is text

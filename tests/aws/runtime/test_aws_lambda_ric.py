@@ -258,6 +258,14 @@ def test_runtime_comes_from_the_zip_and_stays_light(
         "handler": str(root / "sls_py_aws" / "handler.py"),
         "loaded": [],
         "payload": {"ping": [1, 2]},
+        "context": {
+            "request_id": answer.request_id,
+            "function_name": "where",
+            "stage": "dev",
+            "memory_mb": 256,
+            "provider": "aws",
+            "deadline_in_30s": True,
+        },
     }
 
 

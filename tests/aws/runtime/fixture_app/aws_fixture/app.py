@@ -5,11 +5,24 @@ from __future__ import annotations
 
 import sys
 
-from sls_py import App, HttpRequest, QueueMessage, Response, ScheduleEvent, http, queue, schedule
+from sls_py import (
+    App,
+    HttpRequest,
+    QueueMessage,
+    Response,
+    ScheduleEvent,
+    UploadEvent,
+    http,
+    queue,
+    schedule,
+    upload,
+)
 
 app = App("fixture")
 jobs = app.queue("jobs")
 done = app.queue("done")
+inbox = app.bucket("inbox")
+SEEN: list[str] = []
 
 
 @app.function(name="worker", triggers=[queue("jobs", batch_size=10)])
@@ -55,7 +68,7 @@ def boom(payload: dict[str, object]) -> None:
 
 
 @app.function(name="where")
-def where(payload):  # unannotated: no validation, so pydantic stays unloaded
+def where(payload, ctx):  # unannotated: no validation, so pydantic stays unloaded
     """Where the runtime was imported from, and whether boto3/typer/pluggy got loaded."""
     import sls_py
     import sls_py_aws.handler
@@ -69,6 +82,14 @@ def where(payload):  # unannotated: no validation, so pydantic stays unloaded
             if m in sys.modules
         ),
         "payload": payload,
+        "context": {
+            "request_id": ctx.request_id,
+            "function_name": ctx.function_name,
+            "stage": ctx.stage,
+            "memory_mb": ctx.memory_mb,
+            "provider": ctx.provider,
+            "deadline_in_30s": 0 < ctx.remaining_ms() <= 30_000,
+        },
     }
 
 
@@ -76,3 +97,12 @@ def where(payload):  # unannotated: no validation, so pydantic stays unloaded
 def crash(request: HttpRequest) -> Response:
     """An HTTP function with an unhandled error: the gateway must answer 502."""
     raise RuntimeError("crashed on purpose")
+
+
+@app.function(name="intake", triggers=[upload("inbox")])
+def intake(event: UploadEvent) -> str:
+    """Remember each key; fail keys that contain "bad"."""
+    SEEN.append(f"{event.bucket}:{event.key}")
+    if "bad" in event.key:
+        raise ValueError(f"cannot take {event.key}")
+    return event.key
