@@ -6,6 +6,11 @@ outcome back into what the event source expects.
 Environment contract (set by the deployer on each Lambda function)
 ===================================================================
 
+Build it with :func:`sls_py_aws.environment.lambda_environment` (``spec``,
+``fn``, ``names=`` physical-name overrides): it returns exactly these
+variables with canonical JSON, plus the function's own environment, and
+refuses reserved names and environments over Lambda's 4 KB.
+
 ``SLS_PY_APP``        ``"module:attr"`` of the App (``spec.app_ref``), importable
                       from the zip's root.
 ``SLS_PY_FUNCTION``   the function's sls-py name (``"work-magic"``), not the

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from aws_runtime_support import FIXTURE_APP, WORK_MAGIC, LambdaProcess, TaskRoot, extract_package
+from sls_py_aws.environment import lambda_environment
 
 pytestmark = pytest.mark.slow
 
@@ -28,25 +29,9 @@ def fixture_root(tmp_path_factory: pytest.TempPathFactory) -> TaskRoot:
     return extract_package(FIXTURE_APP, tmp_path_factory.mktemp("fx") / "task")
 
 
-def _cors_env(root: TaskRoot, function: str) -> str:
-    fn = root.spec.function(function)
-    return json.dumps(
-        {f"{t.method} {t.path}": t.cors.model_dump() for t in fn.http_triggers() if t.cors}
-    )
-
-
-def _function_env(root: TaskRoot, function: str, resources: dict[str, Any]) -> dict[str, str]:
-    """The environment contract of sls_py_aws.handler, as the deployer sets it."""
-    return {
-        "SLS_PY_APP": root.spec.app_ref,
-        "SLS_PY_FUNCTION": function,
-        "SLS_PY_STAGE": root.spec.stage,
-        "SLS_PY_RESOURCES": json.dumps(
-            {"driver": "sls_py_aws.resources:AwsDriver", "options": {}, **resources}
-        ),
-        "SLS_PY_CORS": _cors_env(root, function),
-        **root.spec.function(function).environment,
-    }
+def _function_env(root: TaskRoot, function: str, names: dict[str, Any]) -> dict[str, str]:
+    """The environment the deployer sets (sls_py_aws.environment), names from moto."""
+    return lambda_environment(root.spec, root.spec.function(function), names=names)
 
 
 def _http_event(aws_event: Callable[[str], Any], body: dict[str, Any]) -> dict[str, Any]:
