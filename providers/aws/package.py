@@ -284,10 +284,17 @@ def _dependency_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
 
 
 def _walk(root: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> Iterator[tuple[str, Path]]:
-    """(archive name, path) for every file under ``root`` that ``skip`` keeps."""
+    """(archive name, path) for every file under ``root`` that ``skip`` keeps.
+
+    A folder holding ``pyvenv.cfg`` is a virtualenv, whatever its name: never walked.
+    """
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root).parts
-        dirnames[:] = sorted(d for d in dirnames if not skip((*rel, d), True))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not skip((*rel, d), True) and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+        )
         for name in sorted(filenames):
             path = Path(dirpath, name)
             if skip((*rel, name), False) or not path.is_file():

@@ -160,6 +160,8 @@ def test_secrets_tests_and_caches_are_never_packed(tmp_path: Path) -> None:
         "work_magic/__pycache__/app.cpython-311.pyc",
         ".sls-py/state/dev.json",
         ".venv/lib/python3.11/site-packages/evil.py",
+        "myenv/pyvenv.cfg",
+        "myenv/lib/python3.11/site-packages/evil.py",
         ".git/config",
         ".pytest_cache/v/cache/lastfailed",
         "credentials",
