@@ -56,10 +56,11 @@ Events handled
 - S3 ``ObjectCreated`` records -> one ``UploadEvent`` per record (keys
   URL-decoded, bucket mapped back to the app's name).
 - EventBridge scheduled events -> ``ScheduleEvent``: ``time`` from the event,
-  the schedule found by rule name: a rule named ``<anything><schedule name>``
-  (the deployer uses ``<app>-<stage>-<schedule name>``) matches the function's
-  schedule trigger of that name. A target with a constant ``Input`` may send
-  instead ``{"sls_py_schedule": {"name": "nightly", "expression": "...",
+  the schedule found by rule name: a rule named ``<schedule name>`` or
+  ``...-<schedule name>`` (name rules ``spec.qualified(schedule.name)``, i.e.
+  ``<app>-<stage>-<schedule name>``) matches the function's schedule trigger of
+  that name; a function with one schedule matches any rule. A target with a
+  constant ``Input`` may send instead ``{"sls_py_schedule": {"name": "nightly", "expression": "...",
   "payload": ..., "time": "..."}}`` (every key but ``name`` optional; with an
   ``InputTransformer``, ``"time": "<time>"`` from ``$.time`` keeps the real time).
 - SQS batches -> ``QueueBatch``; answers ``{"batchItemFailures":
@@ -73,6 +74,12 @@ invocation reports ``FunctionError``: ``errorType`` is the error's type
 the message, prefixed with ``[status] `` when the error has one
 (``"[403] Wrong magic word"``). :func:`error_info` turns such a pair back into
 an :class:`~sls_py.runtime.errors.ErrorInfo`.
+
+For the deployer: with ``binaryMediaTypes = ["*/*"]`` on the REST API, binary
+responses (``isBase64Encoded``) reach clients as bytes, and request bodies
+then arrive base64-encoded, which this adapter decodes. API Gateway writes the
+502 of an unhandled error itself, so CORS headers on it need a ``DEFAULT_5XX``
+gateway response.
 
 Import cost matters (it is cold-start time): this module imports only the
 standard library and ``sls_py.runtime``; everything else is imported lazily.
