@@ -431,12 +431,13 @@ _COMPILER = """
 import json, os, py_compile, sys
 for source, arcname, target in json.load(sys.stdin):
     os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.{os.getpid()}.tmp"  # builds running side by side share the cache
     try:
-        py_compile.compile(source, cfile=target + ".tmp", dfile=arcname, doraise=True,
+        py_compile.compile(source, cfile=tmp, dfile=arcname, doraise=True,
                            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
     except py_compile.PyCompileError:
         continue  # Python reports the syntax error when the module is imported
-    os.replace(target + ".tmp", target)
+    os.replace(tmp, target)
 """
 
 
