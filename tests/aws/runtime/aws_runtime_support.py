@@ -7,6 +7,8 @@ name no other test folder uses; conftest.py re-exports the fixtures."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import queue
@@ -98,20 +100,80 @@ class TaskRoot:
     spec: Any
 
 
-def extract_package(project_dir: Path, dest: Path) -> TaskRoot:
-    """Build ``project_dir``'s zip without third-party deps and extract it into ``dest``."""
+def extract_package(project_dir: Path, dest: Path, wheel_dir: Path | None = None) -> TaskRoot:
+    """Build ``project_dir``'s zip and extract it into ``dest``: without third-party
+    deps, or with them from ``wheel_dir`` (never an index)."""
     from sls_py.config import load_project
     from sls_py_aws.package import build_package
 
     project = load_project(project_dir)
     spec = project.spec()
-    built = build_package(spec, project, include_dependencies=False)
+    built = build_package(
+        spec, project, include_dependencies=wheel_dir is not None, wheel_dir=wheel_dir
+    )
     dest.mkdir(parents=True, exist_ok=True)
     zip_path = dest.parent / f"{dest.name}.zip"
     zip_path.write_bytes(built.data)
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(dest)
     return TaskRoot(path=dest, files=built.files, spec=spec)
+
+
+# --- a tiny project with a dependency from a local wheel -------------------------------
+
+MINI_APP = """
+from sls_py import App
+
+app = App("mini")
+
+
+@app.function(name="hello")
+def hello(payload):
+    import tinydep
+
+    return {"value": tinydep.VALUE, "from": tinydep.__file__}
+"""
+
+
+def mini_project(tmp_path: Path, dependencies: list[str], aws: str = "") -> Path:
+    root = tmp_path / "mini"
+    (root / "mini_app").mkdir(parents=True)
+    (root / "mini_app" / "__init__.py").write_text("")
+    (root / "mini_app" / "app.py").write_text(MINI_APP)
+    deps = ", ".join(f'"{d}"' for d in dependencies)
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "mini"\nversion = "0.1.0"\ndependencies = [{deps}]\n\n'
+        f'[tool.sls-py]\napp = "mini_app.app:app"\n\n[tool.sls-py.providers.aws]\n{aws}\n'
+    )
+    return root
+
+
+def write_wheel(folder: Path, name: str, tag: str = "py3-none-any", value: int = 42) -> Path:
+    """Write a minimal valid wheel for module ``name`` into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dist = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VALUE = {value}\n".encode(),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+        f"{dist}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: sls-py-tests\n"
+            f"Root-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\nTag: {tag}\n"
+        ).encode(),
+    }
+    record = (
+        "".join(
+            f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+            f"{len(data)}\n"
+            for path, data in files.items()
+        )
+        + f"{dist}/RECORD,,\n"
+    )
+    files[f"{dist}/RECORD"] = record.encode()
+    path = folder / f"{name}-1.0-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        for arcname, data in files.items():
+            zf.writestr(arcname, data)
+    return path
 
 
 # --- a minimal Lambda Runtime API ----------------------------------------------------------

@@ -13,7 +13,15 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_runtime_support import FIXTURE_APP, WORK_MAGIC, LambdaProcess, TaskRoot, extract_package
+from aws_runtime_support import (
+    FIXTURE_APP,
+    WORK_MAGIC,
+    LambdaProcess,
+    TaskRoot,
+    extract_package,
+    mini_project,
+    write_wheel,
+)
 from sls_py_aws.environment import lambda_environment
 
 pytestmark = pytest.mark.slow
@@ -292,3 +300,18 @@ def test_app_that_cannot_load_reports_a_clear_error(
         "cannot load aws_fixture.missing:app: ModuleNotFoundError: "
         "No module named 'aws_fixture.missing'"
     )
+
+
+def test_dependency_from_a_wheel_runs_from_the_zip(
+    tmp_path: Path, start_lambda: Callable[..., LambdaProcess]
+) -> None:
+    write_wheel(tmp_path / "wheels", "tinydep", value=7)
+    project = mini_project(tmp_path, ["tinydep==1.0"])
+    root = extract_package(project, tmp_path / "task", wheel_dir=tmp_path / "wheels")
+    assert "tinydep/__init__.py" in root.files
+    fn = start_lambda(root.path, _function_env(root, "hello", {}))
+    answer = fn.invoke({})
+    assert (answer.ok, answer.payload) == (
+        True,
+        {"value": 7, "from": str(root.path / "tinydep" / "__init__.py")},
+    ), fn.log()

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from aws_runtime_support import WORK_MAGIC
+from aws_runtime_support import WORK_MAGIC, mini_project, write_wheel
 from sls_py.config import load_project
 from sls_py_aws.package import (
     HANDLER,
@@ -36,19 +36,6 @@ RUNTIME_FILES = [
     "sls_py_aws/resources.py",
 ]
 
-MINI_APP = """
-from sls_py import App
-
-app = App("mini")
-
-
-@app.function(name="hello")
-def hello(payload):
-    import tinydep
-
-    return {"value": tinydep.VALUE}
-"""
-
 
 def _build(root: Path, *, bytecode: bool = False, **kw: object) -> BuiltPackage:
     """Build ``root``'s zip; without bytecode unless asked, so the expected file
@@ -64,47 +51,6 @@ def _copy_work_magic(tmp_path: Path) -> Path:
     dest = tmp_path / "work_magic"
     shutil.copytree(WORK_MAGIC, dest, ignore=shutil.ignore_patterns("__pycache__", ".sls-py"))
     return dest
-
-
-def _mini_project(tmp_path: Path, dependencies: list[str], aws: str = "") -> Path:
-    root = tmp_path / "mini"
-    (root / "mini_app").mkdir(parents=True)
-    (root / "mini_app" / "__init__.py").write_text("")
-    (root / "mini_app" / "app.py").write_text(MINI_APP)
-    deps = ", ".join(f'"{d}"' for d in dependencies)
-    (root / "pyproject.toml").write_text(
-        f'[project]\nname = "mini"\nversion = "0.1.0"\ndependencies = [{deps}]\n\n'
-        f'[tool.sls-py]\napp = "mini_app.app:app"\n\n[tool.sls-py.providers.aws]\n{aws}\n'
-    )
-    return root
-
-
-def _wheel(folder: Path, name: str, tag: str = "py3-none-any", value: int = 42) -> Path:
-    """Write a minimal valid wheel for module ``name`` into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dist = f"{name}-1.0.dist-info"
-    files = {
-        f"{name}/__init__.py": f"VALUE = {value}\n".encode(),
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
-        f"{dist}/WHEEL": (
-            f"Wheel-Version: 1.0\nGenerator: sls-py-tests\n"
-            f"Root-Is-Purelib: {'true' if tag.endswith('any') else 'false'}\nTag: {tag}\n"
-        ).encode(),
-    }
-    record = (
-        "".join(
-            f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
-            f"{len(data)}\n"
-            for path, data in files.items()
-        )
-        + f"{dist}/RECORD,,\n"
-    )
-    files[f"{dist}/RECORD"] = record.encode()
-    path = folder / f"{name}-1.0-{tag}.whl"
-    with zipfile.ZipFile(path, "w") as zf:
-        for arcname, data in files.items():
-            zf.writestr(arcname, data)
-    return path
 
 
 def test_example_app_zip_is_small_and_holds_code_and_runtime_only() -> None:
@@ -204,8 +150,8 @@ def test_secrets_tests_and_caches_are_never_packed(tmp_path: Path) -> None:
 
 def test_local_wheel_dependency_is_installed_and_cached(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    _wheel(wheels, "tinydep")
-    root = _mini_project(tmp_path, ["tinydep==1.0", "sls-py>=0.1"])
+    write_wheel(wheels, "tinydep")
+    root = mini_project(tmp_path, ["tinydep==1.0", "sls-py>=0.1"])
 
     built = _build(root, wheel_dir=wheels)
     assert [f for f in built.files if not f.startswith(("sls_py", "mini_app"))] == [
@@ -231,11 +177,11 @@ def test_local_wheel_dependency_is_installed_and_cached(tmp_path: Path) -> None:
 
 def test_platform_wheel_matches_the_architecture(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    _wheel(wheels, "fastdep", tag="cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64")
-    x86 = _mini_project(tmp_path / "x86", ["fastdep"], 'runtime = "python3.12"')
+    write_wheel(wheels, "fastdep", tag="cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64")
+    x86 = mini_project(tmp_path / "x86", ["fastdep"], 'runtime = "python3.12"')
     assert "fastdep/__init__.py" in _build(x86, wheel_dir=wheels).files
 
-    arm = _mini_project(tmp_path / "arm", ["fastdep"], 'architecture = "arm64"')
+    arm = mini_project(tmp_path / "arm", ["fastdep"], 'architecture = "arm64"')
     with pytest.raises(PackageError) as caught:
         _build(arm, wheel_dir=wheels)
     assert caught.value.message == (
@@ -247,8 +193,8 @@ def test_platform_wheel_matches_the_architecture(tmp_path: Path) -> None:
 
 def test_missing_wheel_is_a_clear_error(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    _wheel(wheels, "tinydep")
-    root = _mini_project(tmp_path, ["tinydep==1.0", "nowheel>=2"])
+    write_wheel(wheels, "tinydep")
+    root = mini_project(tmp_path, ["tinydep==1.0", "nowheel>=2"])
     with pytest.raises(PackageError) as caught:
         _build(root, wheel_dir=wheels)
     assert caught.value.message.startswith("dependency 'nowheel>=2' has no wheel for Lambda")
@@ -263,7 +209,7 @@ def test_missing_wheel_is_a_clear_error(tmp_path: Path) -> None:
     ],
 )
 def test_bad_platform_settings(tmp_path: Path, setting: str, message: str) -> None:
-    root = _mini_project(tmp_path, [], setting)
+    root = mini_project(tmp_path, [], setting)
     with pytest.raises(PackageError, match=message):
         _build(root)
 
