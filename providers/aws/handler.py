@@ -551,7 +551,9 @@ def _setup_logging() -> None:
         logging.getLogger("sls_py").setLevel(logging.INFO)
 
 
-_setup_logging()
-if os.environ.get("SLS_PY_APP") and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    # Inside Lambda: load the app during init, which runs with a full CPU.
-    _current()
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # Inside Lambda: logging as functions expect it, and the app loaded during
+    # init (which runs before the first event, with a full CPU).
+    _setup_logging()
+    if os.environ.get("SLS_PY_APP"):
+        _current()
