@@ -120,7 +120,7 @@ def providers(json_out: JsonOpt = False) -> None:
     """List installed providers with version, capabilities and commands."""
     plugins = _plugins()
     found = plugins.providers()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": p.name,
             "version": p.info.version,
@@ -216,7 +216,8 @@ def run(
     reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Reload on source changes.")] = True,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Logs as JSON lines.")] = False,
     clock: Annotated[
-        str | None, typer.Option(help="Run schedules on a test clock: 'START[@SPEED]', e.g. 2026-01-01T00:00@3600.")
+        str | None,
+        typer.Option(help="Run schedules on a test clock: 'START[@SPEED]', e.g. 2026-01-01T00:00@3600."),
     ] = None,
 ) -> None:
     """Serve the app: HTTP gateway, workers, schedules, buckets, queues."""
@@ -238,7 +239,13 @@ def _print_plan(plan: Any, ui: UI, empty: str) -> None:
 def _plan_json(plan: Any) -> dict[str, Any]:
     return {
         "steps": [
-            {"action": s.action, "kind": s.kind, "name": s.name, "reason": s.reason, "details": dict(s.details)}
+            {
+                "action": s.action,
+                "kind": s.kind,
+                "name": s.name,
+                "reason": s.reason,
+                "details": dict(s.details),
+            }
             for s in plan.steps
         ]
     }
