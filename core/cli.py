@@ -460,8 +460,14 @@ def _add_plugin_commands() -> None:
         typer.echo(f"warning: a plugin failed to add its commands: {exc}", err=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sls-py`` console script."""
+def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> int:
+    """Entry point of the ``sls-py`` console script.
+
+    :param plugins: use these plugins instead of the installed ones (for tests).
+    """
+    if plugins is not None:
+        _state.clear()
+        _state["plugins"] = plugins
     _add_plugin_commands()
     try:
         cli(args=argv, standalone_mode=False)
