@@ -236,19 +236,17 @@ def _print_plan(plan: Any, ui: UI, empty: str) -> None:
         ui.step(step.action, step.kind, step.name, step.reason)
 
 
-def _plan_json(plan: Any) -> dict[str, Any]:
-    return {
-        "steps": [
-            {
-                "action": s.action,
-                "kind": s.kind,
-                "name": s.name,
-                "reason": s.reason,
-                "details": dict(s.details),
-            }
-            for s in plan.steps
-        ]
-    }
+def _steps_json(steps: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "action": s.action,
+            "kind": s.kind,
+            "name": s.name,
+            "reason": s.reason,
+            "details": dict(s.details),
+        }
+        for s in steps
+    ]
 
 
 @cli.command()
@@ -262,7 +260,7 @@ def plan(
     s = _session(project, stage, provider)
     result = s.call("sls_py_plan", ui=s.ui)
     if json_out:
-        _print_json(_plan_json(result))
+        _print_json({"steps": _steps_json(result.steps)})
     else:
         _print_plan(result, s.ui, "No changes: the deployed stage matches the app.")
 
@@ -279,8 +277,12 @@ def deploy(
     result = s.call("sls_py_deploy", ui=s.ui)
     if json_out:
         _print_json(
-            {"applied": _plan_json(type("P", (), {"steps": result.applied}))["steps"],
-             "url": result.url, "api_keys": result.api_keys, "outputs": result.outputs}
+            {
+                "applied": _steps_json(result.applied),
+                "url": result.url,
+                "api_keys": result.api_keys,
+                "outputs": result.outputs,
+            }
         )
         return
     s.ui.info(f"Deployed {s.spec.app} stage {s.spec.stage}: {len(result.applied)} change(s).")
@@ -301,7 +303,7 @@ def remove(
     s = _session(project, stage, provider)
     result = s.call("sls_py_remove", ui=s.ui)
     if json_out:
-        _print_json(_plan_json(result))
+        _print_json({"steps": _steps_json(result.steps)})
     else:
         s.ui.info(f"Removed {s.spec.app} stage {s.spec.stage}: {len(result.steps)} resource(s).")
 
