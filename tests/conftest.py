@@ -18,7 +18,9 @@ WORK_MAGIC = REPO / "apps" / "work_magic"
 def work_magic(tmp_path: Path) -> Path:
     """A private copy of the example app, so state written by a test stays in tmp_path."""
     dest = tmp_path / "work_magic"
-    shutil.copytree(WORK_MAGIC, dest, ignore=shutil.ignore_patterns(".sls-py", "__pycache__", ".pytest_cache"))
+    shutil.copytree(
+        WORK_MAGIC, dest, ignore=shutil.ignore_patterns(".sls-py", "__pycache__", ".pytest_cache")
+    )
     return dest
 
 

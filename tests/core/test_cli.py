@@ -69,7 +69,10 @@ def test_timeout_kills_the_function(tmp_path: Path) -> None:
     )
     done = run_cli("invoke", "nap", "--project", str(root), env={"SLS_PY_STARTUP_GRACE_S": "1"})
     assert done.returncode == 1
-    assert done.stderr == "nap failed: TimeoutError (status 504): function 'nap' timed out after 0.5 s and was stopped\n"
+    assert (
+        done.stderr
+        == "nap failed: TimeoutError (status 504): function 'nap' timed out after 0.5 s and was stopped\n"
+    )
 
 
 def test_not_a_project(tmp_path: Path) -> None:

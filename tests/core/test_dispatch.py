@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-
-from sls_py import Context, HttpError, HttpRequest, QueueBatch, QueueMessage, Response, ScheduleEvent, UploadEvent
+from sls_py import (
+    Context,
+    HttpError,
+    HttpRequest,
+    QueueBatch,
+    QueueMessage,
+    Response,
+    ScheduleEvent,
+    UploadEvent,
+)
 from sls_py.runtime import Outcome, Payload, event_from_wire, execute, signature_of
 
 
@@ -19,7 +27,9 @@ class Pair(BaseModel):
 
 
 def ctx() -> Context:
-    return Context(request_id="r-1", function_name="f", stage="dev", deadline_ms=int(time.time() * 1000) + 5000)
+    return Context(
+        request_id="r-1", function_name="f", stage="dev", deadline_ms=int(time.time() * 1000) + 5000
+    )
 
 
 def add(pair: Pair, ctx: Context) -> dict[str, int]:
@@ -67,7 +77,9 @@ def per_batch(batch: QueueBatch) -> list[str]:
 
 
 def test_signatures() -> None:
-    styles = [signature_of(f).style for f in (add, echo_request, on_upload, on_schedule, per_message, per_batch)]
+    styles = [
+        signature_of(f).style for f in (add, echo_request, on_upload, on_schedule, per_message, per_batch)
+    ]
     assert styles == ["payload", "request", "upload", "schedule", "message", "queue"]
     assert signature_of(echo_request).wants_context is False
 
@@ -127,7 +139,10 @@ def test_http_error_status_passes_through() -> None:
     over_http = execute(refuse, HttpRequest(method="GET", path="/"), ctx())
     assert over_http.response is not None
     assert over_http.response.status == 418
-    assert json.loads(over_http.response.encoded()[0]) == {"message": "I'm a teapot", "details": {"why": "tea"}}
+    assert json.loads(over_http.response.encoded()[0]) == {
+        "message": "I'm a teapot",
+        "details": {"why": "tea"},
+    }
 
 
 def test_unhandled_error_is_a_function_error_without_response() -> None:
@@ -156,7 +171,9 @@ def test_queue_messages_fail_one_by_one() -> None:
         messages=[QueueMessage(id=str(i), body=json.dumps({"bad": i == 1})) for i in range(3)],
     )
     assert execute(per_message, batch, ctx()).result == {"failed": ["1"]}
-    batch2 = QueueBatch(queue="jobs", messages=[QueueMessage(id="a", body="ok"), QueueMessage(id="b", body="fail")])
+    batch2 = QueueBatch(
+        queue="jobs", messages=[QueueMessage(id="a", body="ok"), QueueMessage(id="b", body="fail")]
+    )
     assert execute(per_batch, batch2, ctx()).result == {"failed": ["b"]}
 
 
@@ -164,7 +181,9 @@ def test_queue_messages_fail_one_by_one() -> None:
     "event",
     [
         Payload({"a": [1, 2]}),
-        HttpRequest(method="POST", path="/x", query={"a": ["1", "2"]}, headers={"h": ["v"]}, body=b"\x00\xff"),
+        HttpRequest(
+            method="POST", path="/x", query={"a": ["1", "2"]}, headers={"h": ["v"]}, body=b"\x00\xff"
+        ),
         UploadEvent(bucket="b", key="k", size=1, etag="e"),
         ScheduleEvent(schedule="s", expression="rate(1 day)", time="t", payload={"p": 1}),
         QueueBatch(queue="q", messages=[QueueMessage(id="1", body="x", receive_count=2)]),

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sls_py import hookimpl
 from sls_py.cli import main
 from sls_py.config import Project, load_project
-from sls_py.errors import CapabilityError, NotSupported, PluginError
+from sls_py.errors import CapabilityError, PluginError
 from sls_py.plugins import Plugins, load_plugins
 from sls_py.provider import Invocation, Plan, PlanStep, ProviderInfo
 from sls_py.spec import CAPABILITIES, Spec
@@ -57,7 +56,9 @@ def test_fake_provider_receives_the_spec_through_the_hooks(work_magic: Path) -> 
     project = load_project(work_magic)
     spec = project.spec("dev")
     assert provider.check(spec, project) == ["fake warning"]
-    result = provider.call("sls_py_invoke", spec=spec, project=project, function="work-magic", payload=[1], logs=False, ui=None)
+    result = provider.call(
+        "sls_py_invoke", spec=spec, project=project, function="work-magic", payload=[1], logs=False, ui=None
+    )
     assert result == Invocation(function="work-magic", result={"echo": [1]})
     assert fake.calls == [("validate", "clonezero"), ("invoke", ("dev", "work-magic", [1]))]
 
@@ -69,15 +70,22 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         plugins_with(fake).provider("fake").check(project.spec(), project)
     assert err.value.message == (
         "provider 'fake' does not support API keys on HTTP routes (route POST /work-magic); "
-        "CORS on HTTP routes (route POST /work-magic); upload (storage) triggers (function 'catalog-upload'); "
-        "schedule triggers (function 'nightly-report'); buckets (bucket 'uploads'); key-value tables (table 'catalog')"
+        "CORS on HTTP routes (route POST /work-magic); "
+        "upload (storage) triggers (function 'catalog-upload'); "
+        "schedule triggers (function 'nightly-report'); "
+        "buckets (bucket 'uploads'); key-value tables (table 'catalog')"
     )
     assert fake.calls == []
 
 
-def test_capability_refusal_through_the_cli_runs_no_hook(work_magic: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_capability_refusal_through_the_cli_runs_no_hook(
+    work_magic: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake = FakeProvider(capabilities={"function.timeout", "function.memory"})
-    code = main(["invoke", "work-magic", "{}", "--project", str(work_magic), "--provider", "fake"], plugins=plugins_with(fake))
+    code = main(
+        ["invoke", "work-magic", "{}", "--project", str(work_magic), "--provider", "fake"],
+        plugins=plugins_with(fake),
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: provider 'fake' does not support HTTP routes")
@@ -98,7 +106,9 @@ def test_only_the_chosen_provider_is_called(work_magic: Path) -> None:
 
 
 def test_unimplemented_command_says_so(work_magic: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["deploy", "--project", str(work_magic), "--provider", "fake"], plugins=plugins_with(FakeProvider()))
+    code = main(
+        ["deploy", "--project", str(work_magic), "--provider", "fake"], plugins=plugins_with(FakeProvider())
+    )
     assert code == 2
     assert capsys.readouterr().err.splitlines()[-2:] == [
         "error: provider 'fake' does not implement `deploy`",

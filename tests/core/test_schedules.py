@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from sls_py.schedules import ScheduleSyntaxError, parse_schedule
 
 
@@ -34,7 +33,9 @@ def test_next_firing_of_a_nightly_cron() -> None:
     nightly = parse_schedule("cron(0 2 * * ? *)")
     at = datetime(2026, 3, 1, 1, 59, tzinfo=UTC)
     assert nightly.next_after(at) == datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
-    assert nightly.next_after(datetime(2026, 3, 1, 2, 0, tzinfo=UTC)) == datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    assert nightly.next_after(datetime(2026, 3, 1, 2, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 2, 2, 0, tzinfo=UTC
+    )
 
 
 def test_rates_count_from_their_start() -> None:

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from sls_py.config import load_project, resolve_environment
 from sls_py.errors import ConfigError, SpecError
 from sls_py.spec import CorsSpec, FunctionSpec, HttpTriggerSpec, Spec, spec_schema
@@ -83,7 +82,9 @@ def test_stage_overrides_apply_and_never_collide(work_magic: Path) -> None:
 
 
 def test_function_level_override_beats_stage_level(tmp_path: Path) -> None:
-    config = BASE_CONFIG + """
+    config = (
+        BASE_CONFIG
+        + """
     [tool.sls-py.stages.prod]
     timeout_s = 20
     environment = { A = "stage" }
@@ -91,6 +92,7 @@ def test_function_level_override_beats_stage_level(tmp_path: Path) -> None:
     timeout_s = 30
     environment = { A = "function" }
     """
+    )
     spec = load_project(write_project(tmp_path / "p", config, BASE_APP)).spec("prod")
     assert [(f.name, f.timeout_s, f.environment) for f in spec.functions] == [
         ("get-item", 20, {"A": "stage"}),
@@ -186,10 +188,19 @@ def test_app_import_errors_are_reported_briefly(tmp_path: Path, app: str, says: 
             "greedy '{proxy+}' must be the last segment",
         ),
         ('@app.function(triggers=[http("GET", "/a{b}")])\ndef f(p): pass\n', "must be a whole {name}"),
-        ('@app.function(triggers=[upload("nope")])\ndef f(p): pass\n', "bucket 'nope', which the app does not"),
+        (
+            '@app.function(triggers=[upload("nope")])\ndef f(p): pass\n',
+            "bucket 'nope', which the app does not",
+        ),
         ('@app.function(triggers=[queue("nope")])\ndef f(p): pass\n', "queue 'nope', which the app does not"),
-        ('@app.function(triggers=[schedule("rate(5 weeks)")])\ndef f(p): pass\n', "rate(N minutes|hours|days)"),
-        ('@app.function(memory_mb=1)\ndef f(p): pass\n', "memory_mb: Input should be greater than or equal to 64"),
+        (
+            '@app.function(triggers=[schedule("rate(5 weeks)")])\ndef f(p): pass\n',
+            "rate(N minutes|hours|days)",
+        ),
+        (
+            "@app.function(memory_mb=1)\ndef f(p): pass\n",
+            "memory_mb: Input should be greater than or equal to 64",
+        ),
         (
             '@app.function(triggers=[http("GET", "/a/{x}")])\ndef f(p): pass\n'
             '@app.function(triggers=[http("GET", "/a/{y}")])\ndef g(p): pass\n',
