@@ -126,7 +126,7 @@ class ProviderConformance:
 
     def test_invoke_timeout_is_enforced(self, conformance: Harness) -> None:
         self.need(conformance, "invoke", "function.timeout")
-        inv = conformance.invoke("slow", {"seconds": 8})
+        inv = conformance.invoke("slow", {"seconds": 3})
         assert inv.result is None
         assert inv.error is not None and inv.error.status == 504, inv.error
         after = conformance.invoke("slow", {"seconds": 0})
@@ -198,7 +198,7 @@ class ProviderConformance:
 
     def test_http_timeout_is_504(self, conformance: Harness) -> None:
         self.need(conformance, "trigger.http", "function.timeout")
-        r = conformance.http("POST", "/slow", JSON, b'{"seconds": 8}')
+        r = conformance.http("POST", "/slow", JSON, b'{"seconds": 3}')
         assert r.status == 504, (r.status, r.body)
         again = conformance.http("POST", "/slow", JSON, b'{"seconds": 0}')
         assert (again.status, again.json()) == (200, {"slept": 0})
