@@ -11,7 +11,6 @@ from __future__ import annotations
 from importlib.util import find_spec
 
 import pytest
-
 from sls_py.plugins import Plugins, load_plugins
 from sls_py.testing.conformance import Harness, ProviderConformance
 from sls_py_local.testing import LocalHarness
