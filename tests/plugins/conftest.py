@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sls_py import cli as cli_module
 from sls_py.plugins import Plugins
 from sls_py.provider import ProviderInfo
 from sls_py.spec import CAPABILITIES
 
-TINY_APP = '''
+TINY_APP = """
 from sls_py import App, HttpRequest, Response, http, queue, schedule, upload
 
 app = App("tiny", api_keys=["default"])
@@ -41,7 +40,7 @@ def on_upload(event, ctx) -> None:
 @app.function(name="on-job", triggers=[queue("jobs")])
 def on_job(batch, ctx) -> None:
     return None
-'''
+"""
 
 
 def write_project(root: Path, app_source: str = TINY_APP, module: str = "tinyapp") -> Path:
@@ -107,15 +106,26 @@ def recording_plugin(rec: Recorder) -> object:
             return rec.answer("sls_py_validate_spec", {"spec": spec, "project": project}) or []
 
         @hookimpl
-        def sls_py_invoke(self, spec: Any, project: Any, function: Any, payload: Any, logs: Any, ui: Any) -> Any:
+        def sls_py_invoke(
+            self, spec: Any, project: Any, function: Any, payload: Any, logs: Any, ui: Any
+        ) -> Any:
             return rec.answer(
                 "sls_py_invoke",
-                {"spec": spec, "project": project, "function": function, "payload": payload, "logs": logs, "ui": ui},
+                {
+                    "spec": spec,
+                    "project": project,
+                    "function": function,
+                    "payload": payload,
+                    "logs": logs,
+                    "ui": ui,
+                },
             )
 
         @hookimpl
         def sls_py_run(self, spec: Any, project: Any, options: Any, ui: Any) -> Any:
-            return rec.answer("sls_py_run", {"spec": spec, "project": project, "options": options, "ui": ui})
+            return rec.answer(
+                "sls_py_run", {"spec": spec, "project": project, "options": options, "ui": ui}
+            )
 
         @hookimpl
         def sls_py_plan(self, spec: Any, project: Any, ui: Any) -> Any:
@@ -134,10 +144,18 @@ def recording_plugin(rec: Recorder) -> object:
             return rec.answer("sls_py_url", {"spec": spec, "project": project})
 
         @hookimpl
-        def sls_py_logs(self, spec: Any, project: Any, function: Any, since_s: Any, follow: Any) -> Any:
+        def sls_py_logs(
+            self, spec: Any, project: Any, function: Any, since_s: Any, follow: Any
+        ) -> Any:
             return rec.answer(
                 "sls_py_logs",
-                {"spec": spec, "project": project, "function": function, "since_s": since_s, "follow": follow},
+                {
+                    "spec": spec,
+                    "project": project,
+                    "function": function,
+                    "since_s": since_s,
+                    "follow": follow,
+                },
             )
 
         @hookimpl
@@ -146,7 +164,9 @@ def recording_plugin(rec: Recorder) -> object:
 
         @hookimpl
         def sls_py_trigger(self, spec: Any, project: Any, request: Any, ui: Any) -> Any:
-            return rec.answer("sls_py_trigger", {"spec": spec, "project": project, "request": request, "ui": ui})
+            return rec.answer(
+                "sls_py_trigger", {"spec": spec, "project": project, "request": request, "ui": ui}
+            )
 
     return Plugin()
 

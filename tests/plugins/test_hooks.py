@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from sls_py import hookimpl
 from sls_py.errors import SpecError
 from sls_py.provider import (
@@ -53,7 +52,17 @@ def test_provider_info_is_listed(run_cli: CliRunner) -> None:
                 "description": "",
                 "capabilities": sorted(rec.capabilities),
                 "not_emulated": [],
-                "commands": ["invoke", "run", "plan", "deploy", "remove", "url", "logs", "api-keys", "trigger"],
+                "commands": [
+                    "invoke",
+                    "run",
+                    "plan",
+                    "deploy",
+                    "remove",
+                    "url",
+                    "logs",
+                    "api-keys",
+                    "trigger",
+                ],
                 "plugin": "fake",
             }
         ],
@@ -82,17 +91,36 @@ def test_validate_spec_refusal_stops_before_the_command(run_cli: CliRunner, proj
     rec, plugins = _setup(sls_py_validate_spec=refuse)
     res = run_cli(plugins, "deploy", "--project", str(project), "--provider", "fake")
     assert (res.code, res.out) == (2, "")
-    assert res.err.splitlines()[-2:] == ["error: timeout too long for fake", "hint: lower timeout_s"]
+    assert res.err.splitlines()[-2:] == [
+        "error: timeout too long for fake",
+        "hint: lower timeout_s",
+    ]
     assert rec.hooks_called() == ["sls_py_validate_spec"]
 
 
 @pytest.mark.hook("sls_py_invoke")
 def test_invoke_gets_function_and_payload(run_cli: CliRunner, project: Path) -> None:
-    rec, plugins = _setup(sls_py_invoke=lambda **kw: Invocation(kw["function"], result={"hello": kw["payload"]["name"]}))
-    res = run_cli(plugins, "invoke", "hello", '{"name": "you"}', "--project", str(project), "--provider", "fake")
+    rec, plugins = _setup(
+        sls_py_invoke=lambda **kw: Invocation(
+            kw["function"], result={"hello": kw["payload"]["name"]}
+        )
+    )
+    res = run_cli(
+        plugins,
+        "invoke",
+        "hello",
+        '{"name": "you"}',
+        "--project",
+        str(project),
+        "--provider",
+        "fake",
+    )
     assert (res.code, res.out) == (0, '{"hello": "you"}\n')
     hook, kw = rec.calls[-1]
-    assert (hook, _names(kw)) == ("sls_py_invoke", ["function", "logs", "payload", "project", "spec", "ui"])
+    assert (hook, _names(kw)) == (
+        "sls_py_invoke",
+        ["function", "logs", "payload", "project", "spec", "ui"],
+    )
     assert (kw["function"], kw["payload"], kw["logs"], kw["spec"].stage, kw["project"].root) == (
         "hello",
         {"name": "you"},
@@ -105,15 +133,25 @@ def test_invoke_gets_function_and_payload(run_cli: CliRunner, project: Path) -> 
 @pytest.mark.hook("sls_py_invoke")
 def test_invoke_function_error_is_data_and_exit_1(run_cli: CliRunner, project: Path) -> None:
     rec, plugins = _setup(
-        sls_py_invoke=lambda **kw: Invocation("hello", error=ErrorInfo("HttpError", "nope", status=403))
+        sls_py_invoke=lambda **kw: Invocation(
+            "hello", error=ErrorInfo("HttpError", "nope", status=403)
+        )
     )
-    res = run_cli(plugins, "invoke", "hello", "--project", str(project), "--provider", "fake", "--json")
+    res = run_cli(
+        plugins, "invoke", "hello", "--project", str(project), "--provider", "fake", "--json"
+    )
     assert res.code == 1
     assert json.loads(res.out) == {
         "function": "hello",
         "request_id": "",
         "result": None,
-        "error": {"type": "HttpError", "message": "nope", "status": 403, "traceback": [], "details": None},
+        "error": {
+            "type": "HttpError",
+            "message": "nope",
+            "status": 403,
+            "traceback": [],
+            "details": None,
+        },
     }
     assert res.err.strip() == "hello failed: HttpError (status 403): nope"
 
@@ -138,7 +176,9 @@ def test_implementation_with_fewer_arguments_still_works(run_cli: CliRunner, pro
             return f"https://{spec.app}.old.example"
 
     plugins = plugins_with(("old", Old()))
-    res = run_cli(plugins, "invoke", "hello", "[1, 2]", "--project", str(project), "--provider", "old")
+    res = run_cli(
+        plugins, "invoke", "hello", "[1, 2]", "--project", str(project), "--provider", "old"
+    )
     assert (res.code, res.out, seen) == (0, "[1, 2]\n", [("hello", [1, 2])])
     res = run_cli(plugins, "url", "--project", str(project), "--provider", "old")
     assert (res.code, res.out) == (0, "https://tiny.old.example\n")
@@ -147,11 +187,23 @@ def test_implementation_with_fewer_arguments_still_works(run_cli: CliRunner, pro
 @pytest.mark.hook("sls_py_run")
 def test_run_gets_options_and_its_exit_code_is_used(run_cli: CliRunner, project: Path) -> None:
     rec, plugins = _setup(sls_py_run=3)
-    res = run_cli(plugins, "run", "--project", str(project), "--provider", "fake", "--port", "0", "--no-reload")
+    res = run_cli(
+        plugins,
+        "run",
+        "--project",
+        str(project),
+        "--provider",
+        "fake",
+        "--port",
+        "0",
+        "--no-reload",
+    )
     assert res.code == 3
     hook, kw = rec.calls[-1]
     assert (hook, _names(kw)) == ("sls_py_run", ["options", "project", "spec", "ui"])
-    assert kw["options"] == RunOptions(host="127.0.0.1", port=0, reload=False, json_logs=False, clock=None)
+    assert kw["options"] == RunOptions(
+        host="127.0.0.1", port=0, reload=False, json_logs=False, clock=None
+    )
 
 
 PLAN = Plan(
@@ -162,8 +214,20 @@ PLAN = Plan(
 )
 PLAN_JSON = {
     "steps": [
-        {"action": "create", "kind": "function", "name": "tiny-dev-hello", "reason": "new", "details": {"memory_mb": 128}},
-        {"action": "delete", "kind": "bucket", "name": "tiny-dev-old", "reason": "no longer in the app", "details": {}},
+        {
+            "action": "create",
+            "kind": "function",
+            "name": "tiny-dev-hello",
+            "reason": "new",
+            "details": {"memory_mb": 128},
+        },
+        {
+            "action": "delete",
+            "kind": "bucket",
+            "name": "tiny-dev-old",
+            "reason": "no longer in the app",
+            "details": {},
+        },
     ]
 }
 
@@ -174,14 +238,18 @@ def test_plan_is_printed_as_data(run_cli: CliRunner, project: Path) -> None:
     res = run_cli(plugins, "plan", "--project", str(project), "--provider", "fake", "--json")
     assert (res.code, json.loads(res.out)) == (0, PLAN_JSON)
     assert _names(rec.calls[-1][1]) == ["project", "spec", "ui"]
-    empty = run_cli(_setup(sls_py_plan=Plan())[1], "plan", "--project", str(project), "--provider", "fake")
+    empty = run_cli(
+        _setup(sls_py_plan=Plan())[1], "plan", "--project", str(project), "--provider", "fake"
+    )
     assert (empty.code, empty.out) == (0, "")
     assert "No changes" in empty.err
 
 
 @pytest.mark.hook("sls_py_deploy")
 def test_deploy_result_is_reported(run_cli: CliRunner, project: Path) -> None:
-    result = DeployResult(applied=PLAN.steps, url="https://x.example", api_keys=["default"], outputs={"id": "a1"})
+    result = DeployResult(
+        applied=PLAN.steps, url="https://x.example", api_keys=["default"], outputs={"id": "a1"}
+    )
     rec, plugins = _setup(sls_py_deploy=result)
     res = run_cli(plugins, "deploy", "--project", str(project), "--provider", "fake", "--json")
     assert res.code == 0, res.err
@@ -191,13 +259,26 @@ def test_deploy_result_is_reported(run_cli: CliRunner, project: Path) -> None:
         "api_keys": ["default"],
         "outputs": {"id": "a1"},
     }
-    assert (rec.calls[-1][0], _names(rec.calls[-1][1])) == ("sls_py_deploy", ["project", "spec", "ui"])
+    assert (rec.calls[-1][0], _names(rec.calls[-1][1])) == (
+        "sls_py_deploy",
+        ["project", "spec", "ui"],
+    )
 
 
 @pytest.mark.hook("sls_py_remove")
 def test_remove_reports_what_it_deleted(run_cli: CliRunner, project: Path) -> None:
     rec, plugins = _setup(sls_py_remove=PLAN)
-    res = run_cli(plugins, "remove", "--project", str(project), "--provider", "fake", "--stage", "prod", "--json")
+    res = run_cli(
+        plugins,
+        "remove",
+        "--project",
+        str(project),
+        "--provider",
+        "fake",
+        "--stage",
+        "prod",
+        "--json",
+    )
     assert (res.code, json.loads(res.out)) == (0, PLAN_JSON)
     assert rec.calls[-1][1]["spec"].stage == "prod"
 
@@ -217,7 +298,18 @@ def test_logs_are_streamed(run_cli: CliRunner, project: Path) -> None:
         yield LogRecord(1_700_000_001.0, kw["function"], "second", "r2")
 
     rec, plugins = _setup(sls_py_logs=logs)
-    res = run_cli(plugins, "logs", "hello", "--since", "10m", "--project", str(project), "--provider", "fake", "--json")
+    res = run_cli(
+        plugins,
+        "logs",
+        "hello",
+        "--since",
+        "10m",
+        "--project",
+        str(project),
+        "--provider",
+        "fake",
+        "--json",
+    )
     assert res.code == 0, res.err
     assert [json.loads(line) for line in res.out.splitlines()] == [
         {"time": 1_700_000_000.0, "function": "hello", "message": "first", "request_id": "r1"},
@@ -237,7 +329,9 @@ def test_api_keys_are_listed(run_cli: CliRunner, project: Path) -> None:
 
 
 @pytest.mark.hook("sls_py_trigger")
-def test_trigger_requests_for_upload_schedule_and_queue(run_cli: CliRunner, project: Path, tmp_path: Path) -> None:
+def test_trigger_requests_for_upload_schedule_and_queue(
+    run_cli: CliRunner, project: Path, tmp_path: Path
+) -> None:
     rec, plugins = _setup(sls_py_trigger=lambda **kw: {"fired": kw["request"].kind})
     photo = tmp_path / "cat.jpg"
     photo.write_bytes(b"\xff\xd8 cat")

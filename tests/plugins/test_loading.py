@@ -17,14 +17,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from sls_py import cli as cli_module
 from sls_py.provider import ProviderInfo
 from sls_py.spec import CAPABILITIES
 
 from .conftest import CliRunner, Recorder, plugins_with, recording_plugin
 
-GOOD = '''
+GOOD = """
 from sls_py import hookimpl
 from sls_py.provider import Invocation, ProviderInfo
 
@@ -35,19 +34,19 @@ def sls_py_provider_info():
 @hookimpl
 def sls_py_invoke(function, payload):
     return Invocation(function, result={"from": "goodone", "payload": payload})
-'''.replace("{CAPS}", repr(set(CAPABILITIES)))
+""".replace("{CAPS}", repr(set(CAPABILITIES)))
 
 CRASHY = 'raise RuntimeError("cannot import crashy")\n'
 
-NOINFO = '''
+NOINFO = """
 from sls_py import hookimpl
 
 @hookimpl
 def sls_py_provider_info():
     raise ValueError("no info today")
-'''
+"""
 
-TYPO = '''
+TYPO = """
 from sls_py import hookimpl
 from sls_py.provider import ProviderInfo
 
@@ -58,16 +57,16 @@ def sls_py_provider_info():
 @hookimpl
 def sls_py_deploi(spec):
     return None
-'''
+"""
 
-BADCAP = '''
+BADCAP = """
 from sls_py import hookimpl
 from sls_py.provider import ProviderInfo
 
 @hookimpl
 def sls_py_provider_info():
     return ProviderInfo(name="badcap", version="1", capabilities=frozenset({"invoke", "teleport"}))
-'''
+"""
 
 
 def add_distribution(site: Path, name: str, module_source: str) -> None:
@@ -76,7 +75,9 @@ def add_distribution(site: Path, name: str, module_source: str) -> None:
     (site / f"{module}.py").write_text(textwrap.dedent(module_source), encoding="utf-8")
     info = site / f"sls_py_test_{name}-1.0.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: sls-py-test-{name}\nVersion: 1.0\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: sls-py-test-{name}\nVersion: 1.0\n"
+    )
     (info / "entry_points.txt").write_text(f"[sls_py]\n{name} = {module}\n")
 
 
@@ -85,7 +86,13 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A folder of throwaway distributions on ``sys.path``: one good, four broken."""
     folder = tmp_path / "site"
     folder.mkdir()
-    for name, source in (("goodone", GOOD), ("crashy", CRASHY), ("noinfo", NOINFO), ("typo", TYPO), ("badcap", BADCAP)):
+    for name, source in (
+        ("goodone", GOOD),
+        ("crashy", CRASHY),
+        ("noinfo", NOINFO),
+        ("typo", TYPO),
+        ("badcap", BADCAP),
+    ):
         add_distribution(folder, name, source)
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.delenv("SLS_PY_DISABLE_PLUGINS", raising=False)
@@ -100,17 +107,24 @@ def test_broken_plugins_are_reported_by_name_and_the_others_work(
     listing = json.loads(capsys.readouterr().out)
     assert code == 1, "broken plugins make `sls-py providers` exit non-zero"
     assert listing["broken"] == [
-        {"name": "badcap", "error": "PluginError: plugin 'badcap' declares unknown capabilities: ['teleport']"},
+        {
+            "name": "badcap",
+            "error": "PluginError: plugin 'badcap' declares unknown capabilities: ['teleport']",
+        },
         {"name": "crashy", "error": "RuntimeError: cannot import crashy"},
         {"name": "noinfo", "error": "ValueError: no info today"},
         {"name": "typo", "error": listing["broken"][3]["error"]},
     ]
-    assert listing["broken"][3]["error"].startswith("PluginError: plugin 'typo' implements an unknown hook")
+    assert listing["broken"][3]["error"].startswith(
+        "PluginError: plugin 'typo' implements an unknown hook"
+    )
     assert "sls_py_deploi" in listing["broken"][3]["error"]
     names = [p["name"] for p in listing["providers"]]
     assert "goodone" in names and "local" in names
     # the good provider still works, in the same run of the CLI
-    code = cli_module.main(["invoke", "hello", "7", "--project", str(project), "--provider", "goodone"])
+    code = cli_module.main(
+        ["invoke", "hello", "7", "--project", str(project), "--provider", "goodone"]
+    )
     assert (code, capsys.readouterr().out) == (0, '{"from": "goodone", "payload": 7}\n')
     # choosing a broken one says why
     code = cli_module.main(["invoke", "hello", "--project", str(project), "--provider", "noinfo"])
@@ -135,10 +149,17 @@ def test_disable_plugins_blocks_by_name(
 
 def test_providers_command_end_to_end(site: Path) -> None:
     """The real console entry point in a fresh interpreter finds the same plugins."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("SLS_PY_DISABLE_PLUGINS", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "sls_py", "providers"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "sls_py", "providers"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 1
     assert "goodone" in proc.stdout and "1.0.0" in proc.stdout
@@ -172,14 +193,25 @@ def test_not_emulated_capabilities_are_announced(run_cli: CliRunner, project: Pa
         @hookimpl
         def sls_py_provider_info(self) -> ProviderInfo:
             return ProviderInfo(
-                "partial", "1", capabilities=frozenset(CAPABILITIES), not_emulated={"http.cors": "CORS is ignored"}
+                "partial",
+                "1",
+                capabilities=frozenset(CAPABILITIES),
+                not_emulated={"http.cors": "CORS is ignored"},
             )
 
         @hookimpl
         def sls_py_invoke(self, function: str) -> Invocation:
             return Invocation(function, result=1)
 
-    res = run_cli(plugins_with(("partial", Partial())), "invoke", "hello", "--project", str(project), "--provider", "partial")
+    res = run_cli(
+        plugins_with(("partial", Partial())),
+        "invoke",
+        "hello",
+        "--project",
+        str(project),
+        "--provider",
+        "partial",
+    )
     assert (res.code, res.out) == (0, "1\n")
     assert "not emulated by partial: CORS is ignored (used by route POST /hello)" in res.err
 
@@ -214,5 +246,8 @@ def test_unimplemented_commands_say_so(run_cli: CliRunner, project: Path, tmp_pa
         res = run_cli(plugins, *argv, "--project", str(project), "--provider", "mini")
         assert (res.code, res.err.splitlines()) == (
             2,
-            [f"error: provider 'mini' does not implement `{command}`", "hint: commands 'mini' supports: invoke"],
+            [
+                f"error: provider 'mini' does not implement `{command}`",
+                "hint: commands 'mini' supports: invoke",
+            ],
         ), command
