@@ -132,7 +132,7 @@ def test_invoke_gets_function_and_payload(run_cli: CliRunner, project: Path) -> 
 
 @pytest.mark.hook("sls_py_invoke")
 def test_invoke_function_error_is_data_and_exit_1(run_cli: CliRunner, project: Path) -> None:
-    rec, plugins = _setup(
+    _, plugins = _setup(
         sls_py_invoke=lambda **kw: Invocation(
             "hello", error=ErrorInfo("HttpError", "nope", status=403)
         )
@@ -158,7 +158,7 @@ def test_invoke_function_error_is_data_and_exit_1(run_cli: CliRunner, project: P
 
 @pytest.mark.hook("sls_py_invoke")
 def test_implementation_with_fewer_arguments_still_works(run_cli: CliRunner, project: Path) -> None:
-    """Hooks only grow: an implementation taking a subset of the spec's arguments is called with those."""
+    """Hooks only grow: an implementation taking a subset of the arguments gets those."""
     seen: list[tuple[str, Any]] = []
 
     class Old:
@@ -324,6 +324,7 @@ def test_api_keys_are_listed(run_cli: CliRunner, project: Path) -> None:
     rec, plugins = _setup(sls_py_api_keys=[ApiKey("default", "k-123")])
     res = run_cli(plugins, "api-keys", "--project", str(project), "--provider", "fake", "--json")
     assert (res.code, json.loads(res.out)) == (0, [{"name": "default", "value": "k-123"}])
+    assert _names(rec.calls[-1][1]) == ["project", "spec"]
     plain = run_cli(plugins, "api-keys", "--project", str(project), "--provider", "fake")
     assert plain.out == "default\tk-123\n"
 

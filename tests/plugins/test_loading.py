@@ -165,7 +165,8 @@ def test_providers_command_end_to_end(site: Path) -> None:
     assert "goodone" in proc.stdout and "1.0.0" in proc.stdout
     broken = sorted(line for line in proc.stderr.splitlines() if line.startswith("broken plugin"))
     assert broken[:3] == [
-        "broken plugin badcap: PluginError: plugin 'badcap' declares unknown capabilities: ['teleport']",
+        "broken plugin badcap: PluginError: plugin 'badcap' declares unknown capabilities: "
+        "['teleport']",
         "broken plugin crashy: RuntimeError: cannot import crashy",
         "broken plugin noinfo: ValueError: no info today",
     ]
@@ -179,7 +180,8 @@ def test_missing_capability_is_refused_before_any_hook(run_cli: CliRunner, proje
         res = run_cli(plugins, *argv, "--project", str(project), "--provider", "fake")
         assert (res.code, res.out) == (2, "")
         assert res.err.splitlines() == [
-            "error: provider 'fake' does not support HTTP routes (function 'hello'); queues (queue 'jobs')",
+            "error: provider 'fake' does not support HTTP routes (function 'hello'); "
+            "queues (queue 'jobs')",
             "hint: remove the feature from the app, or choose another provider with --provider",
         ]
     assert rec.calls == [], "no hook may run for a refused spec, not even sls_py_validate_spec"
