@@ -36,7 +36,7 @@ from typing import Any
 from ...config import Project, load_project
 from ...errors import NotSupported, ProviderError
 from ...plugins import Plugins, Provider, load_plugins
-from ...provider import Invocation, ProviderInfo, TriggerRequest
+from ...provider import Invocation, Plan, ProviderInfo, TriggerRequest
 from ...spec import Spec
 from ...ui import PlainUI
 
@@ -121,6 +121,10 @@ class Harness(ABC):
     def send(self, queue: str, body: str) -> None:
         """Send a message to ``queue`` (the app's name)."""
         raise NotSupported("this harness cannot send messages")
+
+    def plan(self) -> Plan:
+        """What ``deploy`` would change now (after ``start``: nothing)."""
+        raise NotSupported("this harness cannot plan")
 
     def records(self, prefix: str) -> list[dict[str, Any]]:
         """What the trigger functions recorded with ids starting with ``prefix``.
@@ -267,6 +271,14 @@ class PluginHarness(Harness):
             "sls_py_invoke", function=function, payload=payload, logs=False, ui=self.ui
         )
         return result
+
+    def plan(self) -> Plan:
+        if not (self.provider.implements("sls_py_plan") and self.deployed):
+            raise NotSupported(
+                f"provider {self.provider_name!r} does not implement `plan` and `deploy`"
+            )
+        plan: Plan = self._call("sls_py_plan", ui=self.ui)
+        return plan
 
     def server_command(self) -> list[str]:
         """The command that serves the app (``sls-py run ... --port 0``)."""

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import pytest
 
+from ...errors import NotSupported
 from ...spec import CAPABILITIES
 from .harness import Harness, PluginHarness, prepare_project
 
@@ -78,6 +79,16 @@ class ProviderConformance:
                     f"provider {info.name!r} declares {cap!r} as not emulated: "
                     + info.not_emulated[cap]
                 )
+
+    # --- deploy ------------------------------------------------------------------
+
+    def test_unchanged_app_plans_no_steps(self, conformance: Harness) -> None:
+        """After the harness deployed the app, ``plan`` has nothing left to do."""
+        try:
+            plan = conformance.plan()
+        except NotSupported as exc:
+            pytest.skip(f"no plan after deploy: {exc.message}")
+        assert plan.steps == []
 
     # --- payload in, result out -------------------------------------------------
 
