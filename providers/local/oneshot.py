@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sls_py.config import Project, resolve_environment
@@ -98,7 +97,9 @@ def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, An
         )
     outcome = json.loads(out)
     error = ErrorInfo.from_wire(outcome["error"]) if outcome.get("error") else None
-    return Invocation(function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs)
+    return Invocation(
+        function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs
+    )
 
 
 def _startup_grace() -> float:
