@@ -1,26 +1,39 @@
-"""The AWS provider against the provider conformance suite, deployed to a moto
-server over HTTP (as a user would deploy to an emulator).
+"""The aws provider against the provider conformance suite, without AWS.
 
-moto runs no Lambda code and routes no API Gateway requests, so every check
-that needs a function to run is excluded here with that reason; what runs is
-the deploy level: the conformance app (every trigger, resource and gateway
-feature) deploys, an unchanged app then plans no steps, and the stage is
-removed. The AWS adapter's semantics are checked under awslambdaric in the
-aws provider's own tests. Without ``sls_py_deploy`` (this build) the plan
-check is skipped with that reason.
+With the aws provider's deployer, package builder and Lambda adapter present,
+:class:`~aws_lambda.AwsLambdaHarness` deploys the conformance app to a moto
+server over HTTP and runs the deployed functions under AWS's own runtime
+client (awslambdaric), playing API Gateway, S3 notifications, EventBridge and
+the SQS poller from the configuration the provider deployed. Only timeouts
+are left out (the Lambda service enforces them). Without those parts (an
+earlier build), only the deploy level runs: deploy to moto, plan, remove.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from importlib.util import find_spec
 
 import pytest
-from sls_py.testing.conformance import Harness, PluginHarness, ProviderConformance
+from sls_py.plugins import load_plugins
+from sls_py.testing.conformance import Harness, ProviderConformance
 
+from .aws_lambda import AwsLambdaHarness, MotoHarness
+
+
+def _lambda_level() -> str | None:
+    """``None`` if the adapter-level harness can run here, else why not."""
+    for module in ("sls_py_aws.handler", "sls_py_aws.package", "awslambdaric"):
+        if find_spec(module) is None:
+            return f"{module} is not in this build"
+    if not load_plugins().provider("aws").implements("sls_py_deploy"):
+        return "the aws provider does not implement `deploy` in this build"
+    return None
+
+
+WHY_NOT = _lambda_level()
 NO_CODE = (
-    "moto runs no Lambda code and routes no API Gateway requests; the AWS adapter is "
-    "checked under awslambdaric in the aws provider's own tests"
+    f"moto runs no Lambda code and routes no API Gateway requests, and the adapter-level "
+    f"harness cannot run: {WHY_NOT}"
 )
 NEEDS_CODE = (
     "invoke",
@@ -35,54 +48,26 @@ NEEDS_CODE = (
     "resource.table",
     "function.timeout",
 )
-
-
-class MotoHarness(PluginHarness):
-    """``aws`` with boto3 pointed at a moto server on 127.0.0.1 (free port)."""
-
-    def __init__(self) -> None:
-        super().__init__("aws")
-        self.moto = None
-        self.saved: dict[str, str | None] = {}
-
-    def start(self, project: Path) -> None:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        self.moto = server
-        host, port = server.get_host_and_port()
-        env = {
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
-        }
-        self.saved = {k: os.environ.get(k) for k in [*env, "AWS_PROFILE"]}
-        os.environ.pop("AWS_PROFILE", None)
-        os.environ.update(env)
-        super().start(project)
-
-    def stop(self) -> None:
-        try:
-            super().stop()
-        finally:
-            for k, v in self.saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            if self.moto is not None:
-                self.moto.stop()
+TIMEOUT = "Lambda's timeout is enforced by the Lambda service, which moto does not run"
+#: What the suite found in the aws provider (adapter level), to be fixed there.
+KNOWN_FAILURES = {
+    "test_invoke_validation_error_is_400": (
+        "aws: a direct invocation's validation error reaches the caller as "
+        "'[400] Invalid request body (x: ...; y: ...)' in errorMessage, so ErrorInfo.details "
+        "(the per-field errors every other provider returns) is lost"
+    ),
+    "test_table_interface": (
+        "aws: deploy creates every table key attribute as type S, so a table whose "
+        "sort key holds numbers (1, 2, 3) fails with ValidationException on put"
+    ),
+}
 
 
 @pytest.mark.slow
 class TestAwsConformance(ProviderConformance):
     provider = "aws"
-    exclude = dict.fromkeys(NEEDS_CODE, NO_CODE)
+    exclude = {"function.timeout": TIMEOUT} if WHY_NOT is None else dict.fromkeys(NEEDS_CODE, NO_CODE)
+    known_failures = KNOWN_FAILURES if WHY_NOT is None else {}
 
     def make_harness(self) -> Harness:
-        return MotoHarness()
+        return AwsLambdaHarness() if WHY_NOT is None else MotoHarness()
