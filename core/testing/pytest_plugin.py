@@ -34,19 +34,19 @@ import secrets
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .client import AppClient
 
+if TYPE_CHECKING:
+    from .local_server import LocalServer
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini(
-        "sls_project", "sls-py project folder for the sls_app fixtures (relative to the ini file)"
-    )
-    parser.addini(
-        "sls_stage", "stage for the sls_app fixtures (default: the project's default stage)"
-    )
+    parser.addini("sls_project", "sls-py project folder for the sls_app fixtures (relative to the ini file)")
+    parser.addini("sls_stage", "stage for the sls_app fixtures (default: the project's default stage)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -110,9 +110,7 @@ def sls_api_keys(sls_project_path: Path, sls_stage: str | None) -> dict[str, str
 
 
 @pytest.fixture
-def sls_app(
-    sls_project_path: Path, sls_stage: str | None, sls_api_keys: dict[str, str]
-) -> AppClient:
+def sls_app(sls_project_path: Path, sls_stage: str | None, sls_api_keys: dict[str, str]) -> AppClient:
     """The app in this process: call functions and routes, fire triggers, read resources."""
     return AppClient(sls_project_path, sls_stage, api_keys=sls_api_keys)
 
@@ -120,7 +118,7 @@ def sls_app(
 @pytest.fixture(scope="module")
 def sls_local_server(
     sls_project_path: Path, sls_stage: str | None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[object]:
+) -> Iterator[LocalServer]:
     """The app served by the local provider on a free port (one per module), stopped after."""
     from .local_server import local_run_available, start_local_server
 

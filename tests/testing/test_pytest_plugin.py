@@ -26,9 +26,7 @@ def greet(payload: dict, ctx) -> dict:
 
 def write_app(folder: Path, module: str, extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{module}.py").write_text(
-        APP.format(name=module.replace("_", "-")), encoding="utf-8"
-    )
+    (folder / f"{module}.py").write_text(APP.format(name=module.replace("_", "-")), encoding="utf-8")
     (folder / "pyproject.toml").write_text(
         textwrap.dedent(
             f"""
@@ -106,9 +104,7 @@ def test_server_helper_runs_a_provider_on_a_free_port(tmp_path: Path) -> None:
     server = start_local_server(project, tmp_path / "scratch", provider="inprocess")
     try:
         assert server.url.startswith("http://127.0.0.1:") and not server.url.endswith(":0")
-        assert server.project != project and not (project / ".sls-py").exists(), (
-            "state goes to the copy"
-        )
+        assert server.project != project and not (project / ".sls-py").exists(), "state goes to the copy"
         key = server.api_key("default")
         r = server.post("/greet", json={"name": "ada"}, headers={"x-api-key": key})
         assert (r.status_code, r.json()) == (200, {"hello": "ada", "stage": "dev"})
