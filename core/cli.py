@@ -472,7 +472,8 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
         _state["plugins"] = plugins
     _add_plugin_commands()
     try:
-        cli(args=argv, standalone_mode=False)
+        # with standalone_mode=False, click returns a typer.Exit's code instead of raising
+        code = cli(args=argv, standalone_mode=False)
     except SlsPyError as exc:
         if isinstance(exc, FunctionFailed):
             typer.echo(f"{exc.function} failed: {exc.message}", err=True)
@@ -495,7 +496,7 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

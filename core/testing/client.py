@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json as _json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Project, load_project, resolve_environment
-from ..errors import FunctionFailed
+from ..errors import FunctionFailed, SpecError
 from ..routing import Router
 from ..runtime import (
     Context,
@@ -30,7 +32,8 @@ from ..runtime import (
 )
 from ..runtime.context import make_logger
 from ..runtime.events import Event
-from ..spec import FunctionSpec, ScheduleTriggerSpec, Spec, UploadTriggerSpec
+from ..runtime.resources import BucketDriver, TableDriver
+from ..spec import CorsSpec, FunctionSpec, ScheduleTriggerSpec, Spec, UploadTriggerSpec
 
 
 @dataclass
@@ -49,9 +52,27 @@ class ClientResponse:
         return _json.loads(self.body)
 
 
-def _json_response(status: int, message: str) -> ClientResponse:
-    body = _json.dumps({"message": message}).encode()
-    return ClientResponse(status, {"content-type": "application/json"}, body)
+def _json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> ClientResponse:
+    return ClientResponse(
+        status, {"content-type": "application/json", **(headers or {})}, _json.dumps(body).encode()
+    )
+
+
+def _cors_headers(cors: CorsSpec | None, origin: str | None) -> dict[str, str]:
+    """The CORS response headers for a request from ``origin`` to a route with ``cors``."""
+    if cors is None or origin is None:
+        return {}
+    if "*" in cors.origins and not cors.allow_credentials:
+        out = {"access-control-allow-origin": "*"}
+    elif origin in cors.origins or "*" in cors.origins:
+        out = {"access-control-allow-origin": origin, "vary": "Origin"}
+    else:
+        return {}
+    if cors.allow_credentials:
+        out["access-control-allow-credentials"] = "true"
+    return out
 
 
 class AppClient:
@@ -60,13 +81,28 @@ class AppClient:
     ``AppClient("apps/work_magic", stage="dev")`` loads the project the way
     ``sls-py`` does, with the stage's environment applied while a function
     runs. Upload and queue calls fire the matching triggers synchronously.
+
+    HTTP requests get the gateway's answers: 403 for an unknown route, 502 for
+    a crash, CORS headers and preflight for routes with CORS, and, when you
+    pass ``api_keys={"default": "some-key"}``, 403 ``Forbidden`` for a route
+    with ``api_key=True`` called without one of those keys in ``X-API-Key``.
+    Timeouts and memory limits are not enforced in-process: test those against
+    a provider (``sls_local_server``).
     """
 
-    def __init__(self, project: str | Path | Project = ".", stage: str | None = None) -> None:
+    def __init__(
+        self,
+        project: str | Path | Project = ".",
+        stage: str | None = None,
+        *,
+        api_keys: Mapping[str, str] | None = None,
+    ) -> None:
         self.project = project if isinstance(project, Project) else load_project(project)
         self.app = self.project.load_app()
         self.spec: Spec = self.project.spec(stage) if stage else self.project.spec()
         self.driver = MemoryDriver()
+        #: API key values by name; when set, routes with ``api_key=True`` check them.
+        self.api_keys: dict[str, str] | None = dict(api_keys) if api_keys is not None else None
         self.router: Router[tuple[FunctionSpec, Any]] = Router()
         for fn in self.spec.functions:
             for t in fn.http_triggers():
@@ -121,35 +157,106 @@ class AppClient:
         headers: dict[str, str] | None = None,
         query: dict[str, str | list[str]] | None = None,
     ) -> ClientResponse:
-        """Send an HTTP request to the app's routes (API keys are not checked here)."""
+        """Send an HTTP request to the app's routes, as the gateway would pass it on."""
+        method = method.upper()
+        hdrs = {k.lower(): [v] for k, v in (headers or {}).items()}
+        origin = hdrs.get("origin", [None])[0]
         match = self.router.match(method, path)
+        if match is None and method == "OPTIONS":
+            preflight = self._preflight(path, origin)
+            if preflight is not None:
+                return preflight
         if match is None:
-            return _json_response(403, "Missing Authentication Token")
-        fn, _ = match.target
+            return _json_response(403, {"message": "Missing Authentication Token"})
+        fn, trigger = match.target
+        cors = _cors_headers(trigger.cors, origin)
+        if trigger.api_key and self.api_keys is not None and not self._key_ok(hdrs):
+            return _json_response(403, {"message": "Forbidden"}, cors)
         if json is not None:
             raw = _json.dumps(json).encode()
         else:
             raw = body.encode() if isinstance(body, str) else body or b""
         req = HttpRequest(
-            method=method.upper(),
+            method=method,
             path=path,
             route=match.route,
             path_params=match.params,
             query={k: v if isinstance(v, list) else [v] for k, v in (query or {}).items()},
-            headers={k.lower(): [v] for k, v in (headers or {}).items()},
+            headers=hdrs,
             body=raw,
         )
         outcome = self.run(fn.name, req)
         if outcome.response is None:
-            return _json_response(502, "Internal server error")
-        data, hdrs = outcome.response.encoded()
-        return ClientResponse(outcome.response.status, hdrs, data)
+            return _json_response(502, {"message": "Internal server error"}, cors)
+        data, out = outcome.response.encoded()
+        return ClientResponse(outcome.response.status, {**out, **cors}, data)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> ClientResponse:
+        """``request("POST", path, json=json, ...)``."""
+        return self.request("POST", path, json=json, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> ClientResponse:
+        """``request("GET", path, ...)``."""
+        return self.request("GET", path, **kwargs)
+
+    def _key_ok(self, headers: dict[str, list[str]]) -> bool:
+        given = (headers.get("x-api-key") or [""])[0].encode()
+        return any(hmac.compare_digest(given, v.encode()) for v in (self.api_keys or {}).values())
+
+    def _preflight(self, path: str, origin: str | None) -> ClientResponse | None:
+        methods = [m for m in self.router.methods_for(path) if m != "OPTIONS"]
+        for method in methods:
+            match = self.router.match(method, path)
+            cors = match.target[1].cors if match is not None else None
+            if cors is None:
+                continue
+            headers = _cors_headers(cors, origin)
+            headers["access-control-allow-methods"] = ", ".join(
+                cors.methods or [*methods, "OPTIONS"]
+            )
+            headers["access-control-allow-headers"] = ", ".join(cors.headers)
+            headers["access-control-max-age"] = str(cors.max_age_s)
+            return ClientResponse(204, headers, b"")
+        return None
+
+    # --- resources, as the functions left them ---------------------------------
+
+    def bucket(self, name: str) -> BucketDriver:
+        """Bucket ``name`` of the in-memory resources: ``get``, ``list``, ``put``, ``delete``."""
+        self._declared("buckets", name)
+        return self.driver.bucket(name, name)
+
+    def table(self, name: str) -> TableDriver:
+        """Table ``name`` of the in-memory resources: ``get``, ``query``, ``scan``, ..."""
+        self._declared("tables", name)
+        spec = next(t for t in self.spec.tables if t.name == name)
+        return self.driver.table(name, name, spec.key, spec.sort_key)
+
+    def messages(self, queue: str) -> list[str]:
+        """Bodies sent to ``queue`` so far, oldest first."""
+        self._declared("queues", queue)
+        return list(self.driver.queues.get(queue, []))
+
+    def _declared(self, kind: str, name: str) -> None:
+        known = [r.name for r in getattr(self.spec, kind)]
+        if name not in known:
+            raise SpecError(
+                f"app {self.spec.app!r} has no {kind[:-1]} {name!r}",
+                hint=f"known {kind}: {', '.join(known) or 'none'}",
+            )
 
     def upload(self, bucket: str, key: str, data: bytes | str) -> list[Outcome]:
         """Put an object in ``bucket`` and run the functions whose upload trigger matches."""
+        self._declared("buckets", bucket)
         raw = data.encode() if isinstance(data, str) else data
         self.driver.bucket(bucket, bucket).put(key, raw)
-        event = UploadEvent(bucket=bucket, key=key, size=len(raw), time=datetime.now(UTC).isoformat())
+        event = UploadEvent(
+            bucket=bucket,
+            key=key,
+            size=len(raw),
+            etag=hashlib.md5(raw).hexdigest(),
+            time=datetime.now(UTC).isoformat(),
+        )
         outcomes = []
         for fn in self.spec.functions:
             for t in fn.triggers:
@@ -169,7 +276,9 @@ class AppClient:
         if trig is None:
             raise ValueError(f"function {function!r} has no schedule trigger")
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
-        event = ScheduleEvent(schedule=trig.name, expression=trig.expression, time=when, payload=trig.payload)
+        event = ScheduleEvent(
+            schedule=trig.name, expression=trig.expression, time=when, payload=trig.payload
+        )
         return self.run(function, event)
 
     def deliver(self, function: str, queue: str, bodies: list[str]) -> Outcome:

@@ -58,6 +58,7 @@ def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, An
         "request_id": request_id,
         "deadline_ms": deadline_ms,
         "memory_mb": fn.memory_mb,
+        "timeout_s": fn.timeout_s,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "sls_py_local.oneshot"],
@@ -106,6 +107,24 @@ def _startup_grace() -> float:
     return float(os.environ.get("SLS_PY_STARTUP_GRACE_S", "5"))
 
 
+def _stop_at_deadline(result_out: Any, function: str, timeout_s: float) -> None:
+    """Answer with a timeout error and exit when ``timeout_s`` has passed."""
+    import signal
+
+    def expire(signum: int, frame: Any) -> None:
+        info = ErrorInfo(
+            type="TimeoutError",
+            message=f"function {function!r} timed out after {timeout_s:g} s and was stopped",
+            status=504,
+        )
+        result_out.write(json.dumps({"error": info.to_wire()}))
+        result_out.flush()
+        os._exit(0)
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+
+
 def _child() -> int:
     """The worker side: run one request from stdin, write the outcome to stdout."""
     import logging
@@ -128,16 +147,27 @@ def _child() -> int:
         info = ErrorInfo(type=f"ImportError[{type(exc).__name__}]", message=str(exc))
         result_out.write(json.dumps({"error": info.to_wire()}))
         return 0
+    deadline_ms = request["deadline_ms"]
+    timeout_s = request.get("timeout_s")
+    if timeout_s is not None:
+        # The clock starts when the handler does (start-up excluded, as on Lambda),
+        # and the worker stops itself at the deadline; the parent's kill is the backstop.
+        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
+        _stop_at_deadline(result_out, name, float(timeout_s))
     ctx = Context(
         request_id=request["request_id"],
         function_name=name,
         stage=os.environ["SLS_PY_STAGE"],
-        deadline_ms=request["deadline_ms"],
+        deadline_ms=deadline_ms,
         memory_mb=request.get("memory_mb", 128),
         provider="local",
         logger=make_logger(name, request["request_id"]),
     )
     outcome = execute(handler, event_from_wire(request["event"]), ctx)
+    if timeout_s is not None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_REAL, 0)  # answered in time: no timeout answer after this
     result_out.write(json.dumps(outcome.to_wire()))
     result_out.flush()
     return 0

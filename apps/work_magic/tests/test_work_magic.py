@@ -1,0 +1,151 @@
+"""The work-magic app's tests, with sls-py's pytest fixtures.
+
+``sls_app`` runs the functions in this process (fast); ``sls_local_server``
+runs the whole app with the local provider on a free port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sls_py.errors import FunctionFailed
+from sls_py.testing import AppClient
+
+WORD = "clonezero-token"  # the dev stage's MAGIC_WORD
+
+
+def spell(name: str, x: float, y: float, word: str = WORD) -> dict[str, object]:
+    return {"magic-word": word, "spell": name, "x": x, "y": y}
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "y", "result"),
+    [
+        ("adder", 29, 13, 42),
+        ("subtractor", 29, 13, 16),
+        ("multiplier", 6, 7, 42),
+        ("divider", 84, 2, 42),
+        ("divider", 1, 4, 0.25),
+    ],
+)
+def test_spells(sls_app: AppClient, name: str, x: float, y: float, result: float) -> None:
+    assert sls_app.invoke("work-magic", spell(name, x, y)) == {"result": result}
+
+
+def _failure(sls_app: AppClient, payload: object) -> tuple[str, int | None, str]:
+    with pytest.raises(FunctionFailed) as caught:
+        sls_app.invoke("work-magic", payload)
+    error = caught.value.error
+    return error.type, error.status, error.message
+
+
+def test_divide_by_zero_is_a_400(sls_app: AppClient) -> None:
+    assert _failure(sls_app, spell("divider", 1, 0)) == ("HttpError", 400, "Cannot divide by zero")
+
+
+def test_unknown_spell_is_a_400_naming_the_known_ones(sls_app: AppClient) -> None:
+    assert _failure(sls_app, spell("teleporter", 1, 2)) == (
+        "HttpError",
+        400,
+        "Unknown spell 'teleporter'; known spells: adder, subtractor, multiplier, divider",
+    )
+
+
+def test_wrong_magic_word_is_a_403(sls_app: AppClient) -> None:
+    assert _failure(sls_app, spell("adder", 1, 2, word="abracadabra")) == (
+        "HttpError",
+        403,
+        "Wrong magic word",
+    )
+
+
+def test_missing_fields_are_a_400_with_details(sls_app: AppClient) -> None:
+    with pytest.raises(FunctionFailed) as caught:
+        sls_app.invoke("work-magic", {"spell": "adder"})
+    error = caught.value.error
+    assert (error.type, error.status) == ("InvalidInput", 400)
+    assert sorted(tuple(d["loc"]) for d in error.details) == [("magic-word",), ("x",), ("y",)]
+
+
+def test_http_post_with_api_key_and_cors(sls_app: AppClient, sls_api_keys: dict[str, str]) -> None:
+    origin = {"Origin": "https://clonezero.example"}
+    r = sls_app.post(
+        "/work-magic",
+        spell("adder", 29, 13),
+        headers={"X-API-Key": sls_api_keys["default"], **origin},
+    )
+    assert (r.status, r.json()) == (200, {"result": 42})
+    assert r.headers["access-control-allow-origin"] == "*"
+    no_key = sls_app.post("/work-magic", spell("adder", 29, 13), headers=origin)
+    assert (no_key.status, no_key.json(), no_key.headers["access-control-allow-origin"]) == (
+        403,
+        {"message": "Forbidden"},
+        "*",
+    )
+    wrong_word = sls_app.post(
+        "/work-magic",
+        spell("adder", 1, 2, word="nope"),
+        headers={"x-api-key": sls_api_keys["default"]},
+    )
+    assert (wrong_word.status, wrong_word.json()) == (403, {"message": "Wrong magic word"})
+    preflight = sls_app.request(
+        "OPTIONS", "/work-magic", headers={**origin, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status == 204
+    assert preflight.headers["access-control-allow-methods"] == "POST, OPTIONS"
+
+
+def test_catalog_upload_records_key_size_and_sha256(sls_app: AppClient) -> None:
+    photo = b"\x89PNG not really a cat" * 10
+    outcomes = sls_app.upload("uploads", "photos/cat.png", photo)
+    assert [o.error for o in outcomes] == [None]
+    entry = sls_app.table("catalog").get({"key": "photos/cat.png"})
+    assert entry is not None
+    assert {k: entry[k] for k in ("key", "size", "sha256")} == {
+        "key": "photos/cat.png",
+        "size": len(photo),
+        "sha256": hashlib.sha256(photo).hexdigest(),
+    }
+    # only photos/ is catalogued
+    assert sls_app.upload("uploads", "docs/readme.txt", b"hello") == []
+    assert sls_app.table("catalog").get({"key": "docs/readme.txt"}) is None
+
+
+def test_nightly_report_summarises_the_catalog(sls_app: AppClient) -> None:
+    sls_app.upload("uploads", "photos/a.jpg", b"a" * 10)
+    sls_app.upload("uploads", "photos/b.jpg", b"b" * 30)
+    outcome = sls_app.fire_schedule("nightly-report", at=datetime(2026, 1, 2, 2, 0, tzinfo=UTC))
+    assert (outcome.error, outcome.result) == (
+        None,
+        {"report": "catalog/2026-01-02.json", "photos": 2},
+    )
+    report = json.loads(sls_app.bucket("reports").get("catalog/2026-01-02.json"))
+    assert report.pop("generated_at")
+    assert report == {
+        "schedule_time": "2026-01-02T02:00:00+00:00",
+        "photos": 2,
+        "total_bytes": 40,
+        "largest": "photos/b.jpg",
+        "kind": "catalog-summary",
+    }
+
+
+@pytest.mark.slow
+def test_work_magic_over_http_on_the_local_provider(sls_local_server: object) -> None:
+    from sls_py.testing import LocalServer
+
+    assert isinstance(sls_local_server, LocalServer)
+    key = sls_local_server.api_key("default")
+    r = sls_local_server.post(
+        "/work-magic", json=spell("adder", 29, 13), headers={"x-api-key": key}
+    )
+    assert (r.status_code, r.json()) == (200, {"result": 42})
+    r = sls_local_server.post("/work-magic", json=spell("adder", 29, 13))
+    assert (r.status_code, r.json()) == (403, {"message": "Forbidden"})
+    r = sls_local_server.post(
+        "/work-magic", json=spell("divider", 1, 0), headers={"x-api-key": key}
+    )
+    assert (r.status_code, r.json()) == (400, {"message": "Cannot divide by zero"})

@@ -1,0 +1,1 @@
+"""The app the provider conformance suite deploys (see ``app.py``)."""

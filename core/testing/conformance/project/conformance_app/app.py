@@ -1,0 +1,311 @@
+"""The conformance app: one function per neutral behaviour the suite checks.
+
+Only the functions whose capabilities the provider declares are declared (the
+harness writes them to ``capabilities.json`` next to this file), so the spec
+is never refused for a feature the suite will skip anyway.
+
+Functions fed by upload, schedule and queue triggers record what they received
+in the ``events`` table; the suite reads it back through the ``records``
+function, so observing a provider needs nothing but ``invoke``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sls_py import (
+    App,
+    Context,
+    HttpError,
+    HttpRequest,
+    QueueBatch,
+    Response,
+    ScheduleEvent,
+    UploadEvent,
+    http,
+    queue,
+    schedule,
+    upload,
+)
+
+
+def _capabilities() -> set[str]:
+    path = Path(__file__).with_name("capabilities.json")
+    if not path.exists():
+        from sls_py.spec import CAPABILITIES
+
+        return set(CAPABILITIES)
+    return set(json.loads(path.read_text(encoding="utf-8")))
+
+
+CAPS = _capabilities()
+
+
+def has(*caps: str) -> bool:
+    """Whether the provider under test declares every one of ``caps``."""
+    return all(c in CAPS for c in caps)
+
+
+def routes(*triggers: Any) -> list[Any]:
+    """``triggers`` when the provider serves HTTP, else none."""
+    return list(triggers) if has("trigger.http") else []
+
+
+app = App("conformance", api_keys=["conformance"] if has("trigger.http", "http.api_key") else [])
+
+
+# --- payload in, result out ---------------------------------------------------
+
+
+class Numbers(BaseModel):
+    """The payload of ``add``."""
+
+    x: int
+    y: int
+    label: str = ""
+
+
+@app.function(name="add", timeout_s=10, triggers=routes(http("POST", "/add")))
+def add(numbers: Numbers, ctx: Context) -> dict[str, Any]:
+    """Add two numbers; also report what the context and environment say."""
+    return {
+        "sum": numbers.x + numbers.y,
+        "label": numbers.label,
+        "function": ctx.function_name,
+        "stage": ctx.stage,
+        "greeting": os.environ.get("CONFORMANCE_GREETING"),
+        "time_left": ctx.remaining_ms() > 0,
+    }
+
+
+class Failure(BaseModel):
+    """The payload of ``fail``: an HttpError status, or none for a crash."""
+
+    status: int | None = None
+    message: str = "failed on purpose"
+
+
+@app.function(name="fail", timeout_s=10, triggers=routes(http("POST", "/fail")))
+def fail(failure: Failure) -> dict[str, Any]:
+    """Raise ``HttpError(status, message)``, or a plain exception without a status."""
+    if failure.status is None:
+        raise RuntimeError(failure.message)
+    raise HttpError(failure.status, failure.message)
+
+
+class Sleep(BaseModel):
+    """The payload of ``slow``."""
+
+    seconds: float
+
+
+@app.function(name="slow", timeout_s=1, triggers=routes(http("POST", "/slow")))
+def slow(sleep: Sleep) -> dict[str, Any]:
+    """Sleep, to run into the one-second timeout."""
+    time.sleep(sleep.seconds)
+    return {"slept": sleep.seconds}
+
+
+# --- request style, API keys, CORS --------------------------------------------
+
+if has("trigger.http"):
+
+    @app.function(
+        name="inspect",
+        timeout_s=10,
+        triggers=[http("GET", "/inspect/{item}"), http("POST", "/files/{path+}")],
+    )
+    def inspect(request: HttpRequest) -> Response:
+        """Echo what the request looked like to the handler."""
+        return Response.json(
+            {
+                "method": request.method,
+                "path": request.path,
+                "route": request.route,
+                "path_params": request.path_params,
+                "query": request.query,
+                "header": request.header("x-conformance"),
+                "body": request.body.decode("utf-8", "replace"),
+            },
+            status=201 if request.method == "POST" else 200,
+            headers={"x-conformance-reply": "yes"},
+        )
+
+
+if has("trigger.http", "http.api_key"):
+
+    @app.function(name="guarded", timeout_s=10, triggers=[http("GET", "/guarded", api_key=True)])
+    def guarded(request: HttpRequest) -> Response:
+        """A route that needs an API key."""
+        return Response.json({"guarded": True})
+
+
+if has("trigger.http", "http.cors"):
+
+    @app.function(name="shared", timeout_s=10, triggers=[http("GET", "/shared", cors=True)])
+    def shared(request: HttpRequest) -> Response:
+        """A route with CORS."""
+        return Response.json({"shared": True})
+
+
+# --- resources ----------------------------------------------------------------
+
+
+class Run(BaseModel):
+    """A run id that keeps one test's keys apart from another's."""
+
+    run: str
+
+
+if has("resource.bucket"):
+    files = app.bucket("files")
+
+    @app.function(name="bucket-ops", timeout_s=10)
+    def bucket_ops(run: Run) -> dict[str, Any]:
+        """Exercise the bucket interface and report what it answered."""
+        p = f"{run.run}/"
+        files.put(p + "a/1.txt", b"one")
+        files.put(p + "a/2.txt", "two", content_type="text/plain")
+        files.put(p + "b/3.bin", bytes(range(256)))
+        seen: dict[str, Any] = {
+            "get_bytes": files.get(p + "a/1.txt").decode(),
+            "get_text": files.get(p + "a/2.txt").decode(),
+            "binary_intact": files.get(p + "b/3.bin") == bytes(range(256)),
+            "list_prefix": files.list(p + "a/"),
+            "list_run": files.list(p),
+        }
+        files.put(p + "a/1.txt", b"one again")
+        seen["overwritten"] = files.get(p + "a/1.txt").decode()
+        files.delete(p + "a/1.txt")
+        seen["after_delete"] = files.list(p + "a/")
+        try:
+            files.get(p + "a/1.txt")
+            seen["get_missing"] = "found"
+        except KeyError:
+            seen["get_missing"] = "KeyError"
+        files.delete(p + "never-existed")
+        seen["delete_missing"] = "no error"
+        for key in files.list(p):
+            files.delete(key)
+        seen["after_cleanup"] = files.list(p)
+        return seen
+
+
+if has("resource.table"):
+    ledger = app.table("ledger", key="account", sort_key="seq")
+    events = app.table("events", key="id")
+
+    @app.function(name="table-ops", timeout_s=10)
+    def table_ops(run: Run) -> dict[str, Any]:
+        """Exercise the table interface and report what it answered."""
+        account = f"acct-{run.run}"
+        for seq, amount in ((2, 20), (1, 10), (3, 30)):
+            ledger.put({"account": account, "seq": seq, "amount": amount, "tags": ["t", seq]})
+        seen: dict[str, Any] = {
+            "get": ledger.get(account, 2),
+            "query": ledger.query(account),
+            "query_other": ledger.query(f"nobody-{run.run}"),
+        }
+        ledger.put({"account": account, "seq": 2, "amount": 22})
+        seen["replaced"] = ledger.get(account, 2)
+        ledger.delete(account, 1)
+        seen["after_delete"] = [item["seq"] for item in ledger.query(account)]
+        seen["get_missing"] = ledger.get(account, 1)
+        ledger.delete(account, 99)
+        seen["delete_missing"] = "no error"
+        for item in ledger.query(account):
+            ledger.delete(account, item["seq"])
+        seen["after_cleanup"] = ledger.query(account)
+        return seen
+
+    class RecordsQuery(BaseModel):
+        """Which records to return: ids starting with ``prefix``."""
+
+        prefix: str
+
+    @app.function(name="records", timeout_s=10)
+    def records(query: RecordsQuery) -> list[dict[str, Any]]:
+        """What the trigger functions recorded, sorted by id."""
+        found = [item for item in events.scan() if str(item["id"]).startswith(query.prefix)]
+        return sorted(found, key=lambda item: str(item["id"]))
+
+
+if has("resource.queue"):
+    jobs = app.queue("jobs")
+
+    @app.function(name="queue-ops", timeout_s=10)
+    def queue_ops(run: Run) -> dict[str, Any]:
+        """Send a text and a JSON message; report the ids' shape."""
+        first = jobs.send(f"text-{run.run}")
+        second = jobs.send({"run": run.run, "n": 2})
+        return {
+            "ids_are_text": isinstance(first, str) and isinstance(second, str),
+            "distinct": first != second,
+        }
+
+
+# --- triggers: record what arrived --------------------------------------------
+
+if has("trigger.upload", "resource.bucket", "resource.table"):
+    inbox = app.bucket("inbox")
+
+    @app.function(
+        name="on-upload", timeout_s=10, triggers=[upload("inbox", prefix="in/", suffix=".dat")]
+    )
+    def on_upload(event: UploadEvent, ctx: Context) -> dict[str, Any]:
+        """Record the upload event and what reading the object gave."""
+        data = inbox.get(event.key)
+        record = {
+            "id": f"upload:{event.key}",
+            "bucket": event.bucket,
+            "key": event.key,
+            "size": event.size,
+            "read_size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "has_time": bool(event.time),
+        }
+        events.put(record)
+        return record
+
+
+if has("trigger.schedule", "resource.table"):
+
+    @app.function(
+        name="on-schedule",
+        timeout_s=10,
+        triggers=[schedule("rate(1 day)", name="tick", payload={"hello": "schedule"})],
+    )
+    def on_schedule(event: ScheduleEvent, ctx: Context) -> dict[str, Any]:
+        """Record the schedule event."""
+        record = {
+            "id": f"schedule:{ctx.request_id}",
+            "schedule": event.schedule,
+            "expression": event.expression,
+            "payload": event.payload,
+            "time": event.time,
+        }
+        events.put(record)
+        return record
+
+
+if has("trigger.queue", "resource.queue", "resource.table"):
+
+    @app.function(name="on-queue", timeout_s=10, triggers=[queue("jobs", batch_size=5)])
+    def on_queue(batch: QueueBatch) -> None:
+        """Record every message of the batch."""
+        for message in batch.messages:
+            events.put(
+                {
+                    "id": f"queue:{message.body}",
+                    "batch_queue": batch.queue,
+                    "message_queue": message.queue,
+                    "body": message.body,
+                    "has_id": bool(message.id),
+                }
+            )
