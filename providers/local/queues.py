@@ -180,10 +180,15 @@ class QueueStore:
 
     def messages(self, queue: str) -> list[QueueMessage]:
         """Every message of ``queue``, in flight or not, oldest first (for tests and tools)."""
-        rows = self._conn().execute(
-            "SELECT id, body, attributes, receive_count FROM messages WHERE queue = ? ORDER BY seq",
-            (queue,),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, body, attributes, receive_count FROM messages "
+                "WHERE queue = ? ORDER BY seq",
+                (queue,),
+            )
+            .fetchall()
+        )
         return [
             QueueMessage(id=i, body=b, queue=queue, attributes=json.loads(a), receive_count=c)
             for i, b, a, c in rows
@@ -191,7 +196,9 @@ class QueueStore:
 
     def next_visible(self, queue: str) -> float | None:
         """When the next message of ``queue`` becomes visible (epoch seconds), or None."""
-        row = self._conn().execute(
-            "SELECT MIN(visible_at) FROM messages WHERE queue = ?", (queue,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (queue,))
+            .fetchone()
+        )
         return None if row is None or row[0] is None else float(row[0])

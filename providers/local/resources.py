@@ -206,9 +206,11 @@ class LocalTable:
         return pk, _key_text(self.name, self.sort_key, key[self.sort_key])
 
     def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
-        row = self._conn().execute(
-            "SELECT item FROM items WHERE pk = ? AND sk = ?", self._pk_sk(key)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT item FROM items WHERE pk = ? AND sk = ?", self._pk_sk(key))
+            .fetchone()
+        )
         return json.loads(row[0]) if row else None
 
     def put(self, item: dict[str, Any]) -> None:

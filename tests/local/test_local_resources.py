@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from sls_py.runtime.resources import Bucket, ResourceError, Table, use_driver
 from sls_py_local.resources import TMP_PREFIX, InvalidKey, LocalDriver, check_key
 
@@ -21,7 +20,9 @@ def driver(tmp_path: Path):
     use_driver(None)
 
 
-def test_bucket_objects_are_files_under_the_bucket_folder(driver: LocalDriver, tmp_path: Path) -> None:
+def test_bucket_objects_are_files_under_the_bucket_folder(
+    driver: LocalDriver, tmp_path: Path
+) -> None:
     photos = Bucket("uploads")
     photos.put("photos/a.jpg", b"\xff\xd8jpeg")
     photos.put("notes.txt", "héllo")
@@ -61,9 +62,15 @@ def test_bucket_objects_are_files_under_the_bucket_folder(driver: LocalDriver, t
         ("k" * 1025, "1024 bytes"),
     ],
 )
-def test_unsafe_keys_are_refused_with_a_clear_error(driver: LocalDriver, tmp_path: Path, key: str, why: str) -> None:
+def test_unsafe_keys_are_refused_with_a_clear_error(
+    driver: LocalDriver, tmp_path: Path, key: str, why: str
+) -> None:
     bucket = Bucket("uploads")
-    for call in (lambda: bucket.put(key, b"x"), lambda: bucket.get(key), lambda: bucket.delete(key)):
+    for call in (
+        lambda: bucket.put(key, b"x"),
+        lambda: bucket.get(key),
+        lambda: bucket.delete(key),
+    ):
         with pytest.raises(InvalidKey) as err:
             call()
         assert why in str(err.value)
@@ -100,7 +107,9 @@ def test_table_with_key_only(driver: LocalDriver) -> None:
         {"key": "photos/a.jpg", "size": 4},
         {"key": "photos/b.jpg", "size": 5, "tags": ["x"], "meta": {"w": 1.5}},
     ]
-    assert catalog.query("photos/b.jpg") == [{"key": "photos/b.jpg", "size": 5, "tags": ["x"], "meta": {"w": 1.5}}]
+    assert catalog.query("photos/b.jpg") == [
+        {"key": "photos/b.jpg", "size": 5, "tags": ["x"], "meta": {"w": 1.5}}
+    ]
     catalog.delete("photos/a.jpg")
     catalog.delete("photos/a.jpg")
     assert [i["key"] for i in catalog.scan()] == ["photos/b.jpg"]
@@ -155,7 +164,9 @@ def test_table_is_safe_across_processes(tmp_path: Path) -> None:
     assert sorted(r["id"] for r in rows) == sorted(f"{w}-{i}" for w in range(3) for i in range(50))
 
 
-def test_driver_is_loaded_from_the_environment_like_a_worker_does(tmp_path: Path, monkeypatch) -> None:
+def test_driver_is_loaded_from_the_environment_like_a_worker_does(
+    tmp_path: Path, monkeypatch
+) -> None:
     root = tmp_path / "state"
     monkeypatch.setenv(
         "SLS_PY_RESOURCES",
