@@ -119,7 +119,9 @@ class LocalServices:
     threads). Only one instance per stage folder can run at a time.
     """
 
-    settle_s = 0.05  #: a file must keep its size and mtime this long before it fires
+    #: a file fires once its size and mtime have not changed for this long; a writer
+    #: that pauses longer mid-file causes one event for the part and one for the whole
+    settle_s = 0.2
     poll_max_s = 0.25  #: longest pause between polls of an idle queue
     stop_grace_s = 10.0  #: how long stop() lets in-flight invocations finish
 

@@ -18,7 +18,6 @@ from sls_py.ui import PlainUI
 from sls_py_local.queues import QueueStore
 from sls_py_local.runfile import read_run_info, running_instance
 from sls_py_local.services import LocalServices
-
 from svc_helpers import make_project, make_spec, wait_for
 
 
