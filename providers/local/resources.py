@@ -30,6 +30,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from sls_py.runtime.errors import HttpError
 from sls_py.runtime.resources import BucketDriver, QueueDriver, ResourceError, TableDriver
 
 from .queues import QueueStore, connect
@@ -38,8 +39,16 @@ TMP_PREFIX = ".sls-py-tmp-"
 MAX_KEY_BYTES = 1024
 
 
-class InvalidKey(ResourceError, ValueError):
-    """An object key that cannot be stored as a file inside its bucket folder."""
+class InvalidKey(ResourceError, HttpError, ValueError):
+    """An object key that cannot be stored as a file inside its bucket folder.
+
+    It is also an :class:`~sls_py.runtime.HttpError` with status 400: a key
+    taken from a request and refused here answers the caller with a clear 400,
+    not a 502.
+    """
+
+    def __init__(self, message: str) -> None:
+        HttpError.__init__(self, 400, message)
 
 
 def check_key(key: str) -> str:

@@ -233,9 +233,10 @@ class LocalServices:
         for fn in self.spec.functions:
             for t in fn.triggers:
                 if isinstance(t, UploadTriggerSpec):
-                    where = self.buckets_dir / t.bucket / t.prefix
-                    suffix = f" (*{t.suffix})" if t.suffix else ""
-                    ui.info(f"upload {where}{suffix} -> {fn.name}")
+                    where = f"{self.buckets_dir / t.bucket}/{t.prefix}*{t.suffix}"
+                    ui.info(f"upload {where} -> {fn.name}")
+        for note in self.not_emulated():
+            ui.info(f"not emulated locally: {note}")
         for route in self._queue_routes():
             q = route.queue
             ui.info(
@@ -249,6 +250,16 @@ class LocalServices:
                     f"{route.function.name}'s timeout {route.function.timeout_s:g}s; AWS refuses "
                     "this, and locally a slow batch may be delivered twice"
                 )
+
+    def not_emulated(self) -> list[str]:
+        """What this spec uses that the local services do not reproduce exactly."""
+        notes = []
+        if any(isinstance(t, UploadTriggerSpec) for fn in self.spec.functions for t in fn.triggers):
+            notes.append(
+                "upload events carry a content type guessed from the key's extension; "
+                "the content_type given to Bucket.put is not kept"
+            )
+        return notes
 
     async def _invoke(self, function: str, event: dict[str, Any], what: str) -> Outcome:
         """Call ``invoke`` and report the outcome on the UI; never raises."""

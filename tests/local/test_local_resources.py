@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sls_py.runtime import Context, HttpRequest, Response, execute
 from sls_py.runtime.resources import Bucket, ResourceError, Table, use_driver
 from sls_py_local.resources import TMP_PREFIX, InvalidKey, LocalDriver, check_key
 
@@ -184,3 +185,23 @@ def test_driver_is_loaded_from_the_environment_like_a_worker_does(
     finally:
         use_driver(None)
     assert (root / "buckets" / "uploads" / "k.txt").read_bytes() == b"v"
+
+
+def test_a_refused_key_from_a_request_answers_400_not_502(driver: LocalDriver) -> None:
+    store = Bucket("uploads")
+
+    def save(request: HttpRequest) -> Response:
+        store.put(request.path_params["key"], request.body)
+        return Response(status=201)
+
+    ctx = Context(request_id="r", function_name="save", stage="dev", deadline_ms=2**62)
+    bad = HttpRequest(method="PUT", path="/x", path_params={"key": "../../etc/passwd"}, body=b"x")
+    outcome = execute(save, bad, ctx)
+    assert outcome.response is not None
+    assert outcome.response.status == 400
+    assert json.loads(outcome.response.encoded()[0]) == {
+        "message": "object key '../../etc/passwd' contains '..' as a path segment; "
+        "use a relative key such as 'photos/cat.jpg' (segments separated by '/')"
+    }
+    good = HttpRequest(method="PUT", path="/x", path_params={"key": "ok.txt"}, body=b"x")
+    assert execute(save, good, ctx).response == Response(status=201)

@@ -138,7 +138,7 @@ def test_queue_batches_partial_failures_retries_and_dead_letters(tmp_path: Path)
         return Outcome(result={"failed": failed})
 
     async def run() -> None:
-        services = LocalServices(queue_spec(), make_project(tmp_path), invoke, PlainUI(quiet=True))
+        services = LocalServices(queue_spec(), make_project(tmp_path), invoke, ui)
         await services.start()
         try:
             await wait_for(lambda: store.messages("jobs-dlq"))
@@ -146,7 +146,14 @@ def test_queue_batches_partial_failures_retries_and_dead_letters(tmp_path: Path)
         finally:
             await services.stop()
 
+    ui = PlainUI(quiet=True)
     asyncio.run(run())
+    assert ui.lines[:2] == [
+        "queue jobs -> worker (batch 3, visibility 0s, dead letters after 2 receives to jobs-dlq)",
+        "warning: queue jobs: visibility timeout 0s is shorter than worker's timeout 1s; "
+        "AWS refuses this, and locally a slow batch may be delivered twice",
+    ]
+    assert not [line for line in ui.lines if "not emulated" in line]
     delivered = [m for b in batches for m in b]
     assert all(1 <= len(b) <= 3 for b in batches)
     assert sorted(delivered) == sorted([(b, 1) for b in bodies] + [("bad-1", 2)]), (

@@ -71,7 +71,7 @@ def test_files_by_hand_and_by_a_function_fire_their_triggers_once(tmp_path: Path
     seen = LocalDriver(tmp_path / ".sls-py" / "local" / "dev").table("seen", "", "key", None)
 
     async def run() -> None:
-        services = LocalServices(spec, project, invoke, PlainUI(quiet=True))
+        services = LocalServices(spec, project, invoke, ui)
         await services.start()
         try:
             # by hand, in pieces (as cp does): a half-written file must not fire
@@ -99,7 +99,14 @@ def test_files_by_hand_and_by_a_function_fire_their_triggers_once(tmp_path: Path
         finally:
             await services.stop()
 
+    ui = PlainUI(quiet=True)
     asyncio.run(run())
+    assert ui.lines[:3] == [
+        f"upload {buckets}/drop/in/*.txt -> copier",
+        f"upload {buckets}/out/* -> recorder",
+        "not emulated locally: upload events carry a content type guessed from the key's "
+        "extension; the content_type given to Bucket.put is not kept",
+    ]
     fired = sorted((f, e["bucket"], e["key"]) for f, e in calls)
     assert fired == [
         ("copier", "drop", "in/slow.txt"),
