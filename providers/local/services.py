@@ -22,6 +22,7 @@ form, and acts on the :class:`~sls_py.runtime.Outcome`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import mimetypes
@@ -159,6 +160,7 @@ class LocalServices:
                 (self.buckets_dir / bucket.name).mkdir(parents=True, exist_ok=True)
             self.inbox_dir.mkdir(parents=True, exist_ok=True)
             self._stop.clear()
+            await asyncio.to_thread(self._seed)
             await self._start_watcher()
             self.lock.publish(clock=self.clock_text, inbox=str(self.inbox_dir))
             self._started = True
@@ -298,33 +300,61 @@ class LocalServices:
             probe.unlink(missing_ok=True)
 
     async def _watch_loop(self) -> None:
-        from watchfiles import Change, awatch
+        from watchfiles import awatch
 
-        async for changes in awatch(
-            self.buckets_dir, self.inbox_dir, watch_filter=None, stop_event=self._stop, step=20
-        ):
-            for change, raw in changes:
-                path = Path(raw)
-                if path.name.startswith(PROBE_PREFIX):
-                    if self._probe_seen is not None:
-                        self._probe_seen.set()
-                elif path.parent == self.inbox_dir:
-                    if change != Change.deleted:
-                        self._on_inbox(path)
-                elif change == Change.deleted:
-                    self._fired.pop(path, None)
-                else:
-                    self._on_bucket_change(path)
+        while not self._stop.is_set():
+            try:
+                async for changes in awatch(
+                    self.buckets_dir,
+                    self.inbox_dir,
+                    watch_filter=None,
+                    stop_event=self._stop,
+                    step=20,
+                ):
+                    self._on_changes(changes)
+            except Exception as exc:
+                if self._probe_seen is None or not self._probe_seen.is_set():
+                    raise  # never started: start() reports it
+                self.ui.warn(f"the bucket watcher failed ({exc}); restarting it")
+                await asyncio.sleep(0.5)
+                self.buckets_dir.mkdir(parents=True, exist_ok=True)
+                self.inbox_dir.mkdir(parents=True, exist_ok=True)
 
-    def _on_bucket_change(self, path: Path) -> None:
+    def _on_changes(self, changes: set[tuple[Any, str]]) -> None:
+        from watchfiles import Change
+
+        for change, raw in changes:
+            path = Path(raw)
+            if path.name.startswith(PROBE_PREFIX):
+                if self._probe_seen is not None:
+                    self._probe_seen.set()
+            elif path.parent == self.inbox_dir:
+                if change != Change.deleted:
+                    self._on_inbox(path)
+            elif change == Change.deleted:
+                self._fired.pop(path, None)
+            else:
+                self._on_bucket_change(path, added=change == Change.added)
+
+    def _seed(self) -> None:
+        """Remember the files already there: they were not created by this run."""
+        for dirpath, _dirs, files in os.walk(self.buckets_dir):
+            for name in files:
+                path = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    self._fired[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _on_bucket_change(self, path: Path, added: bool) -> None:
         """A path under ``buckets/`` was added or modified."""
-        if path.name.startswith(TMP_PREFIX):
+        if path.name.startswith(TMP_PREFIX) or path.parent == self.buckets_dir:
             return
         if path.is_dir():
-            # files moved or copied in with their folder may predate its watch
-            for dirpath, _dirs, files in os.walk(path):
-                for name in files:
-                    self._on_bucket_change(Path(dirpath) / name)
+            if added:
+                # files moved or copied in with their folder may predate its watch
+                for dirpath, _dirs, files in os.walk(path):
+                    for name in files:
+                        self._on_bucket_change(Path(dirpath) / name, added=True)
             return
         if path not in self._settling:
             self._settling.add(path)

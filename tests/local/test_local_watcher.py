@@ -134,31 +134,42 @@ def test_files_by_hand_and_by_a_function_fire_their_triggers_once(tmp_path: Path
     assert not any(n.startswith(".sls-py") for _d, _s, files in os.walk(buckets) for n in files)
 
 
-def test_a_folder_copied_in_fires_for_each_file(tmp_path: Path) -> None:
+def test_folders_copied_in_old_files_and_overwrites(tmp_path: Path) -> None:
     write_project(tmp_path)
     project = load_project(tmp_path)
     spec = project.spec()
-    calls: list[tuple[str, str]] = []
+    calls: list[tuple[str, str, int]] = []
 
     async def invoke(function: str, event: dict[str, Any]) -> Outcome:
-        calls.append((function, event["key"]))
+        calls.append((function, event["key"], event["size"]))
         return Outcome(result={})
 
     buckets = tmp_path / ".sls-py" / "local" / "dev" / "buckets"
+    old = buckets / "drop" / "in" / "old.txt"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"from an earlier run")
+    drop = LocalDriver(tmp_path / ".sls-py" / "local" / "dev").bucket("drop")
 
     async def run() -> None:
         services = LocalServices(spec, project, invoke, PlainUI(quiet=True))
         await services.start()
         try:
-            staged = tmp_path / "staged" / "in" / "deep" / "er"
+            # a folder tree copied in at once: every file fires
+            staged = tmp_path / "staged" / "deep" / "er"
             staged.mkdir(parents=True)
             for n in range(5):
-                (staged / f"{n}.txt").write_bytes(b"x")
-            shutil.copytree(tmp_path / "staged" / "in", buckets / "drop" / "in")
+                (staged / f"{n}.txt").write_bytes(b"x" * n)
+            shutil.copytree(tmp_path / "staged" / "deep", buckets / "drop" / "in" / "deep")
             await wait_for(lambda: len(calls) >= 5)
+            # replacing an object fires again (as a second PUT does on S3)
+            await asyncio.to_thread(drop.put, "in/deep/er/0.txt", b"replaced")
+            await wait_for(lambda: len(calls) >= 6)
             await asyncio.sleep(0.5)
         finally:
             await services.stop()
 
     asyncio.run(run())
-    assert sorted(calls) == [("copier", f"in/deep/er/{n}.txt") for n in range(5)]
+    assert sorted(calls[:5]) == [("copier", f"in/deep/er/{n}.txt", n) for n in range(5)]
+    assert calls[5:] == [("copier", "in/deep/er/0.txt", 8)]
+    # the file that was there before start never fired, though its folder changed
+    assert all(key != "in/old.txt" for _f, key, _n in calls)
