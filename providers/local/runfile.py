@@ -133,13 +133,16 @@ class RunLock:
     def publish(self, **fields: Any) -> None:
         """Write (or update) ``run.json`` atomically with ``fields``."""
         if not self.info:
+            # keep what this same process wrote there already (e.g. the gateway's port)
+            existing = read_run_info(self.root) or {}
             self.info = {
+                "clock": None,
+                "gateway": None,
+                **(existing if existing.get("pid") == os.getpid() else {}),
                 "version": VERSION,
                 "pid": os.getpid(),
                 "instance": uuid.uuid4().hex,
                 "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "clock": None,
-                "gateway": None,
             }
         self.info.update(fields)
         atomic_write(

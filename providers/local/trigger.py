@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sls_py.config import Project
@@ -107,7 +108,9 @@ def _schedule(
     if not triggers:
         raise TriggerError(f"function {fn.name!r} has no schedule trigger")
     if running is not None:
-        answer = _ask_running(running, {"kind": "schedule", "function": fn.name}, fn.timeout_s, ui)
+        request_data = {"kind": "schedule", "function": fn.name}
+        inbox = Path(running.get("inbox") or stage_root(spec, project) / "inbox")
+        answer = _ask_running(running, inbox, request_data, fn.timeout_s, ui)
         if answer is not None:
             if "error" in answer:
                 raise ProviderError(
@@ -131,16 +134,13 @@ def _schedule(
 
 
 def _ask_running(
-    running: dict[str, Any], request: dict[str, Any], timeout_s: float, ui: UI
+    running: dict[str, Any], inbox: Path, request: dict[str, Any], timeout_s: float, ui: UI
 ) -> dict[str, Any] | None:
     """Drop ``request`` in the running services' inbox and wait for the answer.
 
     Returns None when the run stopped before taking the request (the caller
     then runs it itself).
     """
-    from pathlib import Path
-
-    inbox = Path(running["inbox"])
     name = uuid.uuid4().hex
     req_path, res_path = inbox / f"{name}.json", inbox / f"{name}.result.json"
     atomic_write(req_path, json.dumps(request).encode(), inbox.parent / "tmp")

@@ -299,3 +299,34 @@ def test_stale_run_json_is_not_a_running_instance(tmp_path: Path) -> None:
     assert running_instance(root, wait_s=0) is None
     (root / "run.lock").unlink()
     assert running_instance(root, wait_s=0) is None
+
+
+def test_run_json_keeps_fields_this_process_wrote_and_drops_a_dead_runs(tmp_path: Path) -> None:
+    from sls_py_local.runfile import RunLock
+
+    root = tmp_path / "state"
+    root.mkdir()
+    (root / "run.json").write_text(json.dumps({"pid": os.getpid(), "port": 3001}))
+    lock = RunLock(root)
+    lock.acquire()
+    try:
+        lock.publish(clock=None)
+        info = read_run_info(root)
+        assert info is not None
+        assert (info["port"], info["pid"], info["version"], info["gateway"]) == (
+            3001,
+            os.getpid(),
+            1,
+            None,
+        )
+    finally:
+        lock.release()
+    (root / "run.json").write_text(json.dumps({"pid": 2**22 + 7, "port": 9}))
+    lock = RunLock(root)
+    lock.acquire()
+    try:
+        lock.publish()
+        assert "port" not in (read_run_info(root) or {})
+    finally:
+        lock.release()
+    assert not (root / "run.json").exists()
