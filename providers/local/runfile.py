@@ -149,12 +149,18 @@ class RunLock:
             self.root / RUN_FILE, json.dumps(self.info, indent=2).encode(), self.root / "tmp"
         )
 
+    def withdraw(self) -> None:
+        """Remove ``run.json`` if it is ours (the run is stopping)."""
+        if self._file is None or not self.info:
+            return
+        if (read_run_info(self.root) or {}).get("instance") == self.info.get("instance"):
+            (self.root / RUN_FILE).unlink(missing_ok=True)
+
     def release(self) -> None:
         """Remove ``run.json`` and drop the lock."""
         if self._file is None:
             return
-        if (read_run_info(self.root) or {}).get("instance") == self.info.get("instance"):
-            (self.root / RUN_FILE).unlink(missing_ok=True)
+        self.withdraw()
         if fcntl is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
         self._file.close()

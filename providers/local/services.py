@@ -143,7 +143,6 @@ class LocalServices:
         self._fired: dict[Path, tuple[int, int, int]] = {}
         self._settling: set[Path] = set()
         self._probe_seen: asyncio.Event | None = None
-        self._started = False
 
     # --- life cycle -------------------------------------------------------------
 
@@ -163,7 +162,6 @@ class LocalServices:
             await asyncio.to_thread(self._seed)
             await self._start_watcher()
             self.lock.publish(clock=self.clock_text, inbox=str(self.inbox_dir))
-            self._started = True
             for leftover in sorted(self.inbox_dir.glob("*.json")):
                 self._on_inbox(leftover)
             # a simulated clock starts now, when the schedules do; rates count from START
@@ -183,6 +181,7 @@ class LocalServices:
     async def stop(self) -> None:
         """Stop every loop, let in-flight invocations finish (up to ``stop_grace_s``),
         remove ``run.json`` and release the lock. Safe to call twice."""
+        self.lock.withdraw()  # from now on, sls-py trigger runs functions itself
         self._stop.set()
         for task in self._loops:
             task.cancel()
@@ -194,7 +193,6 @@ class LocalServices:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self.lock.release()
-        self._started = False
 
     def publish_gateway(self, url: str) -> None:
         """Record the gateway's URL in ``run.json`` (for tools that want to call it)."""
