@@ -28,7 +28,7 @@ import json
 import mimetypes
 import os
 import stat
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,6 @@ from typing import Any
 
 from sls_py.config import Project
 from sls_py.runtime import Outcome
-from sls_py.runtime.errors import ErrorInfo
 from sls_py.runtime.events import QueueBatch, ScheduleEvent, UploadEvent
 from sls_py.schedules import parse_schedule
 from sls_py.spec import (
@@ -50,12 +49,10 @@ from sls_py.spec import (
 from sls_py.ui import UI
 
 from .clock import Clock, SimulatedClock, iso_utc, parse_clock
+from .invokers import Invoke, failure, outcome_data
 from .queues import Received, dead_letter_queue
 from .resources import TMP_PREFIX, InvalidKey, LocalDriver, atomic_write, check_key
 from .runfile import RunLock
-
-#: ``invoke(function, event_wire) -> Outcome``, supplied by the caller.
-Invoke = Callable[[str, dict[str, Any]], Awaitable[Outcome]]
 
 PROBE_PREFIX = ".sls-py-probe-"
 
@@ -90,11 +87,6 @@ def upload_targets(spec: Spec, bucket: str, key: str) -> list[str]:
             isinstance(t, UploadTriggerSpec) and upload_matches(t, bucket, key) for t in fn.triggers
         )
     ]
-
-
-def failure(exc: BaseException) -> Outcome:
-    """An outcome for an ``invoke`` that raised instead of answering."""
-    return Outcome(error=ErrorInfo(type=type(exc).__name__, message=str(exc) or repr(exc)))
 
 
 @dataclass(frozen=True)
@@ -139,6 +131,7 @@ class LocalServices:
         self.lock = RunLock(self.root)
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._triggers: list[asyncio.Task[None]] = []
         self._inflight: set[asyncio.Task[Any]] = set()
         self._fired: dict[Path, tuple[int, int, int]] = {}
         self._settling: set[Path] = set()
@@ -166,14 +159,7 @@ class LocalServices:
                 self._on_inbox(leftover)
             # a simulated clock starts now, when the schedules do; rates count from START
             self.clock = parse_clock(self.clock_text)
-            origin = (
-                self.clock.start if isinstance(self.clock, SimulatedClock) else self.clock.now()
-            )
-            for fn, trigger in self._schedules():
-                self._loops.append(asyncio.create_task(self._schedule_loop(fn, trigger, origin)))
-            for route in self._queue_routes():
-                self._loops.append(asyncio.create_task(self._queue_loop(route)))
-            self._announce(origin)
+            self._start_triggers()
         except BaseException:
             await self.stop()
             raise
@@ -187,12 +173,40 @@ class LocalServices:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
+        self._triggers.clear()
         if self._inflight:
             _done, pending = await asyncio.wait(set(self._inflight), timeout=self.stop_grace_s)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         self.lock.release()
+
+    def _start_triggers(self) -> None:
+        """Start a loop per schedule and per queue trigger of ``self.spec``."""
+        origin = self.clock.start if isinstance(self.clock, SimulatedClock) else self.clock.now()
+        for fn, trigger in self._schedules():
+            self._triggers.append(asyncio.create_task(self._schedule_loop(fn, trigger, origin)))
+        for route in self._queue_routes():
+            self._triggers.append(asyncio.create_task(self._queue_loop(route)))
+        self._loops.extend(self._triggers)
+        self._announce(origin)
+
+    async def update(self, spec: Spec) -> None:
+        """Serve ``spec`` from now on (after a hot reload changed the app).
+
+        Schedule and queue loops are restarted with the new triggers; the
+        watcher keeps running and invocations in flight finish. Rates count
+        again from now (or from START on a simulated clock).
+        """
+        for task in self._triggers:
+            task.cancel()
+        await asyncio.gather(*self._triggers, return_exceptions=True)
+        self._loops = [t for t in self._loops if t not in self._triggers]
+        self._triggers = []
+        self.spec = spec
+        for bucket in spec.buckets:
+            (self.buckets_dir / bucket.name).mkdir(parents=True, exist_ok=True)
+        self._start_triggers()
 
     def publish_gateway(self, url: str) -> None:
         """Record the gateway's URL in ``run.json`` (for tools that want to call it)."""
@@ -549,31 +563,3 @@ class LocalServices:
                 outcome = await self.fire_schedule(fn, trigger)
                 fired.append({"schedule": trigger.name, **outcome_data(fn.name, outcome)})
         return {"invocations": fired}
-
-
-def outcome_data(function: str, outcome: Outcome) -> dict[str, Any]:
-    """An outcome as JSON-able data for ``sls-py trigger`` output."""
-    return {
-        "function": function,
-        "ok": outcome.error is None,
-        "result": outcome.result,
-        "error": outcome.error.to_wire() if outcome.error is not None else None,
-    }
-
-
-def oneshot_invoker(spec: Spec, project: Project, ui: UI | None = None) -> Invoke:
-    """An ``invoke`` that runs each invocation in a fresh process (no pool).
-
-    Used by ``python -m sls_py_local.standalone`` and tests; ``sls-py run`` passes
-    its worker pool instead. Function logs are forwarded to ``ui``.
-    """
-    from .oneshot import invoke_once
-
-    async def invoke(function: str, event: dict[str, Any]) -> Outcome:
-        inv = await asyncio.to_thread(invoke_once, spec, project, function, event)
-        if ui is not None and inv.logs:
-            for line in inv.logs.rstrip().splitlines():
-                ui.info(f"[{function}] {line}")
-        return Outcome(result=inv.result, error=inv.error)
-
-    return invoke

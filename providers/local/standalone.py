@@ -19,7 +19,8 @@ from sls_py.config import load_project
 from sls_py.errors import SlsPyError
 from sls_py.ui import PlainUI
 
-from .services import LocalServices, oneshot_invoker
+from .invokers import oneshot_invoker
+from .services import LocalServices
 
 
 async def serve(project_path: str, stage: str | None, clock: str | None) -> None:

@@ -23,9 +23,10 @@ from sls_py.provider import TriggerRequest
 from sls_py.spec import QueueTriggerSpec, ScheduleTriggerSpec, Spec
 from sls_py.ui import UI
 
+from .invokers import oneshot_invoker, outcome_data
 from .resources import InvalidKey, LocalDriver, atomic_write, check_key
 from .runfile import _pid_alive, running_instance
-from .services import LocalServices, oneshot_invoker, outcome_data, stage_root, upload_targets
+from .services import LocalServices, stage_root, upload_targets
 
 
 class TriggerError(SlsPyError):

@@ -330,3 +330,31 @@ def test_run_json_keeps_fields_this_process_wrote_and_drops_a_dead_runs(tmp_path
     finally:
         lock.release()
     assert not (root / "run.json").exists()
+
+
+def test_update_switches_to_the_new_spec_without_losing_messages(tmp_path: Path) -> None:
+    got: list[tuple[str, str]] = []
+    store = store_of(tmp_path)
+
+    async def invoke(function: str, event: dict[str, Any]) -> Outcome:
+        got.extend((function, m["body"]) for m in event["messages"])
+        return Outcome(result={"failed": []})
+
+    old = queue_spec()
+    fn = old.functions[0]
+    new = old.model_copy(update={"functions": [fn.model_copy(update={"name": "worker-v2"})]})
+
+    async def run() -> None:
+        services = LocalServices(old, make_project(tmp_path), invoke, PlainUI(quiet=True))
+        await services.start()
+        try:
+            store.send("jobs", "before")
+            await wait_for(lambda: got)
+            await services.update(new)
+            store.send("jobs", "after")
+            await wait_for(lambda: len(got) == 2)
+        finally:
+            await services.stop()
+
+    asyncio.run(run())
+    assert got == [("worker", "before"), ("worker-v2", "after")]

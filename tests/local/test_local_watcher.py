@@ -14,8 +14,9 @@ from typing import Any
 from sls_py.config import load_project
 from sls_py.runtime import Outcome
 from sls_py.ui import PlainUI
+from sls_py_local.invokers import oneshot_invoker
 from sls_py_local.resources import LocalDriver
-from sls_py_local.services import LocalServices, oneshot_invoker
+from sls_py_local.services import LocalServices
 from svc_helpers import wait_for
 
 APP = """
