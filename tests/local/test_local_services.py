@@ -6,19 +6,42 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sls_py.config import Project, ProjectConfig
 from sls_py.errors import ProviderError
 from sls_py.runtime import Outcome
 from sls_py.runtime.events import ScheduleEvent
-from sls_py.spec import FunctionSpec, QueueSpec, QueueTriggerSpec, ScheduleTriggerSpec
+from sls_py.spec import FunctionSpec, QueueSpec, QueueTriggerSpec, ScheduleTriggerSpec, Spec
 from sls_py.ui import PlainUI
 from sls_py_local.queues import QueueStore
 from sls_py_local.runfile import read_run_info, running_instance
 from sls_py_local.services import LocalServices
-from svc_helpers import make_project, make_spec, wait_for
+
+
+def make_project(root: Path) -> Project:
+    """A project rooted at ``root`` (its state goes to ``root/.sls-py``)."""
+    return Project(root=root, config=ProjectConfig(app="nowhere:app"), name="t")
+
+
+def make_spec(**fields: Any) -> Spec:
+    """A spec for app ``t``, stage ``dev``."""
+    return Spec(app="t", stage="dev", app_ref="nowhere:app", **fields)
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.02) -> Any:
+    """Poll ``check`` (in a thread) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        await asyncio.sleep(step)
 
 
 def schedule_spec() -> Any:

@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,19 @@ from sls_py.ui import PlainUI
 from sls_py_local.invokers import oneshot_invoker
 from sls_py_local.resources import LocalDriver
 from sls_py_local.services import LocalServices
-from svc_helpers import wait_for
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 20.0, step: float = 0.02) -> Any:
+    """Poll ``check`` (in a thread) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await asyncio.to_thread(check)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {check}")
+        await asyncio.sleep(step)
+
 
 APP = """
 from sls_py import App, Context, UploadEvent, upload
