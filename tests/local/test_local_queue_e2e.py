@@ -22,7 +22,7 @@ APP = """
 from sls_py import App, Context, QueueMessage, queue
 
 app = App("queued")
-jobs = app.queue("jobs", visibility_timeout_s=1, max_receives=2)
+jobs = app.queue("jobs", visibility_timeout_s=2, max_receives=2)
 done = app.table("done", key="n")
 
 
@@ -124,10 +124,14 @@ def test_send_delivers_with_retries_and_dead_letters(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert proc.returncode == 0
-    assert done.scan() == [{"n": 1, "receive_count": 1}, {"n": 2, "receive_count": 1}]
+    # at least once: on a loaded machine a batch may outlast the visibility timeout and be
+    # delivered again, so n=2 may have been handled twice
+    rows = done.scan()
+    assert [r["n"] for r in rows] == [1, 2]
+    assert rows[0] == {"n": 1, "receive_count": 1}
     text = log.read_text()
     assert (
-        "queue jobs -> handle (batch 5, visibility 1s, dead letters after 2 receives to jobs-dlq)"
+        "queue jobs -> handle (batch 5, visibility 2s, dead letters after 2 receives to jobs-dlq)"
         in text
     )
-    assert f"message {bad['message_id']} failed (receive 2 of 2); goes to jobs-dlq after 1s" in text
+    assert f"message {bad['message_id']} failed (receive 2 of 2); goes to jobs-dlq after 2s" in text
