@@ -299,10 +299,11 @@ class LocalServices:
         self._loops.append(asyncio.create_task(self._watch_loop()))
         probe = self.buckets_dir / f"{PROBE_PREFIX}{os.getpid()}"
         try:
-            for _ in range(100):
+            # until the watch is registered a probe goes unseen: write it again and again
+            for _ in range(500):
                 probe.write_bytes(b"")
                 try:
-                    await asyncio.wait_for(self._probe_seen.wait(), timeout=0.2)
+                    await asyncio.wait_for(self._probe_seen.wait(), timeout=0.02)
                     return
                 except TimeoutError:
                     if self._loops[-1].done():
