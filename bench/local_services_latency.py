@@ -73,7 +73,7 @@ async def main(rounds: int) -> None:
         while f"{i}.txt" not in seen:
             await asyncio.sleep(0.002)
         uploads.append(seen[f"{i}.txt"] - t)
-        await asyncio.sleep(0.3)  # let the idle queue poller back off to its longest pause
+        await asyncio.sleep(1.0)  # let the idle queue poller back off to its longest pause
         t = time.perf_counter()
         await asyncio.to_thread(store.send, "q", f"m{i}")
         while f"m{i}" not in seen:
