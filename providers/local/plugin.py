@@ -10,7 +10,7 @@ from typing import Any
 
 from sls_py import hookimpl
 from sls_py.config import Project
-from sls_py.provider import Invocation, ProviderInfo
+from sls_py.provider import Invocation, ProviderInfo, TriggerRequest
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
@@ -50,3 +50,16 @@ def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui:
     from .oneshot import invoke_once
 
     return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
+
+
+@hookimpl
+def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI) -> Any:
+    """Fire an upload, a schedule or a queue message by hand.
+
+    A running ``sls-py run`` of the stage delivers it (it is found through
+    ``.sls-py/local/<stage>/run.json``); otherwise the matching functions run
+    now, each in a fresh process, and their outcomes are returned.
+    """
+    from .trigger import fire
+
+    return fire(spec, project, request, ui)
