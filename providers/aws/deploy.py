@@ -119,7 +119,7 @@ def remove(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> Plan:
     account = cloud.account_id()
     check_target(state, account, cloud.region_name)
     names = Names(spec, account, cloud.region_name)
-    steps = plan_changes([], state, None)
+    steps = plan_changes([], state, None, gone_reason=f"stage {spec.stage} removed")
     ctx = Ctx(cloud=cloud, names=names, state=state)
     done = apply_plan(steps, [], ctx, ui)
     if not state.entries:

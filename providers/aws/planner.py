@@ -81,7 +81,13 @@ def check_target(state: State, account: str, region: str) -> None:
         )
 
 
-def plan_changes(desired: list[Resource], state: State, cloud: Cloud | None) -> list[PlanStep]:
+def plan_changes(
+    desired: list[Resource],
+    state: State,
+    cloud: Cloud | None,
+    *,
+    gone_reason: str = "no longer in the app",
+) -> list[PlanStep]:
     """The steps that make the stage match ``desired``; empty when it already does.
 
     :param cloud: used for read-only calls only (``None``: compare with the
@@ -105,7 +111,7 @@ def plan_changes(desired: list[Resource], state: State, cloud: Cloud | None) -> 
             continue  # deleted with the function
         if entry.kind == "notification" and entry.props.get("bucket") in buckets_gone:
             continue  # deleted with the bucket
-        deletes.append(step("delete", entry, "no longer in the app"))
+        deletes.append(step("delete", entry, gone_reason))
 
     updates: list[PlanStep] = []
     for res in sorted(desired, key=lambda r: RANK[r.kind]):
