@@ -25,6 +25,7 @@ from sls_py.ui import UI
 
 from .cloud import AwsError, Cloud
 from .model import Names, Resource
+from .planner import dependents
 from .state import Entry, State
 
 FAIL_AFTER_ENV = "SLS_PY_FAIL_AFTER_STEP"
@@ -106,12 +107,9 @@ def apply_plan(steps: list[PlanStep], desired: list[Resource], ctx: Ctx, ui: UI)
             entry = state.get(key)
             if entry is not None:
                 handler.delete(ctx, entry)
+                for other in dependents(entry, state.entries):  # AWS deleted them with it
+                    state.forget(other)
                 state.forget(key)
-                if s.kind == "api":  # its routes, CORS and stage went with it
-                    for other in [
-                        k for k, e in state.entries.items() if e.kind in {"route", "cors", "stage"}
-                    ]:
-                        state.forget(other)
         else:
             res = wanted[key]
             old = state.get(key)

@@ -81,6 +81,29 @@ def check_target(state: State, account: str, region: str) -> None:
         )
 
 
+def dependents(entry: Entry, entries: dict[str, Entry]) -> list[str]:
+    """Keys of recorded resources that AWS deletes together with ``entry``:
+    a REST API's routes, CORS and stage; a function's permissions; a bucket's
+    notification configuration."""
+    if entry.kind == "api":
+        return [k for k, e in entries.items() if e.kind in _API_CHILDREN]
+    if entry.kind == "function":
+        name = entry.props.get("name")
+        return [
+            k
+            for k, e in entries.items()
+            if e.kind == "permission" and e.props.get("function") == name
+        ]
+    if entry.kind == "bucket":
+        name = entry.props.get("name")
+        return [
+            k
+            for k, e in entries.items()
+            if e.kind == "notification" and e.props.get("bucket") == name
+        ]
+    return []
+
+
 def plan_changes(
     desired: list[Resource],
     state: State,
@@ -96,22 +119,9 @@ def plan_changes(
     wanted = {r.key: r for r in desired}
     deletes: list[PlanStep] = []
     gone = {key for key in state.entries if key not in wanted}
-    api_gone = any(state.entries[k].kind == "api" for k in gone)
-    functions_gone = {
-        state.entries[k].props.get("name") for k in gone if state.entries[k].kind == "function"
-    }
-    buckets_gone = {
-        state.entries[k].props.get("name") for k in gone if state.entries[k].kind == "bucket"
-    }
-    for key in sorted(gone, key=lambda k: (-RANK.get(state.entries[k].kind, 0), k)):
-        entry = state.entries[key]
-        if api_gone and entry.kind in _API_CHILDREN:
-            continue  # deleted with the API
-        if entry.kind == "permission" and entry.props.get("function") in functions_gone:
-            continue  # deleted with the function
-        if entry.kind == "notification" and entry.props.get("bucket") in buckets_gone:
-            continue  # deleted with the bucket
-        deletes.append(step("delete", entry, gone_reason))
+    folded = {k for key in gone for k in dependents(state.entries[key], state.entries)}
+    for key in sorted(gone - folded, key=lambda k: (-RANK.get(state.entries[k].kind, 0), k)):
+        deletes.append(step("delete", state.entries[key], gone_reason))
 
     updates: list[PlanStep] = []
     for res in sorted(desired, key=lambda r: RANK[r.kind]):

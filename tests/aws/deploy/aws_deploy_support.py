@@ -51,7 +51,9 @@ class Moto:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        recorder._location = os.environ["MOTO_RECORDER_FILEPATH"]  # in case moto was imported earlier
+        recorder._location = os.environ[
+            "MOTO_RECORDER_FILEPATH"
+        ]  # in case moto was imported earlier
         self.port = free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
@@ -86,8 +88,10 @@ class Moto:
     def _api(self, path: str) -> None:
         import urllib.request
 
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/recorder/{path}",
-                                                      method="POST"), timeout=10).read()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/recorder/{path}", method="POST"),
+            timeout=10,
+        ).read()
 
     def start_recording(self) -> None:
         self._api("reset-recording")
@@ -119,7 +123,9 @@ def operation_of(request: dict[str, Any]) -> str:
     m = re.search(r"(?:^|&)Action=([A-Za-z]+)", body)
     if m:
         return m.group(1)
-    return f"{request['method']} {request['url'].split('?')[0]}"
+    from urllib.parse import urlparse
+
+    return f"{request['method']} {urlparse(request['url']).path}"
 
 
 def mutating(requests: list[dict[str, Any]]) -> list[str]:
@@ -141,16 +147,24 @@ def copy_app(tmp: Path, name: str = "app") -> Path:
     shutil.copytree(EXAMPLE_APP, dest, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
     pyproject = dest / "pyproject.toml"
     text = pyproject.read_text()
-    text = text.replace('architecture = "x86_64"', 'architecture = "x86_64"\ninclude_dependencies = false')
+    text = text.replace(
+        'architecture = "x86_64"', 'architecture = "x86_64"\ninclude_dependencies = false'
+    )
     pyproject.write_text(text)
     return dest
 
 
-def cli(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def cli(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``sls-py ARGS`` as a subprocess, the way a user would."""
     return subprocess.run(
         [sys.executable, "-m", "sls_py", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -165,7 +179,9 @@ class _Ids:
 
     def __call__(self, kind: str, value: str) -> str:
         if value not in self.seen:
-            self.seen[value] = f"<{kind}-{sum(1 for v in self.seen.values() if v.startswith('<' + kind))}>"
+            self.seen[value] = (
+                f"<{kind}-{sum(1 for v in self.seen.values() if v.startswith('<' + kind))}>"
+            )
         return self.seen[value]
 
     def scrub(self, value: Any) -> Any:
@@ -196,7 +212,10 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
             p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
             for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
         }
-        attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+        attached = [
+            p["PolicyName"]
+            for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+        ]
         out["roles"][name] = {
             "trust": r["AssumeRolePolicyDocument"],
             "policies": policies,
@@ -205,7 +224,9 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
         }
 
     lam = moto.client("lambda")
-    functions = [f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(prefix)]
+    functions = [
+        f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(prefix)
+    ]
     out["functions"] = {}
     for f in sorted(functions, key=lambda f: f["FunctionName"]):
         name = f["FunctionName"]
@@ -228,12 +249,23 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
             "concurrency": conf.get("Concurrency", {}).get("ReservedConcurrentExecutions"),
             "tags": conf.get("Tags", {}),
             "permissions": sorted(
-                ({"sid": s["Sid"], "principal": s["Principal"], "condition": s.get("Condition")}
-                 for s in policy), key=lambda s: s["sid"]),
+                (
+                    {"sid": s["Sid"], "principal": s["Principal"], "condition": s.get("Condition")}
+                    for s in policy
+                ),
+                key=lambda s: s["sid"],
+            ),
             "event_sources": sorted(
-                ({"source": m["EventSourceArn"], "batch": m["BatchSize"],
-                  "response_types": m.get("FunctionResponseTypes", [])} for m in mappings),
-                key=lambda m: m["source"]),
+                (
+                    {
+                        "source": m["EventSourceArn"],
+                        "batch": m["BatchSize"],
+                        "response_types": m.get("FunctionResponseTypes", []),
+                    }
+                    for m in mappings
+                ),
+                key=lambda m: m["source"],
+            ),
         }
 
     apigw = moto.client("apigateway")
@@ -265,29 +297,47 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
                     }
                 methods[f"{method} {res['path']}"] = entry
         stages = apigw.get_stages(restApiId=api["id"])["item"]
-        out["apis"].append({
-            "id": api_id,
-            "tags": api.get("tags", {}),
-            "paths": sorted(r["path"] for r in resources),
-            "methods": methods,
-            "stages": sorted(s["stageName"] for s in stages),
-            "deployments": len(apigw.get_deployments(restApiId=api["id"])["items"]) > 0,
-        })
-    keys = [k for k in apigw.get_api_keys(includeValues=True)["items"] if k["name"].startswith(prefix)]
+        out["apis"].append(
+            {
+                "id": api_id,
+                "tags": api.get("tags", {}),
+                "paths": sorted(r["path"] for r in resources),
+                "methods": methods,
+                "stages": sorted(s["stageName"] for s in stages),
+                "deployments": len(apigw.get_deployments(restApiId=api["id"])["items"]) > 0,
+            }
+        )
+    keys = [
+        k for k in apigw.get_api_keys(includeValues=True)["items"] if k["name"].startswith(prefix)
+    ]
     out["api_keys"] = sorted(
-        ({"name": k["name"], "id": ids("key", k["id"]), "enabled": k["enabled"], "tags": k.get("tags", {})}
-         for k in keys), key=lambda k: k["name"])
+        (
+            {
+                "name": k["name"],
+                "id": ids("key", k["id"]),
+                "enabled": k["enabled"],
+                "tags": k.get("tags", {}),
+            }
+            for k in keys
+        ),
+        key=lambda k: k["name"],
+    )
     plans = [p for p in apigw.get_usage_plans()["items"] if p["name"].startswith(prefix)]
     out["usage_plans"] = []
     for p in plans:
         plan_keys = apigw.get_usage_plan_keys(usagePlanId=p["id"])["items"]
-        out["usage_plans"].append({
-            "name": p["name"],
-            "stages": [{"api": ids("api", s["apiId"]), "stage": s["stage"]} for s in p.get("apiStages", [])],
-            "throttle": p.get("throttle"),
-            "quota": p.get("quota"),
-            "keys": sorted(k["name"] for k in plan_keys),
-        })
+        out["usage_plans"].append(
+            {
+                "name": p["name"],
+                "stages": [
+                    {"api": ids("api", s["apiId"]), "stage": s["stage"]}
+                    for s in p.get("apiStages", [])
+                ],
+                "throttle": p.get("throttle"),
+                "quota": p.get("quota"),
+                "keys": sorted(k["name"] for k in plan_keys),
+            }
+        )
 
     s3 = moto.client("s3")
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(prefix)]
@@ -297,10 +347,16 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
         out["buckets"][b] = {
             "tags": _tags(s3.get_bucket_tagging(Bucket=b)["TagSet"]),
             "lambda_notifications": sorted(
-                ({"function": c["LambdaFunctionArn"], "events": c["Events"],
-                  "filter": c.get("Filter", {}).get("Key", {}).get("FilterRules", [])}
-                 for c in notif.get("LambdaFunctionConfigurations", [])),
-                key=lambda c: c["function"]),
+                (
+                    {
+                        "function": c["LambdaFunctionArn"],
+                        "events": c["Events"],
+                        "filter": c.get("Filter", {}).get("Key", {}).get("FilterRules", []),
+                    }
+                    for c in notif.get("LambdaFunctionConfigurations", [])
+                ),
+                key=lambda c: c["function"],
+            ),
         }
 
     events = moto.client("events")
@@ -309,8 +365,10 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
         r["Name"]: {
             "expression": r.get("ScheduleExpression"),
             "state": r["State"],
-            "targets": [{"id": t["Id"], "arn": t["Arn"], "input": t.get("Input")}
-                        for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]],
+            "targets": [
+                {"id": t["Id"], "arn": t["Arn"], "input": t.get("Input")}
+                for t in events.list_targets_by_rule(Rule=r["Name"])["Targets"]
+            ],
             "tags": _tags(events.list_tags_for_resource(ResourceARN=r["Arn"])["Tags"]),
         }
         for r in rules
@@ -342,5 +400,14 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
 
 def empty_snapshot() -> dict[str, Any]:
     """What :func:`snapshot` answers for a stage with nothing on AWS."""
-    return {"roles": {}, "functions": {}, "apis": [], "api_keys": [], "usage_plans": [],
-            "buckets": {}, "rules": {}, "queues": {}, "tables": {}}
+    return {
+        "roles": {},
+        "functions": {},
+        "apis": [],
+        "api_keys": [],
+        "usage_plans": [],
+        "buckets": {},
+        "rules": {},
+        "queues": {},
+        "tables": {},
+    }
