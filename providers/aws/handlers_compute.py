@@ -14,10 +14,11 @@ from typing import Any
 
 from sls_py.errors import ProviderError
 
+from . import model
 from .cloud import AwsError
 from .executor import Ctx, handles
 from .iam import POLICY_NAME
-from .model import DIRECT_UPLOAD_LIMIT, Resource
+from .model import Resource
 from .state import Entry
 
 # --- IAM role -----------------------------------------------------------------
@@ -194,7 +195,9 @@ def _table_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> 
 
 
 def _table_delete(ctx: Ctx, entry: Entry) -> None:
-    ctx.cloud.call("dynamodb", "delete_table", missing_ok=True, TableName=entry.props["name"])
+    if ctx.cloud.call("dynamodb", "delete_table", missing_ok=True, TableName=entry.props["name"]):
+        # a replacement of the same name can only be created once this one is gone
+        ctx.cloud.wait("dynamodb", "table_not_exists", TableName=entry.props["name"])
 
 
 # --- queues -------------------------------------------------------------------
@@ -257,7 +260,7 @@ def _code(ctx: Ctx, function: str) -> dict[str, Any]:
     pkg = ctx.package
     if pkg is None:
         raise ProviderError("internal error: no package built for the function's code")
-    if pkg.size <= DIRECT_UPLOAD_LIMIT:
+    if pkg.size <= model.DIRECT_UPLOAD_LIMIT:
         return {"ZipFile": pkg.data}
     bucket = ctx.names.deployment_bucket
     digest = base64.b64decode(pkg.code_sha256).hex()

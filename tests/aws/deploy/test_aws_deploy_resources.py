@@ -5,6 +5,7 @@ checked through AWS read APIs."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import textwrap
@@ -226,3 +227,60 @@ def test_queue_app_deploys_changes_and_deletes_what_the_app_dropped(
     engine.remove(spec, project, cloud, ui)
     assert snapshot(aws_env, "jobsapp", "dev") == empty_snapshot()
     assert json.dumps(engine.load_state(spec, project).entries) == "{}"
+
+
+def test_big_zips_go_through_a_deployment_bucket(
+    aws_env: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda takes at most 50 MB directly; the limit is lowered here so that a
+    small zip takes the bucket path (the code is the same)."""
+    from sls_py_aws import model
+
+    root = tmp_path / "big"
+    write_app(root, batch=5, with_tick=False)
+    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
+        del sys.modules[name]
+    project = load_project(root)
+    spec = project.spec("big")
+    cloud = engine.make_cloud(spec)
+    package = engine.build(spec, project)
+    monkeypatch.setattr(model, "DIRECT_UPLOAD_LIMIT", package.size - 1)
+    engine.deploy(spec, project, cloud, PlainUI(quiet=True))
+
+    bucket = f"jobsapp-big-deploys-{ACCOUNT}"
+    digest = base64.b64decode(package.code_sha256).hex()
+    s3 = aws_env.client("s3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [f"jobsapp-big-{f}/{digest}.zip" for f in ("ingest", "submit", "worker")]
+    assert s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read() == package.data
+    lam = aws_env.client("lambda")
+    for f in ("ingest", "submit", "worker"):
+        conf = lam.get_function_configuration(FunctionName=f"jobsapp-big-{f}")
+        assert conf["CodeSha256"] == package.code_sha256
+
+    # back under the limit: the deployment bucket is no longer needed and goes
+    monkeypatch.setattr(model, "DIRECT_UPLOAD_LIMIT", 50 * 1024 * 1024)
+    plan = [(s.action, s.kind, s.name) for s in engine.plan(spec, project, cloud).steps]
+    assert plan == [("delete", "deployment-bucket", bucket)]
+    engine.deploy(spec, project, cloud, PlainUI(quiet=True))
+    assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    engine.remove(spec, project, cloud, PlainUI(quiet=True))
+    assert snapshot(aws_env, "jobsapp", "big") == empty_snapshot()
+
+
+def test_a_package_over_250_mb_unzipped_fails_before_any_aws_call(
+    aws_env: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sls_py_aws import package as packaging
+
+    root = tmp_path / "huge"
+    write_app(root, batch=5, with_tick=False)
+    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
+        del sys.modules[name]
+    project = load_project(root)
+    spec = project.spec("huge")
+    monkeypatch.setattr(packaging, "MAX_UNZIPPED_BYTES", 1000)
+    aws_env.start_recording()
+    with pytest.raises(packaging.PackageError, match="over Lambda's limit"):
+        engine.deploy(spec, project, engine.make_cloud(spec), PlainUI(quiet=True))
+    assert aws_env.stop_recording() == []
