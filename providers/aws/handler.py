@@ -6,6 +6,11 @@ outcome back into what the event source expects.
 Environment contract (set by the deployer on each Lambda function)
 ===================================================================
 
+Build it with :func:`sls_py_aws.environment.lambda_environment` (``spec``,
+``fn``, ``names=`` physical-name overrides): it returns exactly these
+variables with canonical JSON, plus the function's own environment, and
+refuses reserved names and environments over Lambda's 4 KB.
+
 ``SLS_PY_APP``        ``"module:attr"`` of the App (``spec.app_ref``), importable
                       from the zip's root.
 ``SLS_PY_FUNCTION``   the function's sls-py name (``"work-magic"``), not the
@@ -51,10 +56,11 @@ Events handled
 - S3 ``ObjectCreated`` records -> one ``UploadEvent`` per record (keys
   URL-decoded, bucket mapped back to the app's name).
 - EventBridge scheduled events -> ``ScheduleEvent``: ``time`` from the event,
-  the schedule found by rule name: a rule named ``<anything><schedule name>``
-  (the deployer uses ``<app>-<stage>-<schedule name>``) matches the function's
-  schedule trigger of that name. A target with a constant ``Input`` may send
-  instead ``{"sls_py_schedule": {"name": "nightly", "expression": "...",
+  the schedule found by rule name: a rule named ``<schedule name>`` or
+  ``...-<schedule name>`` (name rules ``spec.qualified(schedule.name)``, i.e.
+  ``<app>-<stage>-<schedule name>``) matches the function's schedule trigger of
+  that name; a function with one schedule matches any rule. A target with a
+  constant ``Input`` may send instead ``{"sls_py_schedule": {"name": "nightly", "expression": "...",
   "payload": ..., "time": "..."}}`` (every key but ``name`` optional; with an
   ``InputTransformer``, ``"time": "<time>"`` from ``$.time`` keeps the real time).
 - SQS batches -> ``QueueBatch``; answers ``{"batchItemFailures":
@@ -69,6 +75,12 @@ the message, prefixed with ``[status] `` when the error has one
 (``"[403] Wrong magic word"``). :func:`error_info` turns such a pair back into
 an :class:`~sls_py.runtime.errors.ErrorInfo`.
 
+For the deployer: with ``binaryMediaTypes = ["*/*"]`` on the REST API, binary
+responses (``isBase64Encoded``) reach clients as bytes, and request bodies
+then arrive base64-encoded, which this adapter decodes. API Gateway writes the
+502 of an unhandled error itself, so CORS headers on it need a ``DEFAULT_5XX``
+gateway response.
+
 Import cost matters (it is cold-start time): this module imports only the
 standard library and ``sls_py.runtime``; everything else is imported lazily.
 """
@@ -79,10 +91,8 @@ import base64
 import json
 import logging
 import os
-import re
 import time
-import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from sls_py.runtime import (
     Context,
@@ -104,11 +114,14 @@ from sls_py.runtime.events import Event
 
 __all__ = ["FunctionError", "error_info", "handle", "to_neutral"]
 
-_TEXT_TYPES = re.compile(
-    r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded|[\w.+-]*\+(json|xml)))",
-    re.IGNORECASE,
+_TEXT_TYPES = frozenset(
+    {
+        "application/json",
+        "application/xml",
+        "application/javascript",
+        "application/x-www-form-urlencoded",
+    }
 )
-_STATUS_PREFIX = re.compile(r"^\[(\d{3})\] ")
 
 _log = logging.getLogger("sls_py.function")
 
@@ -122,7 +135,7 @@ class FunctionError(Exception):
 _error_classes: dict[str, type[FunctionError]] = {}
 
 
-def _raise(info: ErrorInfo) -> None:
+def _raise(info: ErrorInfo) -> NoReturn:
     """Raise ``info`` as an exception whose class name is ``info.type``."""
     name = info.type if info.type.isidentifier() else "FunctionError"
     cls = _error_classes.get(name)
@@ -150,10 +163,10 @@ def error_message(info: ErrorInfo) -> str:
 
 def error_info(error_type: str, error_message: str) -> ErrorInfo:
     """The :class:`ErrorInfo` of a Lambda ``FunctionError`` raised by this adapter."""
-    m = _STATUS_PREFIX.match(error_message or "")
-    if m:
-        return ErrorInfo(type=error_type, message=error_message[m.end():], status=int(m.group(1)))
-    return ErrorInfo(type=error_type, message=error_message or "")
+    text = error_message or ""
+    if text[:1] == "[" and text[1:4].isdigit() and text[4:6] == "] ":
+        return ErrorInfo(type=error_type, message=text[6:], status=int(text[1:4]))
+    return ErrorInfo(type=error_type, message=text)
 
 
 # --- configuration from the environment, read once per container ------------------
@@ -226,9 +239,10 @@ def handle(event: Any, context: Any = None) -> Any:
         outcome = execute(config.handler, neutral, ctx)
         return _http_response(outcome, neutral, event, config)
     if kind == "upload":
-        results = []
-        for upload in neutral if isinstance(neutral, list) else [neutral]:
-            results.append(_result(execute(config.handler, upload, ctx)))
+        # every record runs, then the first failure (if any) fails the invocation
+        uploads = neutral if isinstance(neutral, list) else [neutral]
+        outcomes = [execute(config.handler, upload, ctx) for upload in uploads]
+        results = [_result(outcome) for outcome in outcomes]
         return results[0] if len(results) == 1 else results
     if kind == "queue":
         outcome = execute(config.handler, neutral, ctx)
@@ -245,7 +259,11 @@ def _result(outcome: Outcome) -> Any:
 
 
 def _context(config: _Config, context: Any) -> Context:
-    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+    request_id = getattr(context, "aws_request_id", None)
+    if not request_id:  # not under Lambda (a test calling handle directly)
+        import uuid
+
+        request_id = str(uuid.uuid4())
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     now_ms = int(time.time() * 1000)
     deadline = now_ms + int(remaining()) if callable(remaining) else now_ms + 900_000
@@ -428,7 +446,9 @@ def _scheduled_event(event: dict[str, Any], config: Any) -> ScheduleEvent:
         match = known
     name, expression, payload = max(match, key=lambda s: len(s[0])) if match else (rule, "", None)
     return ScheduleEvent(
-        schedule=name, expression=expression, time=str(event.get("time") or _now_iso()),
+        schedule=name,
+        expression=expression,
+        time=str(event.get("time") or _now_iso()),
         payload=payload,
     )
 
@@ -476,6 +496,12 @@ def _cors_headers(config: Any, request: HttpRequest) -> dict[str, str]:
     return out
 
 
+def _is_text(content_type: str) -> bool:
+    """Whether a body of this type goes out as text (else base64, isBase64Encoded)."""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
+
+
 def _http_response(
     outcome: Outcome, request: HttpRequest, event: dict[str, Any], config: Any
 ) -> dict[str, Any]:
@@ -483,7 +509,6 @@ def _http_response(
         # an unhandled error: Lambda reports it and API Gateway answers 502
         _raise(outcome.error or ErrorInfo(type="FunctionError", message="no response"))
     response = outcome.response
-    assert response is not None
     multi = {
         k.lower(): [str(x) for x in v]
         for k, v in response.headers.items()
@@ -498,7 +523,7 @@ def _http_response(
     for name, value in _cors_headers(config, request).items():
         headers.setdefault(name, value)
     content_type = headers.get("content-type", "")
-    binary = not _TEXT_TYPES.match(content_type)
+    binary = not _is_text(content_type)
     if not binary:
         try:
             body = raw.decode("utf-8")
@@ -526,7 +551,9 @@ def _setup_logging() -> None:
         logging.getLogger("sls_py").setLevel(logging.INFO)
 
 
-_setup_logging()
-if os.environ.get("SLS_PY_APP") and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    # Inside Lambda: load the app during init, which runs with a full CPU.
-    _current()
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # Inside Lambda: logging as functions expect it, and the app loaded during
+    # init (which runs before the first event, with a full CPU).
+    _setup_logging()
+    if os.environ.get("SLS_PY_APP"):
+        _current()

@@ -55,23 +55,71 @@ _PIP_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 # glibc of the Lambda base image: Amazon Linux 2023 for python3.12+, Amazon Linux 2 before.
 _GLIBC_MINOR = {True: 34, False: 26}
 
+_COMPLETE = ".complete"  # marks a finished dependency install in the cache
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o100644 << 16
 _COMPRESS_LEVEL = 6
 
 # Names that never ship from the app's folder, at any depth.
 _SKIP_DIRS = {
-    ".git", ".hg", ".svn", ".sls-py", ".venv", "venv", ".tox", ".nox", "__pycache__",
-    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".idea", ".vscode",
-    "node_modules", "tests", "test", ".aws", ".ssh", ".gnupg", ".azure", ".config",
+    ".git",
+    ".hg",
+    ".svn",
+    ".sls-py",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+    ".idea",
+    ".vscode",
+    "node_modules",
+    "tests",
+    "test",
+    ".aws",
+    ".ssh",
+    ".gnupg",
+    ".azure",
+    ".config",
 }
 _SKIP_FILES = [
-    "*.pyc", "*.pyo", ".DS_Store", "conftest.py", "test_*.py", "*_test.py",
+    "*.pyc",
+    "*.pyo",
+    ".DS_Store",
+    "conftest.py",
+    "test_*.py",
+    "*_test.py",
     # secrets and credentials
-    ".env", ".env.*", "*.env", ".envrc", "credentials", "credentials.*", "*.pem", "*.key",
-    "*.p12", "*.pfx", "*.jks", "*.keystore", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
-    ".netrc", ".pypirc", ".npmrc", ".git-credentials", ".dockercfg", "*.kdbx",
-    "service-account*.json", "*-credentials.json", "*.tfstate", "*.tfstate.*",
+    ".env",
+    ".env.*",
+    "*.env",
+    ".envrc",
+    "credentials",
+    "credentials.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".pypirc",
+    ".npmrc",
+    ".git-credentials",
+    ".dockercfg",
+    "*.kdbx",
+    "service-account*.json",
+    "*-credentials.json",
+    "*.tfstate",
+    "*.tfstate.*",
 ]
 # Top-level folders of the app's folder that are build output, not code.
 _SKIP_TOP_DIRS = {"build", "dist"}
@@ -186,6 +234,8 @@ def build_package(
         )
     entries.update(app_files)
     entries.update(runtime_files)
+    if spec.provider_settings("aws").get("bytecode", True):
+        entries.update(bytecode_entries(entries, platform, project.state_dir))
 
     unzipped = sum(path.stat().st_size for path in entries.values())
     if unzipped > MAX_UNZIPPED_BYTES:
@@ -226,18 +276,25 @@ def _app_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
 
 
 def _dependency_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
-    """Installed dependencies keep everything but bytecode caches and scripts."""
+    """Installed dependencies keep everything but bytecode caches, scripts and our marker."""
     name = rel_parts[-1]
     if is_dir:
         return name == "__pycache__" or (len(rel_parts) == 1 and name == "bin")
-    return name.endswith((".pyc", ".pyo"))
+    return name.endswith((".pyc", ".pyo")) or rel_parts == (_COMPLETE,)
 
 
 def _walk(root: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> Iterator[tuple[str, Path]]:
-    """(archive name, path) for every file under ``root`` that ``skip`` keeps."""
+    """(archive name, path) for every file under ``root`` that ``skip`` keeps.
+
+    A folder holding ``pyvenv.cfg`` is a virtualenv, whatever its name: never walked.
+    """
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root).parts
-        dirnames[:] = sorted(d for d in dirnames if not skip((*rel, d), True))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not skip((*rel, d), True) and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+        )
         for name in sorted(filenames):
             path = Path(dirpath, name)
             if skip((*rel, name), False) or not path.is_file():
@@ -300,17 +357,17 @@ def install_dependencies(
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     cache = state_dir / "aws" / "deps"
     target = cache / digest
-    if (target / ".complete").is_file():
+    if (target / _COMPLETE).is_file():
         return target
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=cache))
     try:
         _pip_install(requirements, platform, work, wheel_dir)
-        (work / ".complete").write_text(key, encoding="utf-8")
+        (work / _COMPLETE).write_text(key, encoding="utf-8")
         try:
             work.rename(target)
         except OSError:  # another build finished first: use its copy
-            if not (target / ".complete").is_file():
+            if not (target / _COMPLETE).is_file():
                 raise
     finally:
         if work.exists():
@@ -322,10 +379,22 @@ def _pip_install(
     requirements: list[str], platform: Platform, target: Path, wheel_dir: Path | None
 ) -> None:
     cmd = [
-        sys.executable, "-m", "pip", "install", "--target", str(target),
-        "--only-binary=:all:", "--python-version", platform.python_version,
-        "--implementation", "cp", "--no-compile", "--no-warn-script-location",
-        "--disable-pip-version-check", "--no-input", "--quiet",
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--target",
+        str(target),
+        "--only-binary=:all:",
+        "--python-version",
+        platform.python_version,
+        "--implementation",
+        "cp",
+        "--no-compile",
+        "--no-warn-script-location",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
     ]
     for plat in platform.pip_platforms:
         cmd += ["--platform", plat]
@@ -353,6 +422,63 @@ def _pip_install(
         f"installing the app's dependencies for {where} failed: " + " | ".join(last),
         hint="check [project.dependencies] in the app's pyproject.toml",
     )
+
+
+# --- bytecode ---------------------------------------------------------------------
+
+# Runs in a child with PYTHONHASHSEED=0 so set constants marshal in a fixed order.
+_COMPILER = """
+import json, os, py_compile, sys
+for source, arcname, target in json.load(sys.stdin):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = f"{target}.{os.getpid()}.tmp"  # builds running side by side share the cache
+    try:
+        py_compile.compile(source, cfile=tmp, dfile=arcname, doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    except py_compile.PyCompileError:
+        continue  # Python reports the syntax error when the module is imported
+    os.replace(tmp, target)
+"""
+
+
+def bytecode_entries(
+    entries: dict[str, Path], platform: Platform, state_dir: Path
+) -> dict[str, Path]:
+    """``__pycache__`` files for every ``.py`` entry, when this Python matches the runtime.
+
+    Lambda's code folder is read-only, so without them every cold start compiles
+    every module from source. The files are unchecked-hash pycs (no timestamps),
+    compiled once per (name, source) and cached under ``.sls-py/aws/pyc/``.
+    Another Python version could not write bytecode the runtime accepts:
+    then nothing is added and Lambda compiles from source as usual.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if sys.implementation.name != "cpython" or version != platform.python_version:
+        return {}
+    tag = sys.implementation.cache_tag
+    cache = state_dir / "aws" / "pyc" / tag
+    out: dict[str, Path] = {}
+    jobs: list[list[str]] = []
+    for arcname, path in sorted(entries.items()):
+        if not arcname.endswith(".py"):
+            continue
+        key = hashlib.sha256(arcname.encode() + b"\0" + path.read_bytes()).hexdigest()
+        target = cache / key[:2] / f"{key}.pyc"
+        folder, _, name = arcname.rpartition("/")
+        pyc = f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc".lstrip("/")
+        if not target.is_file():
+            jobs.append([str(path), arcname, str(target)])
+        out[pyc] = target
+    if jobs:
+        subprocess.run(
+            [sys.executable, "-c", _COMPILER],
+            input=json.dumps(jobs),
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"},
+            check=True,
+            capture_output=True,
+        )
+    return {name: path for name, path in out.items() if path.is_file()}
 
 
 # --- the zip ----------------------------------------------------------------------

@@ -1,0 +1,317 @@
+"""The built zip, unchanged, under AWS's own runtime client (awslambdaric),
+talking to a Lambda Runtime API server on 127.0.0.1, with resources on a moto
+server over HTTP. Events are AWS's documented shapes from ``events/``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_runtime_support import (
+    FIXTURE_APP,
+    WORK_MAGIC,
+    LambdaProcess,
+    TaskRoot,
+    extract_package,
+    mini_project,
+    write_wheel,
+)
+from sls_py_aws.environment import lambda_environment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def work_magic_root(tmp_path_factory: pytest.TempPathFactory) -> TaskRoot:
+    return extract_package(WORK_MAGIC, tmp_path_factory.mktemp("wm") / "task")
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory: pytest.TempPathFactory) -> TaskRoot:
+    return extract_package(FIXTURE_APP, tmp_path_factory.mktemp("fx") / "task")
+
+
+def _function_env(root: TaskRoot, function: str, names: dict[str, Any]) -> dict[str, str]:
+    """The environment the deployer sets (sls_py_aws.environment), names from moto."""
+    return lambda_environment(root.spec, root.spec.function(function), names=names)
+
+
+def _http_event(aws_event: Callable[[str], Any], body: dict[str, Any]) -> dict[str, Any]:
+    event = aws_event("apigw_rest_post_base64.json")
+    event["body"] = base64.b64encode(json.dumps(body).encode()).decode()
+    return event
+
+
+def test_zip_holds_only_the_runtime_and_the_app(work_magic_root: TaskRoot) -> None:
+    sources = [f for f in work_magic_root.files if not f.endswith(".pyc")]
+    assert sources == [
+        "pyproject.toml",
+        "sls_py/__init__.py",
+        "sls_py/app.py",
+        "sls_py/runtime/__init__.py",
+        "sls_py/runtime/context.py",
+        "sls_py/runtime/dispatch.py",
+        "sls_py/runtime/errors.py",
+        "sls_py/runtime/events.py",
+        "sls_py/runtime/resources.py",
+        "sls_py_aws/__init__.py",
+        "sls_py_aws/handler.py",
+        "sls_py_aws/resources.py",
+        "work_magic/__init__.py",
+        "work_magic/app.py",
+    ]
+
+
+def test_work_magic_http_and_direct_invoke(
+    work_magic_root: TaskRoot,
+    start_lambda: Callable[..., LambdaProcess],
+    aws_event: Callable[[str], Any],
+    aws_env: dict[str, str],
+) -> None:
+    fn = start_lambda(
+        work_magic_root.path, {**aws_env, **_function_env(work_magic_root, "work-magic", {})}
+    )
+    spell = {"magic-word": "clonezero-token", "spell": "adder", "x": 40, "y": 2}
+
+    ok = fn.invoke(_http_event(aws_event, spell))
+    assert ok.ok, fn.log()
+    assert ok.payload == {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json", "access-control-allow-origin": "*"},
+        "body": '{"result":42}',
+        "isBase64Encoded": False,
+    }
+
+    wrong = fn.invoke(_http_event(aws_event, {**spell, "magic-word": "abracadabra"}))
+    assert wrong.payload == {
+        "statusCode": 403,
+        "headers": {"content-type": "application/json", "access-control-allow-origin": "*"},
+        "body": '{"message":"Wrong magic word"}',
+        "isBase64Encoded": False,
+    }
+
+    invalid = fn.invoke(_http_event(aws_event, {"spell": "adder"}))
+    assert invalid.payload["statusCode"] == 400
+    assert invalid.payload["headers"]["access-control-allow-origin"] == "*"
+    assert [e["loc"] for e in json.loads(invalid.payload["body"])["errors"]] == [
+        ["magic-word"],
+        ["x"],
+        ["y"],
+    ]
+
+    direct = fn.invoke({**spell, "spell": "multiplier", "x": 6, "y": 7})
+    assert (direct.ok, direct.payload) == (True, {"result": 42})
+    assert "cast multiplier" in fn.log()  # the function's INFO logs reach Lambda's log
+
+    refused = fn.invoke({**spell, "magic-word": "nope"})
+    assert not refused.ok
+    assert {k: refused.payload[k] for k in ("errorType", "errorMessage", "requestId")} == {
+        "errorType": "HttpError",
+        "errorMessage": "[403] Wrong magic word",
+        "requestId": refused.request_id,
+    }
+
+
+def test_upload_then_nightly_report(
+    work_magic_root: TaskRoot,
+    start_lambda: Callable[..., LambdaProcess],
+    aws_event: Callable[[str], Any],
+    aws_env: dict[str, str],
+    suffix: str,
+) -> None:
+    s3 = boto3.client("s3")
+    ddb = boto3.client("dynamodb")
+    names = {
+        "buckets": {"uploads": f"cz-{suffix}-uploads", "reports": f"cz-{suffix}-reports"},
+        "tables": {"catalog": f"cz-{suffix}-catalog"},
+    }
+    for bucket in names["buckets"].values():
+        s3.create_bucket(Bucket=bucket)
+    ddb.create_table(
+        TableName=names["tables"]["catalog"],
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    photo = b"\xff\xd8\xff\xe0 not really a jpeg " * 10
+    s3.put_object(Bucket=names["buckets"]["uploads"], Key="photos/my photo.jpg", Body=photo)
+
+    upload = start_lambda(
+        work_magic_root.path, {**aws_env, **_function_env(work_magic_root, "catalog-upload", names)}
+    )
+    event = aws_event("s3_put_two_records.json")
+    record = event["Records"][0]  # key "photos/my+photo.jpg", URL-encoded as S3 sends it
+    record["s3"]["bucket"]["name"] = names["buckets"]["uploads"]
+    record["s3"]["object"]["size"] = len(photo)
+    answer = upload.invoke({"Records": [record]})
+    entry = {
+        "key": "photos/my photo.jpg",
+        "size": len(photo),
+        "sha256": hashlib.sha256(photo).hexdigest(),
+        "uploaded_at": "2026-11-27T21:30:00.000Z",
+    }
+    assert (answer.ok, answer.payload) == (True, entry), upload.log()
+    item = ddb.get_item(
+        TableName=names["tables"]["catalog"], Key={"key": {"S": "photos/my photo.jpg"}}
+    )
+    assert item["Item"] == {
+        "key": {"S": entry["key"]},
+        "size": {"N": str(len(photo))},
+        "sha256": {"S": entry["sha256"]},
+        "uploaded_at": {"S": entry["uploaded_at"]},
+    }
+
+    report = start_lambda(
+        work_magic_root.path, {**aws_env, **_function_env(work_magic_root, "nightly-report", names)}
+    )
+    answer = report.invoke(aws_event("eventbridge_scheduled.json"))
+    assert (answer.ok, answer.payload) == (
+        True,
+        {"report": "catalog/2026-11-27.json", "photos": 1},
+    ), report.log()
+    body = s3.get_object(Bucket=names["buckets"]["reports"], Key="catalog/2026-11-27.json")["Body"]
+    written = json.loads(body.read())
+    written.pop("generated_at")
+    assert written == {
+        "schedule_time": "2026-11-27T02:00:00Z",
+        "photos": 1,
+        "total_bytes": len(photo),
+        "largest": "photos/my photo.jpg",
+        "kind": "catalog-summary",
+    }
+
+
+def test_queue_batch_with_one_failing_message(
+    fixture_root: TaskRoot,
+    start_lambda: Callable[..., LambdaProcess],
+    aws_event: Callable[[str], Any],
+    aws_env: dict[str, str],
+    suffix: str,
+) -> None:
+    sqs = boto3.client("sqs")
+    names = {"queues": {"jobs": f"fx-{suffix}-jobs", "done": f"fx-{suffix}-done"}}
+    for queue in names["queues"].values():
+        sqs.create_queue(QueueName=queue)
+    done_url = sqs.get_queue_url(QueueName=names["queues"]["done"])["QueueUrl"]
+
+    worker = start_lambda(
+        fixture_root.path, {**aws_env, **_function_env(fixture_root, "worker", names)}
+    )
+    event = aws_event("sqs_batch_three.json")
+    for record in event["Records"]:
+        record["eventSourceARN"] = f"arn:aws:sqs:us-east-1:123456789012:{names['queues']['jobs']}"
+    answer = worker.invoke(event)
+    assert (answer.ok, answer.payload) == (
+        True,
+        {"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]},
+    ), worker.log()
+    received = sqs.receive_message(QueueUrl=done_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    bodies = sorted((json.loads(m["Body"]) for m in received["Messages"]), key=lambda b: b["done"])
+    assert bodies == [
+        {"done": 1, "attributes": {"trace": "abc"}, "queue": "jobs"},
+        {"done": 3, "attributes": {}, "queue": "jobs"},
+    ]
+    assert "message 2 asked to fail" in worker.log()
+
+
+def test_binary_response_cookies_and_greedy_path(
+    fixture_root: TaskRoot,
+    start_lambda: Callable[..., LambdaProcess],
+    aws_event: Callable[[str], Any],
+) -> None:
+    fn = start_lambda(fixture_root.path, _function_env(fixture_root, "files", {}))
+    answer = fn.invoke(aws_event("apigw_rest_get_greedy.json"))
+    assert answer.payload == {
+        "statusCode": 200,
+        "headers": {
+            "content-type": "image/png",
+            "x-proxy": "photos/2026/my photo.png",
+            "access-control-allow-origin": "*",
+        },
+        "multiValueHeaders": {"set-cookie": ["a=1; Path=/", "b=2; Path=/"]},
+        "body": base64.b64encode(b"\x89PNG\r\n\x1a\n\x00\xff").decode(),
+        "isBase64Encoded": True,
+    }, fn.log()
+
+
+def test_runtime_comes_from_the_zip_and_stays_light(
+    fixture_root: TaskRoot, start_lambda: Callable[..., LambdaProcess]
+) -> None:
+    fn = start_lambda(fixture_root.path, _function_env(fixture_root, "where", {}))
+    answer = fn.invoke({"ping": [1, 2]})
+    assert answer.ok, fn.log()
+    root = fixture_root.path
+    assert answer.payload == {
+        "sls_py": str(root / "sls_py" / "__init__.py"),
+        "handler": str(root / "sls_py_aws" / "handler.py"),
+        "loaded": [],
+        "payload": {"ping": [1, 2]},
+        "context": {
+            "request_id": answer.request_id,
+            "function_name": "where",
+            "stage": "dev",
+            "memory_mb": 256,
+            "provider": "aws",
+            "deadline_in_30s": True,
+        },
+    }
+
+
+def test_schedule_input_and_unhandled_error(
+    fixture_root: TaskRoot, start_lambda: Callable[..., LambdaProcess]
+) -> None:
+    tick = start_lambda(fixture_root.path, _function_env(fixture_root, "tick", {}))
+    answer = tick.invoke({"sls_py_schedule": {"name": "tick", "time": "2026-11-27T10:05:00Z"}})
+    assert (answer.ok, answer.payload) == (
+        True,
+        {
+            "schedule": "tick",
+            "expression": "rate(5 minutes)",
+            "time": "2026-11-27T10:05:00Z",
+            "payload": {"kind": "tick"},
+        },
+    ), tick.log()
+
+    boom = start_lambda(fixture_root.path, _function_env(fixture_root, "boom", {}))
+    failed = boom.invoke({"why": "testing"})
+    assert not failed.ok
+    assert (failed.payload["errorType"], failed.payload["errorMessage"]) == (
+        "RuntimeError",
+        "boom: testing",
+    )
+    assert "RuntimeError: boom: testing" in boom.log()  # the real traceback reaches the logs
+
+
+def test_app_that_cannot_load_reports_a_clear_error(
+    fixture_root: TaskRoot, start_lambda: Callable[..., LambdaProcess], tmp_path: Path
+) -> None:
+    env = {**_function_env(fixture_root, "where", {}), "SLS_PY_APP": "aws_fixture.missing:app"}
+    fn = start_lambda(fixture_root.path, env)
+    answer = fn.invoke({})
+    assert not answer.ok
+    assert answer.payload["errorType"] == "AppImportError"
+    assert answer.payload["errorMessage"] == (
+        "cannot load aws_fixture.missing:app: ModuleNotFoundError: "
+        "No module named 'aws_fixture.missing'"
+    )
+
+
+def test_dependency_from_a_wheel_runs_from_the_zip(
+    tmp_path: Path, start_lambda: Callable[..., LambdaProcess]
+) -> None:
+    write_wheel(tmp_path / "wheels", "tinydep", value=7)
+    project = mini_project(tmp_path, ["tinydep==1.0"])
+    root = extract_package(project, tmp_path / "task", wheel_dir=tmp_path / "wheels")
+    assert "tinydep/__init__.py" in root.files
+    fn = start_lambda(root.path, _function_env(root, "hello", {}))
+    answer = fn.invoke({})
+    assert (answer.ok, answer.payload) == (
+        True,
+        {"value": 7, "from": str(root.path / "tinydep" / "__init__.py")},
+    ), fn.log()
