@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sls_py.config import Project, resolve_environment
-from sls_py.errors import ProviderError, SpecError
+from sls_py.config import Project
+from sls_py.errors import ProviderError
 from sls_py.provider import ApiKey, DeployResult, Plan, PlanStep
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
 from .cloud import Cloud
+from .environment import lambda_environment
 from .executor import Ctx, apply_plan
-from .model import Names, Resource, Target, desired_resources, settings
+from .model import Names, Resource, Target, desired_resources, physical_names, settings
 from .planner import check_target, plan_changes
 from .state import State, state_path
 
@@ -67,32 +68,16 @@ def prepare(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) ->
     package = build(spec, project, ui)
     account = cloud.account_id()
     region = cloud.region_name
-    environments = {fn.name: resolve_environment(fn.environment) for fn in spec.functions}
+    names = Names(spec, account, region)
+    physical = physical_names(names)
+    environments = {fn.name: lambda_environment(spec, fn, names=physical) for fn in spec.functions}
     target = Target(
         account=account, region=region, code_sha256=package.code_sha256, code_size=package.size
     )
     desired = desired_resources(spec, target, environments)
-    for res in desired:
-        if res.kind == "function":
-            check_environment_size(res.name, res.props["environment"])
     state = load_state(spec, project)
     check_target(state, account, region)
-    return Prepared(spec, Names(spec, account, region), state, desired, package)
-
-
-#: Lambda's limit on a function's environment variables, in bytes.
-ENVIRONMENT_LIMIT = 4096
-
-
-def check_environment_size(function: str, environment: dict[str, str]) -> None:
-    """Refuse an environment over Lambda's 4 KB before anything is deployed."""
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
-    if size > ENVIRONMENT_LIMIT:
-        raise SpecError(
-            f"function {function!r}: its environment is {size} bytes (with sls-py's variables), "
-            f"over Lambda's limit of {ENVIRONMENT_LIMIT}",
-            hint="keep large settings in a bucket or table and read them at start-up",
-        )
+    return Prepared(spec, names, state, desired, package)
 
 
 def load_state(spec: Spec, project: Project) -> State:

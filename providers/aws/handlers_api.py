@@ -35,22 +35,41 @@ def _api_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     name = res.props["name"]
     for api in ctx.cloud.paginate("apigateway", "get_rest_apis", "items"):
         if api["name"] == name:  # an earlier deploy stopped before recording it
-            api_id = api["id"]
-            break
-    else:
-        made = ctx.call(
-            "apigateway",
-            "create_rest_api",
-            name=name,
-            description="sls-py",
-            endpointConfiguration={"types": ["REGIONAL"]},
-            tags=res.props["tags"],
-        )
-        api_id = made["id"]
-    return {"id": api_id}
+            # made by the same create call as below, binary media types included
+            return {"id": api["id"]}
+    made = ctx.call(
+        "apigateway",
+        "create_rest_api",
+        name=name,
+        description="sls-py",
+        endpointConfiguration={"types": ["REGIONAL"]},
+        binaryMediaTypes=res.props["binary"],
+        tags=res.props["tags"],
+    )
+    return {"id": made["id"]}
+
+
+def _api_patch_binary(ctx: Ctx, api_id: str, old: list[str], new: list[str]) -> None:
+    """Make the API's binary media types ``new`` (``/`` is ``~1`` in a patch path)."""
+    ops = [
+        {"op": "remove", "path": "/binaryMediaTypes/" + t.replace("/", "~1")}
+        for t in old
+        if t not in new
+    ]
+    ops += [
+        {"op": "add", "path": "/binaryMediaTypes/" + t.replace("/", "~1")}
+        for t in new
+        if t not in old
+    ]
+    if ops:
+        ctx.call("apigateway", "update_rest_api", restApiId=api_id, patchOperations=ops)
 
 
 def _api_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
+    if "binary" in changes:
+        _api_patch_binary(
+            ctx, entry.outputs["id"], entry.props.get("binary", []), res.props["binary"]
+        )
     ctx.call(
         "apigateway",
         "tag_resource",
@@ -254,6 +273,38 @@ def _cors_delete(ctx: Ctx, entry: Entry) -> None:
     _prune_path(ctx, api_id, entry.props["path"])
 
 
+# --- gateway responses (errors API Gateway answers itself) ---------------------------
+
+
+def _gateway_response_put(ctx: Ctx, res: Resource) -> dict[str, Any]:
+    ctx.call(
+        "apigateway",
+        "put_gateway_response",
+        restApiId=_api_id(ctx),
+        responseType=res.props["type"],
+        responseParameters={
+            "gatewayresponse.header.Access-Control-Allow-Origin": f"'{res.props['origin']}'",
+        },
+    )
+    return {}
+
+
+def _gateway_response_update(
+    ctx: Ctx, res: Resource, entry: Entry, changes: list[str]
+) -> dict[str, Any]:
+    return _gateway_response_put(ctx, res)
+
+
+def _gateway_response_delete(ctx: Ctx, entry: Entry) -> None:
+    ctx.cloud.call(
+        "apigateway",
+        "delete_gateway_response",
+        missing_ok=True,
+        restApiId=_api_id(ctx),
+        responseType=entry.props["type"],
+    )
+
+
 # --- stage ------------------------------------------------------------------------
 
 
@@ -422,6 +473,9 @@ def _api_key_delete(ctx: Ctx, entry: Entry) -> None:
 handles("api", _api_create, _api_update, _api_delete)
 handles("route", _route_create, _route_update, _route_delete)
 handles("cors", _cors_create, _cors_update, _cors_delete)
+handles(
+    "gateway-response", _gateway_response_put, _gateway_response_update, _gateway_response_delete
+)
 handles("stage", _stage_deploy, _stage_update, _stage_delete)
 handles("usage-plan", _usage_plan_create, _usage_plan_update, _usage_plan_delete)
 handles("api-key", _api_key_create, _api_key_update, _api_key_delete)

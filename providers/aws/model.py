@@ -41,6 +41,7 @@ KINDS = (
     "permission",
     "route",
     "cors",
+    "gateway-response",
     "stage",
     "usage-plan",
     "api-key",
@@ -51,7 +52,6 @@ KINDS = (
 RANK = {kind: i for i, kind in enumerate(KINDS)}
 
 HANDLER = "sls_py_aws.handler.handle"
-RESOURCES_DRIVER = "sls_py_aws.resources:AwsDriver"
 DEFAULT_RUNTIME = "python3.12"
 DEFAULT_ARCHITECTURE = "x86_64"
 #: Zips larger than this go to Lambda through a deployment bucket.
@@ -190,38 +190,14 @@ def digest(value: Any) -> str:
     return _digest(value)
 
 
-def resources_env(names: Names) -> dict[str, Any]:
-    """The ``SLS_PY_RESOURCES`` value: the AWS driver and the physical names."""
+def physical_names(names: Names) -> dict[str, dict[str, str]]:
+    """The physical names the functions' resource handles use, by kind."""
     spec = names.spec
     return {
-        "driver": RESOURCES_DRIVER,
-        "options": {},
         "buckets": {b.name: names.bucket(b.name) for b in spec.buckets},
         "queues": {q.name: names.queue(q.name) for q in spec.queues},
         "tables": {t.name: names.table(t.name) for t in spec.tables},
     }
-
-
-def function_environment(
-    spec: Spec, names: Names, fn_name: str, resolved: dict[str, str]
-) -> dict[str, str]:
-    """A deployed function's environment: its own (resolved) plus sls-py's contract."""
-    fn = spec.function(fn_name)
-    env = dict(resolved)
-    env["SLS_PY_APP"] = spec.app_ref
-    env["SLS_PY_FUNCTION"] = fn.name
-    env["SLS_PY_STAGE"] = spec.stage
-    env["SLS_PY_RESOURCES"] = json.dumps(
-        resources_env(names), sort_keys=True, separators=(",", ":")
-    )
-    cors = {
-        f"{t.method} {t.path}": t.cors.model_dump()
-        for t in fn.http_triggers()
-        if t.cors is not None
-    }
-    if cors:
-        env["SLS_PY_CORS"] = json.dumps(cors, sort_keys=True, separators=(",", ":"))
-    return env
 
 
 def settings(spec: Spec) -> dict[str, Any]:
@@ -241,8 +217,9 @@ def desired_resources(
 ) -> list[Resource]:
     """Everything the stage should have, in creation order.
 
-    :param environments: each function's resolved own environment
-        (``${env:...}`` already substituted).
+    :param environments: each function's whole environment (from
+        :func:`sls_py_aws.environment.lambda_environment`: its own variables,
+        resolved, plus the handler's contract).
     """
     names = Names(spec, target.account, target.region)
     conf = settings(spec)
@@ -314,9 +291,7 @@ def desired_resources(
                     "timeout_s": int(-(-fn.timeout_s // 1)),
                     "role": names.role_arn,
                     "description": fn.description[:256],
-                    "environment": function_environment(
-                        spec, names, fn.name, environments.get(fn.name, {})
-                    ),
+                    "environment": dict(environments.get(fn.name, {})),
                     "concurrency": fn.concurrency,
                     "code_sha256": target.code_sha256,
                     "tags": tags,
@@ -376,7 +351,8 @@ def desired_resources(
         )
 
     if http:
-        add(Resource("api", names.api, {"name": names.api, "tags": tags}))
+        # binary responses reach clients as bytes; the adapter decodes base64 bodies
+        add(Resource("api", names.api, {"name": names.api, "binary": ["*/*"], "tags": tags}))
         routes: list[dict[str, Any]] = []
         cors_paths: dict[str, Any] = {}
         for fn_name, t in sorted(http, key=lambda ft: (ft[1].path, ft[1].method)):
@@ -409,6 +385,14 @@ def desired_resources(
                     },
                 )
             )
+        if cors_paths:  # errors API Gateway answers itself carry CORS headers too
+            origins = next(iter(cors_paths.values()))["cors"]["origins"] or ["*"]
+            for response in ("DEFAULT_4XX", "DEFAULT_5XX"):
+                add(
+                    Resource(
+                        "gateway-response", response, {"type": response, "origin": origins[0]}
+                    )
+                )
         add(
             Resource(
                 "stage",
@@ -416,7 +400,7 @@ def desired_resources(
                 {
                     "stage": spec.stage,
                     "routes": digest([routes, sorted(cors_paths)]),
-                    "cors": digest(cors_paths),
+                    "cors": digest([cors_paths, bool(cors_paths)]),
                     "tags": tags,
                 },
             )

@@ -28,9 +28,9 @@ from .model import RANK, Resource
 from .state import Entry, State
 
 #: Kinds removed together with the REST API that holds them.
-_API_CHILDREN = frozenset({"route", "cors", "stage"})
+_API_CHILDREN = frozenset({"route", "cors", "gateway-response", "stage"})
 #: Kinds whose every change means delete and create again.
-_REPLACED = frozenset({"table", "bucket", "deployment-bucket", "api"})
+_REPLACED = frozenset({"table", "bucket", "deployment-bucket"})
 
 _FUNCTION_FIELDS = {
     "runtime": lambda c: c.get("Runtime"),
@@ -83,7 +83,7 @@ def check_target(state: State, account: str, region: str) -> None:
 
 def dependents(entry: Entry, entries: dict[str, Entry]) -> list[str]:
     """Keys of recorded resources that AWS deletes together with ``entry``:
-    a REST API's routes, CORS and stage; a function's permissions; a bucket's
+    a REST API's routes, CORS, gateway responses and stage; a function's permissions; a bucket's
     notification configuration."""
     if entry.kind == "api":
         return [k for k, e in entries.items() if e.kind in _API_CHILDREN]

@@ -296,11 +296,17 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
                         for code, r in (m.get("methodResponses") or {}).items()
                     }
                 methods[f"{method} {res['path']}"] = entry
+        gateway_responses = {
+            r["responseType"]: r.get("responseParameters")
+            for r in apigw.get_gateway_responses(restApiId=api["id"])["items"]
+        }
         stages = apigw.get_stages(restApiId=api["id"])["item"]
         out["apis"].append(
             {
                 "id": api_id,
                 "tags": api.get("tags", {}),
+                "binary_media_types": api.get("binaryMediaTypes", []),
+                "gateway_responses": gateway_responses,
                 "paths": sorted(r["path"] for r in resources),
                 "methods": methods,
                 "stages": sorted(s["stageName"] for s in stages),

@@ -124,6 +124,12 @@ def expected_snapshot(
                 "paths": ["/", "/work-magic"],
                 "stages": [stage],
                 "tags": tags,
+                # sls-py asks for ["*/*"]; moto 5.2 ignores binaryMediaTypes on create
+                "binary_media_types": [],
+                "gateway_responses": {
+                    kind: {"gatewayresponse.header.Access-Control-Allow-Origin": f"'{origin}'"}
+                    for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
+                },
                 "methods": {
                     "OPTIONS /work-magic": {
                         "api_key": False,
@@ -169,7 +175,7 @@ def expected_snapshot(
                     "principal": {"Service": "s3.amazonaws.com"},
                     "sid": "sls-py-s3-uploads",
                 },
-                {},
+                {"SLS_PY_CORS": "{}"},
             ),
             f"{p}-nightly-report": function(
                 "nightly-report",
@@ -183,7 +189,7 @@ def expected_snapshot(
                     "principal": {"Service": "events.amazonaws.com"},
                     "sid": "sls-py-events-nightly",
                 },
-                {},
+                {"SLS_PY_CORS": "{}"},
             ),
             f"{p}-work-magic": function(
                 "work-magic",
@@ -305,6 +311,8 @@ CREATE_ALL = [
     ("create", "permission", "nightly-report/sls-py-events-nightly"),
     ("create", "route", "POST /work-magic"),
     ("create", "cors", "/work-magic"),
+    ("create", "gateway-response", "DEFAULT_4XX"),
+    ("create", "gateway-response", "DEFAULT_5XX"),
     ("create", "stage", "dev"),
     ("create", "usage-plan", "clonezero-dev-usage"),
     ("create", "api-key", "default"),
