@@ -18,11 +18,12 @@ from sls_py.spec import Spec
 from sls_py.ui import UI
 
 from .cloud import Cloud
+from .discover import discover
 from .environment import lambda_environment
 from .executor import Ctx, apply_plan
 from .model import Names, Resource, Target, desired_resources, physical_names, settings
 from .planner import check_target, plan_changes
-from .state import State, state_path
+from .state import State, stage_lock, state_path
 
 
 def make_cloud(spec: Spec) -> Cloud:
@@ -93,6 +94,11 @@ def plan(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) -> Pl
 
 def deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
     """Make the stage match the spec; record the state after every step."""
+    with stage_lock(state_file(spec, project)):
+        return _deploy(spec, project, cloud, ui)
+
+
+def _deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
     prep = prepare(spec, project, cloud, ui)
     steps = plan_changes(prep.desired, prep.state, cloud)
     if not steps:
@@ -114,20 +120,40 @@ def deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
 
 
 def remove(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> Plan:
-    """Delete everything recorded for the stage, in reverse dependency order."""
-    state = load_state(spec, project)
-    if not state.entries:
-        ui.info(f"Nothing to remove: no deploy of stage {spec.stage!r} is recorded.")
-        return Plan([])
-    account = cloud.account_id()
-    check_target(state, account, cloud.region_name)
-    names = Names(spec, account, cloud.region_name)
-    steps = plan_changes([], state, None, gone_reason=f"stage {spec.stage} removed")
-    ctx = Ctx(cloud=cloud, names=names, state=state)
-    done = apply_plan(steps, [], ctx, ui)
-    if not state.entries:
-        state.path.unlink(missing_ok=True)
-    return Plan(done)
+    """Delete everything of the stage, in reverse dependency order.
+
+    What is deleted is what the state file lists; without a state file, the
+    resources the current app would have are looked up by their names.
+    """
+    with stage_lock(state_file(spec, project)):
+        state = load_state(spec, project)
+        account = cloud.account_id()
+        region = cloud.region_name
+        names = Names(spec, account, region)
+        if not state.entries:
+            candidates = [
+                *desired_resources(spec, Target(account=account, region=region), {}),
+                Resource(
+                    "deployment-bucket",
+                    names.deployment_bucket,
+                    {"name": names.deployment_bucket, "tags": names.tags()},
+                ),
+            ]
+            found = discover(state, candidates, cloud, names)
+            if not found:
+                ui.info(f"Nothing to remove: stage {spec.stage!r} has no resources on AWS.")
+                return Plan([])
+            ui.info(
+                f"No deploy of stage {spec.stage!r} is recorded here; "
+                f"found {found} of its resources on AWS by name."
+            )
+        check_target(state, account, region)
+        steps = plan_changes([], state, None, gone_reason=f"stage {spec.stage} removed")
+        ctx = Ctx(cloud=cloud, names=names, state=state)
+        done = apply_plan(steps, [], ctx, ui)
+        if not state.entries:
+            state.path.unlink(missing_ok=True)
+        return Plan(done)
 
 
 def stage_url(spec: Spec, project: Project) -> str:

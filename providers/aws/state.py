@@ -9,9 +9,11 @@ file that says exactly what exists.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,28 @@ class State:
 def state_path(state_dir: Path, stage: str) -> Path:
     """``.sls-py/state/aws/<stage>.json`` under the project's state folder."""
     return state_dir / "state" / "aws" / f"{stage}.json"
+
+
+@contextlib.contextmanager
+def stage_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the state file ``path`` (deploy and remove
+    of one stage never run at once from one checkout); fail at once if taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_suffix(".lock")
+    with open(lock_path, "a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; run one deploy at a time
+            yield
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ProviderError(
+                f"another deploy or remove of this stage is running ({lock_path} is locked)",
+                hint="wait for it to finish, then run the command again",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -284,3 +284,63 @@ def test_a_package_over_250_mb_unzipped_fails_before_any_aws_call(
     with pytest.raises(packaging.PackageError, match="over Lambda's limit"):
         engine.deploy(spec, project, engine.make_cloud(spec), PlainUI(quiet=True))
     assert aws_env.stop_recording() == []
+
+
+def test_remove_without_a_state_file_finds_the_stage_by_names(
+    aws_env: Moto, tmp_path: Path
+) -> None:
+    root = tmp_path / "lost"
+    write_app(root, batch=5, with_tick=True)
+    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
+        del sys.modules[name]
+    project = load_project(root)
+    spec = project.spec("lost")
+    cloud = engine.make_cloud(spec)
+    engine.deploy(spec, project, cloud, PlainUI(quiet=True))
+    other = project.spec("kept")
+    engine.deploy(other, project, cloud, PlainUI(quiet=True))
+    kept = snapshot(aws_env, "jobsapp", "kept")
+    engine.state_file(spec, project).unlink()  # e.g. removed from another checkout
+
+    ui = PlainUI(quiet=True)
+    removed = engine.remove(spec, project, cloud, ui)
+    assert ui.lines[0] == (
+        "No deploy of stage 'lost' is recorded here; found 11 of its resources on AWS by name."
+    )
+    assert sorted((s.kind, s.name) for s in removed.steps) == sorted(
+        [
+            ("role", "jobsapp-lost-lambda"),
+            ("bucket", "inbox"),
+            ("table", "results"),
+            ("queue", "work"),
+            ("function", "submit"),
+            ("function", "worker"),
+            ("function", "ingest"),
+            ("function", "tick"),
+            ("api", "jobsapp-lost"),
+            ("schedule", "tick"),
+            ("event-source", "worker<-work"),
+        ]
+    )
+    assert snapshot(aws_env, "jobsapp", "lost") == empty_snapshot()
+    assert snapshot(aws_env, "jobsapp", "kept") == kept
+    assert engine.remove(spec, project, cloud, ui).steps == []
+    engine.remove(other, project, cloud, ui)
+
+
+def test_a_second_deploy_of_a_running_stage_is_refused(aws_env: Moto, tmp_path: Path) -> None:
+    from sls_py.errors import ProviderError
+    from sls_py_aws.state import stage_lock
+
+    root = tmp_path / "locked"
+    write_app(root, batch=5, with_tick=False)
+    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
+        del sys.modules[name]
+    project = load_project(root)
+    spec = project.spec("dev")
+    with (
+        stage_lock(engine.state_file(spec, project)),
+        pytest.raises(ProviderError, match="another deploy or remove of this stage is running"),
+    ):
+        engine.deploy(spec, project, engine.make_cloud(spec), PlainUI(quiet=True))
+    assert snapshot(aws_env, "jobsapp", "dev") == empty_snapshot()
