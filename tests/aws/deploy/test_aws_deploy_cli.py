@@ -4,7 +4,9 @@ HTTP, checking the result only through AWS read APIs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -519,3 +521,42 @@ def test_help_does_not_import_boto3(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "iam-policy" in r.stdout
     assert r.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_logs_and_invoke_of_a_stage_that_is_not_deployed(moto: Moto, tmp_path: Path) -> None:
+    project = copy_app(tmp_path)
+    env = moto.env()
+    args = ["--provider", "aws", "--project", str(project), "--stage", "logs"]
+    r = cli(["invoke", "work-magic", "{}", *args], env)
+    assert (r.returncode, r.stderr.splitlines()[-2:]) == (
+        2,
+        [
+            "error: function 'work-magic' is not deployed in stage 'logs' "
+            "(no Lambda function clonezero-logs-work-magic)",
+            "hint: run `sls-py deploy --provider aws` first",
+        ],
+    )
+
+    cw = moto.client("logs")
+    group = "/aws/lambda/clonezero-logs-work-magic"
+    cw.create_log_group(logGroupName=group)
+    cw.create_log_stream(logGroupName=group, logStreamName="2026/11/28/[$LATEST]abc")
+    rid = "0f3c5d7e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+    at = int(time.time()) * 1000 - 5000
+    cw.put_log_events(
+        logGroupName=group,
+        logStreamName="2026/11/28/[$LATEST]abc",
+        logEvents=[
+            {"timestamp": at, "message": f"START RequestId: {rid} Version: $LATEST\n"},
+            {"timestamp": at + 1000, "message": "INFO work_magic cast adder\n"},
+        ],
+    )
+    r = cli(["logs", "work-magic", "--since", "10m", *args], env)
+    assert r.returncode == 0, r.stderr
+    stamp = dt.datetime.fromtimestamp(at / 1000, dt.UTC)
+    first = stamp.strftime("%Y-%m-%d %H:%M:%S")
+    second = (stamp + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    assert r.stdout.splitlines() == [
+        f"{first} work-magic {rid} START RequestId: {rid} Version: $LATEST",
+        f"{second} work-magic {rid} INFO work_magic cast adder",
+    ]
