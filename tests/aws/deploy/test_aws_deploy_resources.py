@@ -56,11 +56,14 @@ def tick(event, ctx):
 """
 
 
-def write_app(root: Path, *, batch: int, with_tick: bool) -> None:
+def write_app(root: Path, *, batch: int, with_tick: bool, with_get: bool = True) -> None:
     pkg = root / "jobs"
     pkg.mkdir(parents=True, exist_ok=True)
     (pkg / "__init__.py").write_text("")
     source = APP.replace("BATCH", str(batch)) + (TICK if with_tick else "")
+    if not with_get:
+        source = source.replace('    http("GET", "/jobs/{id}"),\n', "")
+        assert "GET" not in source
     source = source.replace("def submit(request, ctx)", "def submit(request: HttpRequest, ctx)")
     source = source.replace("def worker(batch, ctx)", "def worker(batch: QueueBatch, ctx)")
     source = source.replace("def ingest(event, ctx)", "def ingest(event: UploadEvent, ctx)")
@@ -196,23 +199,28 @@ def test_queue_app_deploys_changes_and_deletes_what_the_app_dropped(
     assert snapshot(aws_env, "jobsapp", "dev") == snap
 
     # drop the scheduled function, change the batch size
-    write_app(root, batch=20, with_tick=False)
+    write_app(root, batch=20, with_tick=False, with_get=False)
     for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
         del sys.modules[name]  # import the changed app, as a new CLI process would
     project = load_project(root)
     spec = project.spec("dev")
     assert steps(engine.plan(spec, project, cloud)) == [
         ("delete", "schedule", "tick", "no longer in the app"),
+        ("delete", "route", "GET /jobs/{id}", "no longer in the app"),
         ("delete", "function", "tick", "no longer in the app"),
         ("update", "role", f"{p}-lambda", "policy changed"),
         ("update", "function", "submit", "code changed"),
         ("update", "function", "worker", "code changed"),
         ("update", "function", "ingest", "code changed"),
+        ("update", "stage", "dev", "routes changed"),
         ("update", "event-source", "worker<-work", "batch_size changed"),
     ]
     engine.deploy(spec, project, cloud, ui)
     after = snapshot(aws_env, "jobsapp", "dev")
     assert f"{p}-tick" not in after["functions"] and after["rules"] == {}
+    (api_after,) = after["apis"]
+    assert api_after["paths"] == ["/", "/jobs"]
+    assert sorted(api_after["methods"]) == ["OPTIONS /jobs", "POST /jobs"]
     assert after["functions"][f"{p}-worker"]["event_sources"] == [
         {"source": queue_arn, "batch": 20, "response_types": ["ReportBatchItemFailures"]}
     ]
