@@ -124,6 +124,11 @@ def _ensure_path(ctx: Ctx, api_id: str, path: str) -> str:
 
 
 def _drop_method(ctx: Ctx, api_id: str, resource_id: str, method: str) -> None:
+    """Delete ``method`` of a resource if the API has it (so a put never duplicates)."""
+    known = _resources(ctx, api_id)
+    entry = next((r for r in known.values() if r["id"] == resource_id), None)
+    if entry is not None and method not in (entry.get("resourceMethods") or {}):
+        return  # not there: nothing to delete (saves a call on every first deploy)
     ctx.cloud.call(
         "apigateway",
         "delete_method",
@@ -132,6 +137,15 @@ def _drop_method(ctx: Ctx, api_id: str, resource_id: str, method: str) -> None:
         resourceId=resource_id,
         httpMethod=method,
     )
+    if entry is not None:
+        entry.get("resourceMethods", {}).pop(method, None)
+
+
+def _mark_method(ctx: Ctx, api_id: str, resource_id: str, method: str) -> None:
+    """Note in the cached resource list that ``method`` now exists."""
+    for r in _resources(ctx, api_id).values():
+        if r["id"] == resource_id:
+            r.setdefault("resourceMethods", {})[method] = {}
 
 
 def _prune_path(ctx: Ctx, api_id: str, path: str) -> None:
@@ -180,6 +194,7 @@ def _route_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
         authorizationType="NONE",
         apiKeyRequired=p["api_key"],
     )
+    _mark_method(ctx, api_id, resource_id, p["method"])
     uri = (
         f"arn:aws:apigateway:{ctx.region}:lambda:path/2015-03-31/functions/"
         f"{p['function_arn']}/invocations"
@@ -237,6 +252,7 @@ def _cors_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     common = {"restApiId": api_id, "resourceId": resource_id, "httpMethod": "OPTIONS"}
     values = _cors_values(p)
     ctx.call("apigateway", "put_method", **common, authorizationType="NONE", apiKeyRequired=False)
+    _mark_method(ctx, api_id, resource_id, "OPTIONS")
     ctx.call(
         "apigateway",
         "put_method_response",

@@ -357,7 +357,7 @@ def desired_resources(
         cors_paths: dict[str, Any] = {}
         for fn_name, t in sorted(http, key=lambda ft: (ft[1].path, ft[1].method)):
             route = {
-                "method": "ANY" if t.method == "ANY" else t.method,
+                "method": t.method,
                 "path": t.path,
                 "function": names.function(fn_name),
                 "function_arn": names.function_arn(fn_name),
@@ -368,6 +368,9 @@ def desired_resources(
             if t.cors is not None and t.method != "OPTIONS":
                 entry = cors_paths.setdefault(t.path, {"cors": t.cors.model_dump(), "methods": []})
                 entry["methods"].append(t.method)
+        explicit_options = {t.path for _, t in http if t.method == "OPTIONS"}
+        for path in explicit_options:  # the app answers preflights there itself
+            cors_paths.pop(path, None)
         for path, entry in cors_paths.items():
             cors = entry["cors"]
             methods = cors["methods"] or sorted({*entry["methods"], "OPTIONS"})
@@ -389,9 +392,7 @@ def desired_resources(
             origins = next(iter(cors_paths.values()))["cors"]["origins"] or ["*"]
             for response in ("DEFAULT_4XX", "DEFAULT_5XX"):
                 add(
-                    Resource(
-                        "gateway-response", response, {"type": response, "origin": origins[0]}
-                    )
+                    Resource("gateway-response", response, {"type": response, "origin": origins[0]})
                 )
         add(
             Resource(

@@ -54,6 +54,14 @@ def validate(spec: Spec) -> list[str]:
                 )
             if isinstance(t, QueueTriggerSpec):
                 consumers.setdefault(t.queue, []).append((fn.name, fn.timeout_s))
+    protected = [
+        f"{t.method} {t.path}" for fn in spec.functions for t in fn.http_triggers() if t.api_key
+    ]
+    if protected and not spec.gateway.api_keys:
+        warnings.append(
+            f"route {protected[0]} requires an API key, but the stage has no api_keys: "
+            "API Gateway will answer 403 to every call"
+        )
     for q in spec.queues:
         _check_length("SQS queue name", q.qualified_name + "-dlq", 80, shorter + " or queue name")
         for fn_name, timeout in consumers.get(q.name, []):

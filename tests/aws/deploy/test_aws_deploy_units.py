@@ -260,3 +260,21 @@ def test_logs_are_read_from_cloudwatch_oldest_first(
     ]
     assert [r.time for r in records] == [(now_ms - 2000) / 1000, (now_ms - 1000) / 1000]
     assert list(logs(make_spec(), cloud, "missing", since_s=None, follow=False)) == []
+
+
+def test_protected_routes_without_api_keys_get_a_warning() -> None:
+    fn = FunctionSpec(
+        name="api",
+        handler="m:f",
+        style="request",
+        triggers=[HttpTriggerSpec(method="POST", path="/x", api_key=True)],
+    )
+    spec = Spec(app="shop", stage="dev", app_ref="m:app", functions=[fn])
+    assert validate(spec) == [
+        "route POST /x requires an API key, but the stage has no api_keys: "
+        "API Gateway will answer 403 to every call"
+    ]
+    with_keys = spec.model_copy(
+        update={"gateway": spec.gateway.model_copy(update={"api_keys": ["k"]})}
+    )
+    assert validate(with_keys) == []
