@@ -157,9 +157,12 @@ def copy_app(tmp: Path, name: str = "app") -> Path:
 def cli(
     args: list[str], env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``sls-py ARGS`` as a subprocess, the way a user would."""
+    """Run ``sls-py ARGS`` as a subprocess, the way a user would (the installed
+    console script; ``python -m sls_py`` where there is none)."""
+    script = Path(sys.executable).with_name("sls-py")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "sls_py"]
     return subprocess.run(
-        [sys.executable, "-m", "sls_py", *args],
+        [*command, *args],
         env=env,
         capture_output=True,
         text=True,

@@ -485,6 +485,17 @@ def test_no_credentials_is_one_clear_line(moto: Moto, tmp_path: Path) -> None:
     ]
     assert "Traceback" not in r.stderr
 
+    r = cli(
+        ["deploy", "--provider", "aws", "--project", str(project)], {**env, "AWS_PROFILE": "nope"}
+    )
+    assert (r.returncode, r.stderr.splitlines()[-2:]) == (
+        2,
+        [
+            "error: AWS profile not found: The config profile (nope) could not be found",
+            "hint: check AWS_PROFILE and ~/.aws/config",
+        ],
+    )
+
 
 def test_iam_policy_command_prints_the_deployed_policy(moto: Moto, tmp_path: Path) -> None:
     project = copy_app(tmp_path)
