@@ -120,7 +120,7 @@ def providers(json_out: JsonOpt = False) -> None:
     """List installed providers with version, capabilities and commands."""
     plugins = _plugins()
     found = plugins.providers()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": p.name,
             "version": p.info.version,
@@ -216,7 +216,8 @@ def run(
     reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Reload on source changes.")] = True,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Logs as JSON lines.")] = False,
     clock: Annotated[
-        str | None, typer.Option(help="Run schedules on a test clock: 'START[@SPEED]', e.g. 2026-01-01T00:00@3600.")
+        str | None,
+        typer.Option(help="Run schedules on a test clock: 'START[@SPEED]', e.g. 2026-01-01T00:00@3600."),
     ] = None,
 ) -> None:
     """Serve the app: HTTP gateway, workers, schedules, buckets, queues."""
@@ -235,13 +236,17 @@ def _print_plan(plan: Any, ui: UI, empty: str) -> None:
         ui.step(step.action, step.kind, step.name, step.reason)
 
 
-def _plan_json(plan: Any) -> dict[str, Any]:
-    return {
-        "steps": [
-            {"action": s.action, "kind": s.kind, "name": s.name, "reason": s.reason, "details": dict(s.details)}
-            for s in plan.steps
-        ]
-    }
+def _steps_json(steps: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "action": s.action,
+            "kind": s.kind,
+            "name": s.name,
+            "reason": s.reason,
+            "details": dict(s.details),
+        }
+        for s in steps
+    ]
 
 
 @cli.command()
@@ -255,7 +260,7 @@ def plan(
     s = _session(project, stage, provider)
     result = s.call("sls_py_plan", ui=s.ui)
     if json_out:
-        _print_json(_plan_json(result))
+        _print_json({"steps": _steps_json(result.steps)})
     else:
         _print_plan(result, s.ui, "No changes: the deployed stage matches the app.")
 
@@ -272,8 +277,12 @@ def deploy(
     result = s.call("sls_py_deploy", ui=s.ui)
     if json_out:
         _print_json(
-            {"applied": _plan_json(type("P", (), {"steps": result.applied}))["steps"],
-             "url": result.url, "api_keys": result.api_keys, "outputs": result.outputs}
+            {
+                "applied": _steps_json(result.applied),
+                "url": result.url,
+                "api_keys": result.api_keys,
+                "outputs": result.outputs,
+            }
         )
         return
     s.ui.info(f"Deployed {s.spec.app} stage {s.spec.stage}: {len(result.applied)} change(s).")
@@ -294,7 +303,7 @@ def remove(
     s = _session(project, stage, provider)
     result = s.call("sls_py_remove", ui=s.ui)
     if json_out:
-        _print_json(_plan_json(result))
+        _print_json({"steps": _steps_json(result.steps)})
     else:
         s.ui.info(f"Removed {s.spec.app} stage {s.spec.stage}: {len(result.steps)} resource(s).")
 
@@ -453,8 +462,14 @@ def _add_plugin_commands() -> None:
         typer.echo(f"warning: a plugin failed to add its commands: {exc}", err=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sls-py`` console script."""
+def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> int:
+    """Entry point of the ``sls-py`` console script.
+
+    :param plugins: use these plugins instead of the installed ones (for tests).
+    """
+    if plugins is not None:
+        _state.clear()
+        _state["plugins"] = plugins
     _add_plugin_commands()
     try:
         cli(args=argv, standalone_mode=False)

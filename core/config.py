@@ -215,7 +215,9 @@ def import_app(project: Project) -> App:
             f"cannot import app {ref!r}: SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
         ) from None
     except AttributeError as exc:
-        raise ConfigError(f"cannot import app {ref!r}: {exc}", hint=f"check app in {project.pyproject}") from None
+        raise ConfigError(
+            f"cannot import app {ref!r}: {exc}", hint=f"check app in {project.pyproject}"
+        ) from None
     except Exception as exc:
         frames = traceback.extract_tb(exc.__traceback__)
         user = [f for f in frames if Path(f.filename).resolve().is_relative_to(source)]
@@ -379,7 +381,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
                 FunctionSpec(
                     name=name,
                     handler=fn.handler_ref,
-                    style=signature_of(fn.handler).style,  # type: ignore[arg-type]
+                    style=signature_of(fn.handler).style,
                     memory_mb=over.memory_mb or st.memory_mb or fn.memory_mb,
                     timeout_s=over.timeout_s or st.timeout_s or fn.timeout_s,
                     environment=env,
@@ -416,7 +418,12 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             for q in app.queues.values()
         ],
         tables=[
-            TableSpec(name=t.name, qualified_name=f"{app.name}-{stage}-{t.name}", key=t.key, sort_key=t.sort_key)
+            TableSpec(
+                name=t.name,
+                qualified_name=f"{app.name}-{stage}-{t.name}",
+                key=t.key,
+                sort_key=t.sort_key,
+            )
             for t in app.tables.values()
         ],
         gateway=gateway,

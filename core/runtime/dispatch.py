@@ -180,7 +180,7 @@ def _http_payload(request: HttpRequest) -> Any:
             raise InvalidInput(f"Request body is not valid JSON: {exc}") from None
     merged: dict[str, Any] = {k: v[0] for k, v in request.query.items() if v}
     merged.update(request.path_params)
-    return merged or None
+    return merged
 
 
 def _run_messages(func: Any, sig: Signature, batch: QueueBatch, ctx: Context) -> dict[str, Any]:

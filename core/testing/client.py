@@ -49,6 +49,11 @@ class ClientResponse:
         return _json.loads(self.body)
 
 
+def _json_response(status: int, message: str) -> ClientResponse:
+    body = _json.dumps({"message": message}).encode()
+    return ClientResponse(status, {"content-type": "application/json"}, body)
+
+
 class AppClient:
     """Calls an app's functions in this process, with in-memory resources.
 
@@ -119,9 +124,12 @@ class AppClient:
         """Send an HTTP request to the app's routes (API keys are not checked here)."""
         match = self.router.match(method, path)
         if match is None:
-            return ClientResponse(403, {"content-type": "application/json"}, b'{"message":"Missing Authentication Token"}')
+            return _json_response(403, "Missing Authentication Token")
         fn, _ = match.target
-        raw = _json.dumps(json).encode() if json is not None else (body.encode() if isinstance(body, str) else body or b"")
+        if json is not None:
+            raw = _json.dumps(json).encode()
+        else:
+            raw = body.encode() if isinstance(body, str) else body or b""
         req = HttpRequest(
             method=method.upper(),
             path=path,
@@ -133,7 +141,7 @@ class AppClient:
         )
         outcome = self.run(fn.name, req)
         if outcome.response is None:
-            return ClientResponse(502, {"content-type": "application/json"}, b'{"message":"Internal server error"}')
+            return _json_response(502, "Internal server error")
         data, hdrs = outcome.response.encoded()
         return ClientResponse(outcome.response.status, hdrs, data)
 
@@ -145,7 +153,12 @@ class AppClient:
         outcomes = []
         for fn in self.spec.functions:
             for t in fn.triggers:
-                if isinstance(t, UploadTriggerSpec) and t.bucket == bucket and key.startswith(t.prefix) and key.endswith(t.suffix):
+                if (
+                    isinstance(t, UploadTriggerSpec)
+                    and t.bucket == bucket
+                    and key.startswith(t.prefix)
+                    and key.endswith(t.suffix)
+                ):
                     outcomes.append(self.run(fn.name, event))
         return outcomes
 
@@ -156,7 +169,8 @@ class AppClient:
         if trig is None:
             raise ValueError(f"function {function!r} has no schedule trigger")
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
-        return self.run(function, ScheduleEvent(schedule=trig.name, expression=trig.expression, time=when, payload=trig.payload))
+        event = ScheduleEvent(schedule=trig.name, expression=trig.expression, time=when, payload=trig.payload)
+        return self.run(function, event)
 
     def deliver(self, function: str, queue: str, bodies: list[str]) -> Outcome:
         """Deliver ``bodies`` to ``function`` as one queue batch."""

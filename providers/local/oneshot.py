@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sls_py.config import Project, resolve_environment
@@ -54,7 +53,12 @@ def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, An
     fn = spec.function(function)
     request_id = str(uuid.uuid4())
     deadline_ms = int(time.time() * 1000 + fn.timeout_s * 1000)
-    request = {"event": event, "request_id": request_id, "deadline_ms": deadline_ms, "memory_mb": fn.memory_mb}
+    request = {
+        "event": event,
+        "request_id": request_id,
+        "deadline_ms": deadline_ms,
+        "memory_mb": fn.memory_mb,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "sls_py_local.oneshot"],
         stdin=subprocess.PIPE,
@@ -92,7 +96,9 @@ def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, An
         )
     outcome = json.loads(out)
     error = ErrorInfo.from_wire(outcome["error"]) if outcome.get("error") else None
-    return Invocation(function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs)
+    return Invocation(
+        function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs
+    )
 
 
 def _startup_grace() -> float:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
 from sls_py import App, Context, HttpError, ScheduleEvent, UploadEvent, http, schedule, upload
 
 app = App("clonezero", api_keys=["default"])

@@ -377,3 +377,42 @@ def test_every_upload_record_runs_before_a_failure_is_raised(
 )
 def test_which_bodies_go_out_as_text(content_type: str, text: bool) -> None:
     assert handler._is_text(content_type) is text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(SPELL),
+        json.dumps({**SPELL, "magic-word": "wrong"}),
+        json.dumps({**SPELL, "spell": "shrinker"}),
+        json.dumps({**SPELL, "spell": "divider", "y": 0}),
+        json.dumps({"spell": "adder", "x": "many"}),
+        "not json at all",
+        "",
+    ],
+)
+def test_status_and_body_match_the_reference_client(
+    body: str, aws_event: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adapter answers what sls_py.testing.AppClient (the core's reference) answers."""
+    from sls_py.testing import AppClient
+
+    client = AppClient(WORK_MAGIC, stage="dev")
+    expected = client.request("POST", "/work-magic", body=body)
+
+    monkeypatch.setenv("SLS_PY_APP", "work_magic.app:app")
+    monkeypatch.setenv("SLS_PY_FUNCTION", "work-magic")
+    monkeypatch.setenv("SLS_PY_STAGE", "dev")
+    monkeypatch.setenv("MAGIC_WORD", "clonezero-token")
+    handler.reset()
+    event = aws_event("apigw_rest_post_base64.json")
+    event["body"], event["isBase64Encoded"] = body, False
+    event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None  # as sent
+    try:
+        answer = handler.handle(event, None)
+    finally:
+        handler.reset()
+    assert (answer["statusCode"], json.loads(answer["body"])) == (
+        expected.status,
+        expected.json(),
+    )

@@ -1,0 +1,37 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORK_MAGIC = REPO / "apps" / "work_magic"
+
+
+@pytest.fixture
+def work_magic(tmp_path: Path) -> Path:
+    """A private copy of the example app, so state written by a test stays in tmp_path."""
+    dest = tmp_path / "work_magic"
+    shutil.copytree(
+        WORK_MAGIC, dest, ignore=shutil.ignore_patterns(".sls-py", "__pycache__", ".pytest_cache")
+    )
+    return dest
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60):
+    """Run ``sls-py ARGS`` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "sls_py", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
