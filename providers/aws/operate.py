@@ -1,4 +1,4 @@
-"""Working with a deployed stage: invoke a function, read its logs."""
+"""Working with a deployed stage: invoke a function, read its logs, fire triggers."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import base64
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from sls_py.errors import ProviderError
-from sls_py.provider import Invocation, LogRecord
+from sls_py.errors import FunctionFailed, ProviderError
+from sls_py.provider import Invocation, LogRecord, TriggerRequest
 from sls_py.runtime.errors import ErrorInfo
-from sls_py.spec import Spec
+from sls_py.spec import ScheduleTriggerSpec, Spec
 
 from .cloud import Cloud
 
@@ -112,3 +113,46 @@ def logs(
         if not follow:
             return
         time.sleep(poll_s)
+
+
+def trigger(spec: Spec, cloud: Cloud, request: TriggerRequest) -> Any:
+    """Fire a trigger on the deployed stage: upload an object to the bucket
+    (S3 then notifies the function), send a message to the queue (the event
+    source mapping delivers it), or invoke a scheduled function with the event
+    EventBridge would send for its rule."""
+    from .model import Names
+
+    names = Names(spec, cloud.account_id(), cloud.region_name)
+    if request.kind == "upload":
+        bucket = names.bucket(request.target)
+        key = request.key or "upload"
+        cloud.call("s3", "put_object", Bucket=bucket, Key=key, Body=request.data or b"")
+        return {"bucket": bucket, "key": key, "size": len(request.data or b"")}
+    if request.kind == "queue":
+        name = names.queue(request.target)
+        url = cloud.call("sqs", "get_queue_url", missing_ok=True, QueueName=name)
+        if url is None:
+            raise ProviderError(
+                f"queue {request.target!r} is not deployed in stage {spec.stage!r}",
+                hint="run `sls-py deploy --provider aws` first",
+            )
+        body = (request.data or b"").decode("utf-8")
+        sent = cloud.call("sqs", "send_message", QueueUrl=url["QueueUrl"], MessageBody=body)
+        return {"queue": name, "message_id": sent["MessageId"]}
+    fn = spec.function(request.target)
+    schedule = next(t for t in fn.triggers if isinstance(t, ScheduleTriggerSpec))
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": names.account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": names.region,
+        "resources": [names.rule_arn(schedule.name)],
+        "detail": {},
+    }
+    inv = invoke(spec, cloud, fn.name, event, logs=False)
+    if inv.error is not None:
+        raise FunctionFailed(fn.name, inv.error)
+    return {"function": fn.name, "schedule": schedule.name, "result": inv.result}

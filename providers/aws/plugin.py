@@ -9,7 +9,15 @@ from typing import Annotated, Any
 import typer
 from sls_py import hookimpl
 from sls_py.config import Project
-from sls_py.provider import ApiKey, DeployResult, Invocation, LogRecord, Plan, ProviderInfo
+from sls_py.provider import (
+    ApiKey,
+    DeployResult,
+    Invocation,
+    LogRecord,
+    Plan,
+    ProviderInfo,
+    TriggerRequest,
+)
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
@@ -115,6 +123,15 @@ def sls_py_logs(
     from .operate import logs
 
     return logs(spec, make_cloud(spec), function, since_s, follow)
+
+
+@hookimpl
+def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI) -> Any:
+    """Upload to a deployed bucket, send to a deployed queue, or fire a schedule."""
+    from .deploy import make_cloud
+    from .operate import trigger
+
+    return trigger(spec, make_cloud(spec), request)
 
 
 @hookimpl

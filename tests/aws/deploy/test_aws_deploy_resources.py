@@ -352,3 +352,34 @@ def test_a_second_deploy_of_a_running_stage_is_refused(aws_env: Moto, tmp_path: 
     ):
         engine.deploy(spec, project, engine.make_cloud(spec), PlainUI(quiet=True))
     assert snapshot(aws_env, "jobsapp", "dev") == empty_snapshot()
+
+
+def test_triggers_fire_on_the_deployed_stage(aws_env: Moto, tmp_path: Path) -> None:
+    from sls_py.provider import TriggerRequest
+    from sls_py_aws.operate import trigger
+
+    root = tmp_path / "fire"
+    write_app(root, batch=5, with_tick=False)
+    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
+        del sys.modules[name]
+    project = load_project(root)
+    spec = project.spec("fire")
+    cloud = engine.make_cloud(spec)
+    engine.deploy(spec, project, cloud, PlainUI(quiet=True))
+
+    bucket = f"jobsapp-fire-inbox-{ACCOUNT}"
+    up = TriggerRequest(kind="upload", target="inbox", key="in/a.csv", data=b"a,b\n1,2\n")
+    assert trigger(spec, cloud, up) == {"bucket": bucket, "key": "in/a.csv", "size": 8}
+    got = aws_env.client("s3").get_object(Bucket=bucket, Key="in/a.csv")["Body"].read()
+    assert got == b"a,b\n1,2\n"
+
+    sent = trigger(spec, cloud, TriggerRequest(kind="queue", target="work", data=b'{"job": 7}'))
+    assert sent["queue"] == "jobsapp-fire-work"
+    sqs = aws_env.client("sqs")
+    url = sqs.get_queue_url(QueueName="jobsapp-fire-work")["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    in_queue = int(attrs["ApproximateNumberOfMessages"]) + int(
+        attrs["ApproximateNumberOfMessagesNotVisible"]
+    )
+    assert in_queue == 1
+    engine.remove(spec, project, cloud, PlainUI(quiet=True))
