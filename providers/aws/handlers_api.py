@@ -12,6 +12,7 @@ from typing import Any
 
 from sls_py.errors import ProviderError
 
+from .cloud import AwsError
 from .executor import Ctx, handles
 from .model import Resource
 from .state import Entry
@@ -97,6 +98,7 @@ def _resources(ctx: Ctx, api_id: str) -> dict[str, dict[str, Any]]:
                 "get_resources",
                 "items",
                 restApiId=api_id,
+                embed=["methods"],
                 PaginationConfig={"PageSize": 500},
             )
         }
@@ -139,6 +141,33 @@ def _drop_method(ctx: Ctx, api_id: str, resource_id: str, method: str) -> None:
     )
     if entry is not None:
         entry.get("resourceMethods", {}).pop(method, None)
+
+
+def _put_method(ctx: Ctx, api_id: str, resource_id: str, method: str, *, api_key: bool) -> None:
+    """(Re)create a method: an existing one is deleted first, so nothing is duplicated
+    and its old integration goes with it."""
+    _drop_method(ctx, api_id, resource_id, method)
+    params = {
+        "restApiId": api_id,
+        "resourceId": resource_id,
+        "httpMethod": method,
+        "authorizationType": "NONE",
+        "apiKeyRequired": api_key,
+    }
+    try:
+        ctx.call("apigateway", "put_method", **params)
+    except AwsError as exc:  # there after all (the cached list was stale): replace it
+        if exc.code != "ConflictException":
+            raise
+        ctx.call(
+            "apigateway",
+            "delete_method",
+            restApiId=api_id,
+            resourceId=resource_id,
+            httpMethod=method,
+        )
+        ctx.call("apigateway", "put_method", **params)
+    _mark_method(ctx, api_id, resource_id, method)
 
 
 def _mark_method(ctx: Ctx, api_id: str, resource_id: str, method: str) -> None:
@@ -184,17 +213,7 @@ def _route_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     p = res.props
     api_id = _api_id(ctx)
     resource_id = _ensure_path(ctx, api_id, p["path"])
-    _drop_method(ctx, api_id, resource_id, p["method"])  # replace, never duplicate
-    ctx.call(
-        "apigateway",
-        "put_method",
-        restApiId=api_id,
-        resourceId=resource_id,
-        httpMethod=p["method"],
-        authorizationType="NONE",
-        apiKeyRequired=p["api_key"],
-    )
-    _mark_method(ctx, api_id, resource_id, p["method"])
+    _put_method(ctx, api_id, resource_id, p["method"], api_key=p["api_key"])
     uri = (
         f"arn:aws:apigateway:{ctx.region}:lambda:path/2015-03-31/functions/"
         f"{p['function_arn']}/invocations"
@@ -248,11 +267,9 @@ def _cors_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     p = res.props
     api_id = _api_id(ctx)
     resource_id = _ensure_path(ctx, api_id, p["path"])
-    _drop_method(ctx, api_id, resource_id, "OPTIONS")
+    _put_method(ctx, api_id, resource_id, "OPTIONS", api_key=False)
     common = {"restApiId": api_id, "resourceId": resource_id, "httpMethod": "OPTIONS"}
     values = _cors_values(p)
-    ctx.call("apigateway", "put_method", **common, authorizationType="NONE", apiKeyRequired=False)
-    _mark_method(ctx, api_id, resource_id, "OPTIONS")
     ctx.call(
         "apigateway",
         "put_method_response",
