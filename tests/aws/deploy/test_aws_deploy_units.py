@@ -278,3 +278,26 @@ def test_protected_routes_without_api_keys_get_a_warning() -> None:
         update={"gateway": spec.gateway.model_copy(update={"api_keys": ["k"]})}
     )
     assert validate(with_keys) == []
+
+
+def test_dropping_every_route_deletes_the_api_and_what_goes_with_it_once(tmp_path: Path) -> None:
+    target = Target(account=ACCOUNT, region=REGION, code_sha256="abc", code_size=10)
+    before = desired_resources(make_spec(), target, {})
+    state = State(path=tmp_path / "s.json", app="shop", stage="dev")
+    for r in before:
+        state.entries[r.key] = Entry(r.kind, r.name, r.recorded_props())
+    assert sorted(state.entries) == [
+        "api:shop-dev",
+        "function:api",
+        "permission:api/sls-py-api",
+        "role:shop-dev-lambda",
+        "route:GET /",
+        "stage:dev",
+    ]
+    no_routes = make_spec(
+        functions=[FunctionSpec(name="api", handler="m:f", style="payload", timeout_s=10)]
+    )
+    after = desired_resources(no_routes, target, {})
+    steps = [(s.action, s.kind, s.name) for s in plan_changes(after, state, None)]
+    # the route and the stage go with the REST API: no separate steps for them
+    assert steps == [("delete", "permission", "api/sls-py-api"), ("delete", "api", "shop-dev")]
