@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sls_py.config import Project
+from sls_py.config import Project, resolve_environment
 from sls_py.errors import ProviderError
 from sls_py.provider import ApiKey, DeployResult, Plan, PlanStep
 from sls_py.spec import Spec
@@ -22,6 +22,7 @@ from .discover import discover
 from .environment import lambda_environment
 from .executor import Ctx, apply_plan
 from .model import Names, Resource, Target, desired_resources, physical_names, settings
+from .package import BuiltPackage
 from .planner import check_target, plan_changes
 from .state import State, stage_lock, state_path
 
@@ -32,7 +33,7 @@ def make_cloud(spec: Spec) -> Cloud:
     return Cloud(region=str(region) if region else None)
 
 
-def build(spec: Spec, project: Project, ui: UI | None = None) -> Any:
+def build(spec: Spec, project: Project, ui: UI | None = None) -> BuiltPackage:
     """Build the deployment package (no network unless dependencies must be fetched)."""
     from .package import build_package
 
@@ -45,11 +46,7 @@ def build(spec: Spec, project: Project, ui: UI | None = None) -> Any:
         wheel_dir=(project.root / str(wheel_dir)) if wheel_dir else None,
     )
     if ui is not None:
-        ui.info(
-            f"Package: {pkg.describe()}"
-            if hasattr(pkg, "describe")
-            else f"Package: {pkg.size} bytes"
-        )
+        ui.info(f"Package: {pkg.describe()}")
     return pkg
 
 
@@ -61,11 +58,13 @@ class Prepared:
     names: Names
     state: State
     desired: list[Resource]
-    package: Any
+    package: BuiltPackage
 
 
 def prepare(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) -> Prepared:
     """Build the package and the desired resources; load the recorded state."""
+    for fn in spec.functions:  # a missing ${env:NAME} fails before anything is built
+        resolve_environment(fn.environment)
     package = build(spec, project, ui)
     account = cloud.account_id()
     region = cloud.region_name
