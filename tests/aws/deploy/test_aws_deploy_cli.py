@@ -571,3 +571,22 @@ def test_logs_and_invoke_of_a_stage_that_is_not_deployed(moto: Moto, tmp_path: P
         f"{first} work-magic {rid} START RequestId: {rid} Version: $LATEST",
         f"{second} work-magic {rid} INFO work_magic cast adder",
     ]
+
+
+def test_an_interrupted_cli_deploy_resumes_where_it_stopped(moto: Moto, tmp_path: Path) -> None:
+    project = copy_app(tmp_path)
+    args = ["deploy", "--provider", "aws", "--project", str(project), "--stage", "resume"]
+    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="5"))
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-2:] == [
+        "error: stopped after step 5 because SLS_PY_FAIL_AFTER_STEP=5 (a testing aid)",
+        "hint: unset SLS_PY_FAIL_AFTER_STEP and deploy again: it picks up where it stopped",
+    ]
+    r = cli(args, moto.env())
+    assert r.returncode == 0, r.stderr
+    assert "Deployed clonezero stage resume: 15 change(s)." in r.stderr
+    assert " create function work-magic new" not in r.stderr  # step 5: done before
+    assert " create function catalog-upload new" in r.stderr
+    r = cli(["remove", *args[1:]], moto.env())
+    assert r.returncode == 0, r.stderr
+    assert snapshot(moto, "clonezero", "resume") == empty_snapshot()
