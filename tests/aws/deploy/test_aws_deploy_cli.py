@@ -590,3 +590,75 @@ def test_an_interrupted_cli_deploy_resumes_where_it_stopped(moto: Moto, tmp_path
     r = cli(["remove", *args[1:]], moto.env())
     assert r.returncode == 0, r.stderr
     assert snapshot(moto, "clonezero", "resume") == empty_snapshot()
+
+
+def test_logs_follow_prints_new_lines_as_they_arrive(moto: Moto, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    project = copy_app(tmp_path)
+    cw = moto.client("logs")
+    group, stream = "/aws/lambda/clonezero-follow-work-magic", "s"
+    cw.create_log_group(logGroupName=group)
+    cw.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    cw.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now - 1000, "message": "first"}],
+    )
+    script = Path(sys.executable).with_name("sls-py")
+    proc = subprocess.Popen(
+        [
+            str(script),
+            "logs",
+            "work-magic",
+            "--follow",
+            "--provider",
+            "aws",
+            "--project",
+            str(project),
+            "--stage",
+            "follow",
+        ],
+        env=moto.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    got = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if len(lines) == 2:
+                got.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.time() + 30
+        while not lines and time.time() < deadline:
+            time.sleep(0.1)
+        later = int(time.time() * 1000)
+        cw.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": later, "message": "second"}],
+        )
+        assert got.wait(30), (lines, proc.poll())
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+    def stamp(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    # no request id in these lines (no START line came first): two spaces
+    assert lines == [
+        f"{stamp(now - 1000)} work-magic  first",
+        f"{stamp(later)} work-magic  second",
+    ]
