@@ -61,8 +61,23 @@ def is_mutating(operation: str) -> bool:
     return not operation.startswith(_READ_PREFIXES)
 
 
+#: Calls whose IAM action is not their API name.
+_ACTIONS = {
+    ("s3", "put_bucket_notification_configuration"): "s3:PutBucketNotification",
+    ("s3", "get_bucket_notification_configuration"): "s3:GetBucketNotification",
+    ("s3", "list_objects_v2"): "s3:ListBucket",
+    ("s3", "head_bucket"): "s3:ListBucket",
+    ("s3", "delete_objects"): "s3:DeleteObject",
+    ("s3", "put_public_access_block"): "s3:PutBucketPublicAccessBlock",
+    ("lambda", "list_event_source_mappings"): "lambda:ListEventSourceMappings",
+    ("lambda", "invoke"): "lambda:InvokeFunction",
+}
+
+
 def _action(service: str, operation: str) -> str:
     """The IAM action of a call: ``lambda`` + ``create_function`` -> ``lambda:CreateFunction``."""
+    if (service, operation) in _ACTIONS:
+        return _ACTIONS[(service, operation)]
     name = "".join(part.capitalize() for part in operation.split("_"))
     if service == "apigateway":
         verb = {"get": "GET", "create": "POST", "put": "PUT", "update": "PATCH", "delete": "DELETE"}

@@ -301,3 +301,21 @@ def test_dropping_every_route_deletes_the_api_and_what_goes_with_it_once(tmp_pat
     steps = [(s.action, s.kind, s.name) for s in plan_changes(after, state, None)]
     # the route and the stage go with the REST API: no separate steps for them
     assert steps == [("delete", "permission", "api/sls-py-api"), ("delete", "api", "shop-dev")]
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "action"),
+    [
+        ("lambda", "update_function_code", "lambda:UpdateFunctionCode"),
+        ("lambda", "invoke", "lambda:InvokeFunction"),
+        ("s3", "put_bucket_notification_configuration", "s3:PutBucketNotification"),
+        ("apigateway", "create_rest_api", "apigateway:POST"),
+        ("apigateway", "update_usage_plan", "apigateway:PATCH"),
+        ("events", "put_targets", "events:PutTargets"),
+        ("iam", "put_role_policy", "iam:PutRolePolicy"),
+    ],
+)
+def test_access_denied_hints_name_the_iam_action(service: str, operation: str, action: str) -> None:
+    from sls_py_aws.cloud import _action
+
+    assert _action(service, operation) == action
