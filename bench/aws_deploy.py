@@ -13,7 +13,8 @@ counting every AWS call the engine makes (through the one boto3 boundary,
 :class:`sls_py_aws.cloud.Cloud`) and, independently, the requests moto
 received. Times are the median of ``--repeat`` rounds (each on a fresh
 stage) and are also given as ratios to the first deploy of the same run, since
-absolute times depend on the machine.
+absolute times depend on the machine. Raw figures go to
+``bench/results/aws_deploy.json``.
 """
 
 from __future__ import annotations
@@ -115,8 +116,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "bench" / "results" / "aws_deploy.json",
+        help="where to write the raw figures (JSON)",
+    )
     args = parser.parse_args()
     result = run(args.repeat)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
