@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 from sls_py import hookimpl
-from sls_py.provider import ProviderInfo
+from sls_py.config import Project
+from sls_py.provider import (
+    ApiKey,
+    DeployResult,
+    Invocation,
+    LogRecord,
+    Plan,
+    ProviderInfo,
+    TriggerRequest,
+)
+from sls_py.spec import Spec
+from sls_py.ui import UI
 
 from . import __version__
 
@@ -33,3 +49,131 @@ def sls_py_provider_info() -> ProviderInfo:
             }
         ),
     )
+
+
+# --- operations (each imports the engine, and so boto3, only when called) --------
+
+
+@hookimpl
+def sls_py_validate_spec(spec: Spec, project: Project) -> list[str]:
+    """Refuse what AWS would refuse (timeouts over 900 s, over-long names);
+    warn about HTTP functions that outlive API Gateway's 29 s."""
+    from .validate import validate
+
+    return validate(spec)
+
+
+@hookimpl
+def sls_py_plan(spec: Spec, project: Project, ui: UI) -> Plan:
+    """What ``deploy`` would create, update and delete, with read-only AWS calls."""
+    from .deploy import make_cloud, plan
+
+    return plan(spec, project, make_cloud(spec), ui)
+
+
+@hookimpl
+def sls_py_deploy(spec: Spec, project: Project, ui: UI) -> DeployResult:
+    """Deploy the stage: only what changed; state recorded after every step."""
+    from .deploy import deploy, make_cloud
+
+    return deploy(spec, project, make_cloud(spec), ui)
+
+
+@hookimpl
+def sls_py_remove(spec: Spec, project: Project, ui: UI) -> Plan:
+    """Delete everything of the stage (and nothing of any other stage)."""
+    from .deploy import make_cloud, remove
+
+    return remove(spec, project, make_cloud(spec), ui)
+
+
+@hookimpl
+def sls_py_url(spec: Spec, project: Project) -> str:
+    """The stage's API Gateway URL."""
+    from .deploy import stage_url
+
+    return stage_url(spec, project)
+
+
+@hookimpl
+def sls_py_api_keys(spec: Spec, project: Project) -> list[ApiKey]:
+    """The stage's API keys with their values."""
+    from .deploy import api_keys, make_cloud
+
+    return api_keys(spec, project, make_cloud(spec))
+
+
+@hookimpl
+def sls_py_invoke(
+    spec: Spec, project: Project, function: str, payload: Any, logs: bool, ui: UI
+) -> Invocation:
+    """Invoke the deployed function (a direct invocation); ``logs``: the log tail too."""
+    from .deploy import make_cloud
+    from .operate import invoke
+
+    return invoke(spec, make_cloud(spec), function, payload, logs)
+
+
+@hookimpl
+def sls_py_logs(
+    spec: Spec, project: Project, function: str, since_s: float | None, follow: bool
+) -> Iterable[LogRecord]:
+    """The function's CloudWatch Logs records."""
+    from .deploy import make_cloud
+    from .operate import logs
+
+    return logs(spec, make_cloud(spec), function, since_s, follow)
+
+
+@hookimpl
+def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI) -> Any:
+    """Upload to a deployed bucket, send to a deployed queue, or fire a schedule."""
+    from .deploy import make_cloud
+    from .operate import trigger
+
+    return trigger(spec, make_cloud(spec), request)
+
+
+@hookimpl
+def sls_py_add_commands(cli: typer.Typer) -> None:
+    """Add ``sls-py iam-policy``."""
+    cli.command("iam-policy")(iam_policy)
+
+
+def iam_policy(
+    project: Annotated[Path, typer.Option("--project", "-p", help="The project folder.")] = Path(
+        "."
+    ),
+    stage: Annotated[
+        str | None, typer.Option("--stage", "-s", help="Stage (default: the configured one).")
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option(help="AWS account id for the ARNs (default: asked from STS).")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: the configured one).")
+    ] = None,
+) -> None:
+    """Print the IAM policy of the stage's Lambda role (AWS provider) as JSON."""
+    import json
+
+    from sls_py.config import load_project
+
+    from .iam import role_policy, trust_policy
+    from .model import Names
+
+    spec = load_project(project).spec(stage)
+    if account is None or region is None:
+        from .deploy import make_cloud
+
+        cloud = make_cloud(spec)
+        region = region or cloud.region_name
+        account = account or cloud.account_id()
+    names = Names(spec, account, region)
+    doc = {
+        "RoleName": names.role,
+        "AssumeRolePolicyDocument": trust_policy(),
+        "PolicyName": "sls-py",
+        "PolicyDocument": role_policy(spec, names),
+    }
+    typer.echo(json.dumps(doc, indent=2))

@@ -1,0 +1,111 @@
+"""The stage's IAM role: trust for Lambda and a least-privilege inline policy.
+
+Every statement names the exact resources of this app and stage: the log
+groups of its own functions, its buckets, queues and tables. Nothing is
+granted on ``"Resource": "*"``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sls_py.spec import QueueTriggerSpec, Spec
+
+if TYPE_CHECKING:
+    from .model import Names
+
+POLICY_NAME = "sls-py"
+
+
+def trust_policy() -> dict[str, Any]:
+    """Lambda may assume the role; nothing else may."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
+    """The inline policy of the stage's role, as a JSON-able dict."""
+    region, account = names.region, names.account
+    groups = [
+        f"arn:aws:logs:{region}:{account}:log-group:{names.log_group(fn.name)}"
+        for fn in spec.functions
+    ]
+    statements: list[dict[str, Any]] = []
+    if groups:
+        statements.append(
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": sorted([*groups, *(g + ":*" for g in groups)]),
+            }
+        )
+    if spec.buckets:
+        arns = [f"arn:aws:s3:::{names.bucket(b.name)}" for b in spec.buckets]
+        statements.append(
+            {
+                "Sid": "BucketObjects",
+                "Effect": "Allow",
+                "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+                "Resource": [a + "/*" for a in arns],
+            }
+        )
+        statements.append(
+            {
+                "Sid": "BucketList",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": arns,
+            }
+        )
+    if spec.queues:
+        statements.append(
+            {
+                "Sid": "QueueSend",
+                "Effect": "Allow",
+                "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"],
+                "Resource": [names.queue_arn(q.name) for q in spec.queues],
+            }
+        )
+    consumed = sorted(
+        {t.queue for fn in spec.functions for t in fn.triggers if isinstance(t, QueueTriggerSpec)}
+    )
+    if consumed:
+        statements.append(
+            {
+                "Sid": "QueueConsume",
+                "Effect": "Allow",
+                "Action": [
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ReceiveMessage",
+                ],
+                "Resource": [names.queue_arn(q) for q in consumed],
+            }
+        )
+    if spec.tables:
+        statements.append(
+            {
+                "Sid": "Tables",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:DeleteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:Scan",
+                    "dynamodb:UpdateItem",
+                ],
+                "Resource": [names.table_arn(t.name) for t in spec.tables],
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
