@@ -147,6 +147,8 @@ class TableDef:
     name: str
     key: str = "id"
     sort_key: str | None = None
+    key_type: str = "string"
+    sort_key_type: str = "string"
 
 
 class App:
@@ -226,10 +228,22 @@ class App:
         self.queues[name] = QueueDef(name, visibility_timeout_s, max_receives)
         return Queue(name)
 
-    def table(self, name: str, *, key: str = "id", sort_key: str | None = None) -> Table:
-        """Declare a key-value table keyed by attribute ``key`` (and ``sort_key``)."""
-        self.tables[name] = TableDef(name, key, sort_key)
-        return Table(name, key, sort_key)
+    def table(
+        self,
+        name: str,
+        *,
+        key: str = "id",
+        sort_key: str | None = None,
+        key_type: str = "string",
+        sort_key_type: str = "string",
+    ) -> Table:
+        """Declare a key-value table keyed by attribute ``key`` (and ``sort_key``).
+
+        ``key_type`` and ``sort_key_type`` are ``"string"`` or ``"number"``: clouds
+        fix a key's type when the table is created, so it is declared here.
+        """
+        self.tables[name] = TableDef(name, key, sort_key, key_type, sort_key_type)
+        return Table(name, key, sort_key, key_type=key_type, sort_key_type=sort_key_type)
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, functions={list(self.functions)})"

@@ -34,7 +34,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .app import App, Cors, HttpTrigger, QueueTrigger, ScheduleTrigger, UploadTrigger, UsageLimits
+from .app import (
+    App,
+    Cors,
+    HttpTrigger,
+    QueueTrigger,
+    ScheduleTrigger,
+    TableDef,
+    UploadTrigger,
+    UsageLimits,
+)
 from .errors import ConfigError, SpecError
 from .runtime.dispatch import signature_of
 from .schedules import ScheduleSyntaxError, parse_schedule
@@ -327,6 +336,24 @@ def _trigger_spec(
     raise SpecError(f"{where}: {trig!r} is not a trigger; use http(), schedule(), upload() or queue()")
 
 
+def _table_spec(app: str, stage: str, table: TableDef) -> TableSpec:
+    for attr in ("key_type", "sort_key_type"):
+        value = getattr(table, attr)
+        if value not in ("string", "number"):
+            raise SpecError(
+                f"table {table.name!r}: {attr} {value!r} is not a key type",
+                hint='use "string" or "number"',
+            )
+    return TableSpec(
+        name=table.name,
+        qualified_name=f"{app}-{stage}-{table.name}",
+        key=table.key,
+        sort_key=table.sort_key,
+        key_type=table.key_type,
+        sort_key_type=table.sort_key_type,
+    )
+
+
 def build_spec(project: Project, app: App, stage: str) -> Spec:
     """Resolve ``app`` for ``stage`` with the project's configuration."""
     conf = project.config
@@ -418,12 +445,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             for q in app.queues.values()
         ],
         tables=[
-            TableSpec(
-                name=t.name,
-                qualified_name=f"{app.name}-{stage}-{t.name}",
-                key=t.key,
-                sort_key=t.sort_key,
-            )
+            _table_spec(app.name, stage, t)
             for t in app.tables.values()
         ],
         gateway=gateway,

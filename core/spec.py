@@ -125,11 +125,16 @@ class QueueSpec(_Model):
     max_receives: int = Field(3, ge=1, le=1000)
 
 
+KeyType = Literal["string", "number"]
+
+
 class TableSpec(_Model):
     name: str
     qualified_name: str
     key: str = "id"
     sort_key: str | None = None
+    key_type: KeyType = "string"
+    sort_key_type: KeyType = "string"
 
 
 class GatewaySpec(_Model):

@@ -154,20 +154,43 @@ class Table:
 
     kind = "table"
 
-    def __init__(self, name: str, key: str = "id", sort_key: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        key: str = "id",
+        sort_key: str | None = None,
+        *,
+        key_type: str = "string",
+        sort_key_type: str = "string",
+    ) -> None:
         self.name = name
         self.key = key
         self.sort_key = sort_key
+        self.key_type = key_type
+        self.sort_key_type = sort_key_type
+
+    def _check(self, attr: str, kind: str, value: Any) -> None:
+        ok = (
+            isinstance(value, str)
+            if kind == "string"
+            else isinstance(value, int | float) and not isinstance(value, bool)
+        )
+        if not ok:
+            raise ResourceError(
+                f"table {self.name!r}: {attr!r} is a {kind} key, got {type(value).__name__} {value!r}"
+            )
 
     def _impl(self) -> TableDriver:
         driver, _ = _current()
         return driver.table(self.name, _physical("tables", self.name), self.key, self.sort_key)
 
     def _key(self, key: Any, sort: Any = None) -> dict[str, Any]:
+        self._check(self.key, self.key_type, key)
         out = {self.key: key}
         if self.sort_key is not None:
             if sort is None:
                 raise ResourceError(f"table {self.name!r} needs a {self.sort_key!r} value too")
+            self._check(self.sort_key, self.sort_key_type, sort)
             out[self.sort_key] = sort
         return out
 
@@ -177,9 +200,11 @@ class Table:
 
     def put(self, item: dict[str, Any]) -> None:
         """Create or replace an item; it must hold the key attribute(s)."""
-        for attr in (self.key, self.sort_key):
-            if attr is not None and attr not in item:
-                raise ResourceError(f"item for table {self.name!r} has no {attr!r} attribute")
+        for attr, kind in ((self.key, self.key_type), (self.sort_key, self.sort_key_type)):
+            if attr is not None:
+                if attr not in item:
+                    raise ResourceError(f"item for table {self.name!r} has no {attr!r} attribute")
+                self._check(attr, kind, item[attr])
         self._impl().put(dict(item))
 
     def delete(self, key: Any, sort: Any = None) -> None:
@@ -188,6 +213,7 @@ class Table:
 
     def query(self, key: Any) -> list[dict[str, Any]]:
         """All items whose key attribute equals ``key``, sorted by sort key."""
+        self._check(self.key, self.key_type, key)
         return self._impl().query(key)
 
     def scan(self) -> list[dict[str, Any]]:

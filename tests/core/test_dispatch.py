@@ -205,3 +205,21 @@ def test_remaining_time_comes_from_the_deadline() -> None:
     c = Context(request_id="r", function_name="f", stage="dev", deadline_ms=int(time.time() * 1000) + 3000)
     assert 2000 < c.remaining_ms() <= 3000
     assert c.get_remaining_time_in_millis() <= 3000
+
+
+def test_table_key_types_are_checked_alike_on_every_provider() -> None:
+    from sls_py.runtime import MemoryDriver, ResourceError, Table, use_driver
+
+    use_driver(MemoryDriver())
+    try:
+        ledger = Table("ledger", key="account", sort_key="seq", sort_key_type="number")
+        ledger.put({"account": "a", "seq": 2, "amount": 5})
+        ledger.put({"account": "a", "seq": 1, "amount": 7})
+        assert [r["seq"] for r in ledger.query("a")] == [1, 2]
+        with pytest.raises(ResourceError) as err:
+            ledger.put({"account": "a", "seq": "3"})
+        assert str(err.value) == "table 'ledger': 'seq' is a number key, got str '3'"
+        with pytest.raises(ResourceError):
+            ledger.get(7, 1)
+    finally:
+        use_driver(None)

@@ -222,3 +222,20 @@ def test_environment_references_resolve_late() -> None:
     with pytest.raises(ConfigError) as err:
         resolve_environment(env, {})
     assert err.value.message == "environment variable A refers to ${env:SECRET}, which is not set"
+
+
+def test_table_key_types_reach_the_spec(tmp_path: Path) -> None:
+    app = BASE_APP.replace(
+        'app.table("kv", key="pk", sort_key="sk")',
+        'app.table("kv", key="pk", sort_key="sk", sort_key_type="number")',
+    )
+    spec = load_project(write_project(tmp_path / "p", BASE_CONFIG, app)).spec()
+    assert [(t.key, t.key_type, t.sort_key, t.sort_key_type) for t in spec.tables] == [
+        ("pk", "string", "sk", "number")
+    ]
+    bad = BASE_APP.replace(
+        'app.table("kv", key="pk", sort_key="sk")', 'app.table("kv", key="pk", key_type="int")'
+    )
+    with pytest.raises(SpecError) as err:
+        load_project(write_project(tmp_path / "q", BASE_CONFIG, bad)).spec()
+    assert err.value.message == "table 'kv': key_type 'int' is not a key type"

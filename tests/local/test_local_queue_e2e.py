@@ -23,7 +23,7 @@ from sls_py import App, Context, QueueMessage, queue
 
 app = App("queued")
 jobs = app.queue("jobs", visibility_timeout_s=2, max_receives=2)
-done = app.table("done", key="n")
+done = app.table("done", key="n", key_type="number")
 
 
 @app.function(name="handle", timeout_s=1, triggers=[queue("jobs", batch_size=5)])

@@ -198,7 +198,7 @@ if has("resource.bucket"):
 
 
 if has("resource.table"):
-    ledger = app.table("ledger", key="account", sort_key="seq")
+    ledger = app.table("ledger", key="account", sort_key="seq", sort_key_type="number")
     events = app.table("events", key="id")
 
     @app.function(name="table-ops", timeout_s=10)
