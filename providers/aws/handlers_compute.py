@@ -163,12 +163,17 @@ def _bucket_delete(ctx: Ctx, entry: Entry) -> None:
 # --- tables -------------------------------------------------------------------
 
 
+#: sls-py key types -> DynamoDB attribute types.
+_ATTRIBUTE_TYPES = {"string": "S", "number": "N"}
+
+
 def _table_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     p = res.props
-    attrs = [{"AttributeName": p["key"], "AttributeType": "S"}]
+    attrs = [{"AttributeName": p["key"], "AttributeType": _ATTRIBUTE_TYPES[p["key_type"]]}]
     schema = [{"AttributeName": p["key"], "KeyType": "HASH"}]
     if p["sort_key"]:
-        attrs.append({"AttributeName": p["sort_key"], "AttributeType": "S"})
+        sort_type = _ATTRIBUTE_TYPES[p["sort_key_type"]]
+        attrs.append({"AttributeName": p["sort_key"], "AttributeType": sort_type})
         schema.append({"AttributeName": p["sort_key"], "KeyType": "RANGE"})
     ctx.tolerate(
         {"ResourceInUseException"},

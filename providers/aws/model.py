@@ -258,6 +258,9 @@ def desired_resources(
                     "name": names.table(t.name),
                     "key": t.key,
                     "sort_key": t.sort_key,
+                    # DynamoDB fixes a key's type (S or N) at creation: a change replaces the table
+                    "key_type": t.key_type,
+                    "sort_key_type": t.sort_key_type if t.sort_key else None,
                     "tags": tags,
                 },
             )

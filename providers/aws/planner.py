@@ -32,6 +32,13 @@ _API_CHILDREN = frozenset({"route", "cors", "gateway-response", "stage"})
 #: Kinds whose every change means delete and create again.
 _REPLACED = frozenset({"table", "bucket", "deployment-bucket"})
 
+#: Props a kind gained after it was first deployed, with the value an older
+#: deploy implied (tables were created with string keys before key types were
+#: declared), so a state written before them plans no change.
+_IMPLIED: dict[str, Any] = {
+    "table": lambda p: {"key_type": "string", "sort_key_type": "string" if p.get("sort_key") else None},
+}
+
 _FUNCTION_FIELDS = {
     "runtime": lambda c: c.get("Runtime"),
     "handler": lambda c: c.get("Handler"),
@@ -63,6 +70,12 @@ def step(
 def changed_props(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Names of the props whose values differ."""
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def recorded_props(entry: Entry) -> dict[str, Any]:
+    """The recorded props of ``entry``, with the values older deploys implied."""
+    implied = _IMPLIED.get(entry.kind)
+    return {**implied(entry.props), **entry.props} if implied else entry.props
 
 
 def check_target(state: State, account: str, region: str) -> None:
@@ -132,7 +145,7 @@ def plan_changes(
         if res.kind == "function" and cloud is not None:
             updates.extend(_function_steps(res, recorded, cloud))
             continue
-        changes = changed_props(recorded.props, res.recorded_props())
+        changes = changed_props(recorded_props(recorded), res.recorded_props())
         if not changes:
             continue
         if res.kind in _REPLACED and changes != ["tags"]:

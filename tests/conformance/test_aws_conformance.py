@@ -56,10 +56,6 @@ KNOWN_FAILURES = {
         "'[400] Invalid request body (x: ...; y: ...)' in errorMessage, so ErrorInfo.details "
         "(the per-field errors every other provider returns) is lost"
     ),
-    "test_table_interface": (
-        "aws: deploy creates every table key attribute as type S, so a table whose "
-        "sort key holds numbers (1, 2, 3) fails with ValidationException on put"
-    ),
 }
 
 

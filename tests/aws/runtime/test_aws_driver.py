@@ -121,7 +121,7 @@ def test_table_round_trips_json_items(driver: AwsDriver) -> None:
 
 
 def test_table_with_sort_key_queries_in_order(driver: AwsDriver) -> None:
-    events = Table("events", key="user", sort_key="at")
+    events = Table("events", key="user", sort_key="at", sort_key_type="number")
     for at in (30, 10, 20):
         events.put({"user": "ann", "at": at, "what": f"e{at}"})
     events.put({"user": "bob", "at": 5, "what": "other"})
