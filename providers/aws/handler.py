@@ -72,8 +72,20 @@ Errors of upload, schedule, queue and direct invocations are raised, so the
 invocation reports ``FunctionError``: ``errorType`` is the error's type
 (``HttpError``, ``InvalidInput``, ``ValueError``, ...) and ``errorMessage`` is
 the message, prefixed with ``[status] `` when the error has one
-(``"[403] Wrong magic word"``). :func:`error_info` turns such a pair back into
-an :class:`~sls_py.runtime.errors.ErrorInfo`.
+(``"[403] Wrong magic word"``). An error with ``details`` (the per-field errors
+of invalid input, an ``HttpError``'s details) keeps a readable first line and
+carries the whole error as JSON on a last line of its own::
+
+    [400] Invalid request body (x: Input should be a valid integer; y: Field required)
+    sls-py-error: {"details":[{"loc":["x"],...}],"message":"Invalid request body",...}
+
+(Lambda's error payload has no other place for it: the runtime client sends
+only ``errorType``, ``errorMessage`` and ``stackTrace``, and ignores attributes
+of the exception.) The JSON has no raw newline, and a message that itself
+has a line starting with the marker is always followed by the JSON line, so
+the last marker line is always the adapter's. Details are capped at the first
+:data:`MAX_DETAILS` entries. :func:`error_info` turns such a pair back into an
+:class:`~sls_py.runtime.errors.ErrorInfo`.
 
 For the deployer: with ``binaryMediaTypes = ["*/*"]`` on the REST API, binary
 responses (``isBase64Encoded``) reach clients as bytes, and request bodies
@@ -112,7 +124,7 @@ from sls_py.runtime import (
 from sls_py.runtime.context import make_logger
 from sls_py.runtime.events import Event
 
-__all__ = ["FunctionError", "error_info", "handle", "to_neutral"]
+__all__ = ["ERROR_MARKER", "FunctionError", "error_info", "error_message", "handle", "to_neutral"]
 
 _TEXT_TYPES = frozenset(
     {
@@ -146,24 +158,62 @@ def _raise(info: ErrorInfo) -> NoReturn:
     raise exc
 
 
-def error_message(info: ErrorInfo) -> str:
-    """``errorMessage`` for ``info``: ``"[403] Wrong magic word"``, with validation details."""
+#: The prefix of ``errorMessage``'s last line when it carries the error as JSON.
+ERROR_MARKER = "sls-py-error: "
+#: At most this many ``details`` entries travel in ``errorMessage``.
+MAX_DETAILS = 100
+#: At most this many of them are spelled out in its readable first line.
+_SUMMARY_DETAILS = 10
+
+
+def _summary(info: ErrorInfo) -> str:
+    """The readable part: ``"[400] Invalid request body (x: ...; y: ...)"``."""
     message = info.message
     if isinstance(info.details, list) and info.details:
         parts = []
-        for d in info.details:
+        for d in info.details[:_SUMMARY_DETAILS]:
             if isinstance(d, dict):
                 loc = ".".join(str(p) for p in d.get("loc", []))
                 parts.append(f"{loc}: {d.get('msg', '')}" if loc else str(d.get("msg", d)))
             else:
                 parts.append(str(d))
+        more = len(info.details) - _SUMMARY_DETAILS
+        if more > 0:
+            parts.append(f"and {more} more")
         message += " (" + "; ".join(parts) + ")"
     return f"[{info.status}] {message}" if info.status is not None else message
 
 
+def error_message(info: ErrorInfo) -> str:
+    """``errorMessage`` for ``info``: ``"[403] Wrong magic word"``; with details,
+    a readable first line and the error as JSON on the last (see the module doc)."""
+    text = _summary(info)
+    if info.details is None and "\n" + ERROR_MARKER not in text:
+        return text
+    details = info.details[:MAX_DETAILS] if isinstance(info.details, list) else info.details
+    data = {"type": info.type, "message": info.message, "status": info.status, "details": details}
+    return f"{text}\n{ERROR_MARKER}{json.dumps(data, sort_keys=True, separators=(',', ':'), default=str)}"
+
+
 def error_info(error_type: str, error_message: str) -> ErrorInfo:
-    """The :class:`ErrorInfo` of a Lambda ``FunctionError`` raised by this adapter."""
+    """The :class:`ErrorInfo` of a Lambda ``FunctionError`` raised by this adapter
+    (``errorType`` and ``errorMessage`` of Lambda's error payload)."""
     text = error_message or ""
+    _, marker, last = text.rpartition("\n" + ERROR_MARKER)
+    if marker:
+        try:
+            data = json.loads(last)
+        except ValueError:
+            data = None
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("type"), str)
+            and isinstance(data.get("message"), str)
+            and (data.get("status") is None or type(data.get("status")) is int)
+        ):
+            return ErrorInfo(
+                type=data["type"], message=data["message"], status=data["status"], details=data.get("details")
+            )
     if text[:1] == "[" and text[1:4].isdigit() and text[4:6] == "] ":
         return ErrorInfo(type=error_type, message=text[6:], status=int(text[1:4]))
     return ErrorInfo(type=error_type, message=text)

@@ -50,24 +50,20 @@ def invoke(spec: Spec, cloud: Cloud, function: str, payload: Any, logs: bool) ->
     except json.JSONDecodeError:
         value = body.decode("utf-8", "replace")
     if out.get("FunctionError"):
-        return Invocation(function=function, error=_error(value), request_id=request_id, logs=tail)
+        return Invocation(function=function, error=invocation_error(value), request_id=request_id, logs=tail)
     return Invocation(function=function, result=value, request_id=request_id, logs=tail)
 
 
-def _error(value: Any) -> ErrorInfo:
-    """The error of a failed invocation, from Lambda's ``errorType``/``errorMessage``."""
+def invocation_error(value: Any) -> ErrorInfo:
+    """The error of a failed invocation, from Lambda's ``errorType``/``errorMessage``
+    (status and details as the adapter put them there) and ``stackTrace``."""
     from .handler import error_info
 
     if isinstance(value, dict):
         info = error_info(str(value.get("errorType", "Error")), str(value.get("errorMessage", "")))
         trace = value.get("stackTrace")
         if isinstance(trace, list) and trace:
-            return ErrorInfo(
-                type=info.type,
-                message=info.message,
-                status=info.status,
-                traceback="".join(str(t) for t in trace),
-            )
+            info.traceback = [str(t) for t in trace]
         return info
     return ErrorInfo(type="Error", message=str(value))
 

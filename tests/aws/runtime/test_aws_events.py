@@ -335,10 +335,45 @@ def test_error_message_round_trip() -> None:
         status=400,
         details=[{"loc": ["x"], "msg": "Field required", "type": "missing"}],
     )
-    assert error_message(invalid) == "[400] Invalid request body (x: Field required)"
+    assert error_message(invalid).split("\n") == [
+        "[400] Invalid request body (x: Field required)",
+        'sls-py-error: {"details":[{"loc":["x"],"msg":"Field required","type":"missing"}],'
+        '"message":"Invalid request body","status":400,"type":"InvalidInput"}',
+    ]
+    assert error_info("InvalidInput", error_message(invalid)) == invalid
     assert error_info("ValueError", "no status here") == ErrorInfo(
         type="ValueError", message="no status here"
     )
+
+
+def test_error_details_survive_any_message() -> None:
+    """Whatever a message holds (newlines, brackets, the marker itself), the last
+    marker line is the adapter's, so type, message, status and details come back."""
+    for message in (
+        "two\nlines",
+        "[418] looks like a status",
+        "ends with\nsls-py-error: {\"type\": \"Fake\", \"message\": \"x\", \"status\": 200}",
+    ):
+        for details in (None, {"retry_after": 3}, [{"loc": [], "msg": "whole body"}]):
+            info = ErrorInfo(type="HttpError", message=message, status=409, details=details)
+            assert error_info("HttpError", error_message(info)) == info
+    crash = ErrorInfo(type="RuntimeError", message="sls-py-error: not json")
+    assert error_message(crash) == "sls-py-error: not json"
+    assert error_info("RuntimeError", error_message(crash)) == crash
+    # a bad JSON line falls back to the readable part
+    assert error_info("HttpError", "[409] busy\nsls-py-error: {broken") == ErrorInfo(
+        type="HttpError", message="busy\nsls-py-error: {broken", status=409
+    )
+
+
+def test_many_validation_errors_are_capped() -> None:
+    details = [{"loc": [f"f{i}"], "msg": "Field required", "type": "missing"} for i in range(150)]
+    info = ErrorInfo(type="InvalidInput", message="Invalid request body", status=400, details=details)
+    first, _ = error_message(info).split("\n")
+    listed = "; ".join(f"f{i}: Field required" for i in range(10))
+    assert first == f"[400] Invalid request body ({listed}; and 140 more)"
+    back = error_info("InvalidInput", error_message(info))
+    assert back.details == details[:100]
 
 
 def test_every_upload_record_runs_before_a_failure_is_raised(

@@ -22,7 +22,10 @@ from aws_runtime_support import (
     mini_project,
     write_wheel,
 )
+from sls_py.errors import FunctionFailed
 from sls_py_aws.environment import lambda_environment
+from sls_py_aws.handler import ERROR_MARKER
+from sls_py_aws.operate import invocation_error
 
 pytestmark = pytest.mark.slow
 
@@ -116,6 +119,36 @@ def test_work_magic_http_and_direct_invoke(
         "errorMessage": "[403] Wrong magic word",
         "requestId": refused.request_id,
     }
+
+    # invalid input: a readable first line, the per-field errors as JSON on the last
+    invalid_direct = fn.invoke({"spell": "adder", "x": 1})
+    assert not invalid_direct.ok
+    first, last = invalid_direct.payload["errorMessage"].split("\n")
+    assert (invalid_direct.payload["errorType"], first) == (
+        "InvalidInput",
+        "[400] Invalid request body (magic-word: Field required; y: Field required)",
+    )
+    assert last.startswith(ERROR_MARKER)
+    # what Lambda's log shows (awslambdaric writes the error before the traceback)
+    assert f"[ERROR] InvalidInput: {first}" in fn.log()
+    # sls-py invoke --provider aws reads it back as the local provider reports it
+    info = invocation_error(invalid_direct.payload)
+    assert (info.type, info.message, info.status, info.details) == (
+        "InvalidInput",
+        "Invalid request body",
+        400,
+        [
+            {"loc": ["magic-word"], "msg": "Field required", "type": "missing"},
+            {"loc": ["y"], "msg": "Field required", "type": "missing"},
+        ],
+    )
+    failed = FunctionFailed("work-magic", info)
+    # the lines tests/core/test_cli.py::test_validation_error_lists_the_fields expects locally
+    assert f"{failed.function} failed: {failed.message}".splitlines() == [
+        "work-magic failed: InvalidInput (status 400): Invalid request body",
+        "  magic-word: Field required",
+        "  y: Field required",
+    ]
 
 
 def test_upload_then_nightly_report(
