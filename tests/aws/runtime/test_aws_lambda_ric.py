@@ -348,3 +348,84 @@ def test_dependency_from_a_wheel_runs_from_the_zip(
         True,
         {"value": 7, "from": str(root.path / "tinydep" / "__init__.py")},
     ), fn.log()
+
+
+class LambdaInvokeApi:
+    """Lambda's Invoke API (``POST /2015-03-31/functions/NAME/invocations``) on
+    127.0.0.1 for one function running under awslambdaric: what boto3's
+    ``lambda.invoke`` talks to when ``AWS_ENDPOINT_URL`` points here."""
+
+    def __init__(self, name: str, fn: LambdaProcess) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.calls: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                api.calls.append(self.path)
+                event = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                if self.path != f"/2015-03-31/functions/{name}/invocations":
+                    self.send_response(404)
+                    self.send_header("x-amzn-ErrorType", "ResourceNotFoundException")
+                    body = b'{"Type":"User","message":"Function not found"}'
+                else:
+                    answer = fn.invoke(event)
+                    body = json.dumps(answer.payload).encode()
+                    self.send_response(200)
+                    self.send_header("X-Amz-Executed-Version", "$LATEST")
+                    if not answer.ok:
+                        self.send_header("X-Amz-Function-Error", "Unhandled")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_cli_invoke_lists_the_invalid_fields_as_local_does(
+    work_magic_root: TaskRoot, start_lambda: Callable[..., LambdaProcess], tmp_path: Path
+) -> None:
+    """``sls-py invoke --provider aws`` as a subprocess -> boto3 -> Lambda's Invoke
+    API -> the zip under awslambdaric: a validation error prints the fields, line
+    for line as tests/core/test_cli.py expects of the local provider."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from aws_runtime_support import FAKE_AWS
+
+    fn = start_lambda(work_magic_root.path, _function_env(work_magic_root, "work-magic", {}))
+    api = LambdaInvokeApi("clonezero-dev-work-magic", fn)
+    project = tmp_path / "work_magic"
+    shutil.copytree(WORK_MAGIC, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SLS_PY_"))}
+    env.update(FAKE_AWS, AWS_ENDPOINT_URL=api.endpoint, AWS_CONFIG_FILE=os.devnull)
+    env.update(AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "sls_py", "invoke", "work-magic", '{"spell": "adder", "x": 1}',
+             "--provider", "aws", "--project", str(project)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        api.stop()
+    assert api.calls == ["/2015-03-31/functions/clonezero-dev-work-magic/invocations"]
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.splitlines() == [
+        "work-magic failed: InvalidInput (status 400): Invalid request body",
+        "  magic-word: Field required",
+        "  y: Field required",
+    ]
