@@ -41,7 +41,13 @@ refuses reserved names and environments over Lambda's 4 KB.
                       integration); this adapter adds
                       ``Access-Control-Allow-Origin`` (and ``-Credentials``,
                       ``Vary: Origin``) to every response of such a route,
-                      errors included.
+                      errors included. With several origins it echoes the
+                      request's ``Origin`` when it is one of them (and sends
+                      none otherwise). What API Gateway answers itself (the
+                      preflight's MOCK response, the ``DEFAULT_4XX`` /
+                      ``DEFAULT_5XX`` gateway responses: a missing API key,
+                      throttling, a crash's 502, a timeout's 504) carries one
+                      static value: the first origin listed.
 (plus the user's own environment)
 
 Events handled
@@ -535,12 +541,15 @@ def _cors_headers(config: Any, request: HttpRequest) -> dict[str, str]:
     if "*" in origins and not credentials:
         out["access-control-allow-origin"] = "*"
     elif origin and ("*" in origins or origin in origins):
+        # several origins: echo the request's when it is one of them
         out["access-control-allow-origin"] = origin
         out["vary"] = "Origin"
     elif len(origins) == 1 and not origin:
         out["access-control-allow-origin"] = origins[0]
     else:
-        return {}
+        # not allowed (or no Origin with several allowed): no CORS headers, but the
+        # answer depended on Origin, so a cache must not reuse it for another origin
+        return {"vary": "Origin"}
     if credentials:
         out["access-control-allow-credentials"] = "true"
     return out
@@ -571,7 +580,12 @@ def _http_response(
     )
     raw, headers = single.encoded()
     for name, value in _cors_headers(config, request).items():
-        headers.setdefault(name, value)
+        if name == "vary" and headers.get("vary"):
+            listed = {v.strip().lower() for v in headers["vary"].split(",")}
+            if "origin" not in listed and "*" not in listed:
+                headers["vary"] += ", Origin"
+        else:
+            headers.setdefault(name, value)
     content_type = headers.get("content-type", "")
     binary = not _is_text(content_type)
     if not binary:

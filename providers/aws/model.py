@@ -392,6 +392,7 @@ def desired_resources(
                 )
             )
         if cors_paths:  # errors API Gateway answers itself carry CORS headers too
+            # (one static value per API: the first origin; the adapter echoes any listed one)
             origins = next(iter(cors_paths.values()))["cors"]["origins"] or ["*"]
             for response in ("DEFAULT_4XX", "DEFAULT_5XX"):
                 add(

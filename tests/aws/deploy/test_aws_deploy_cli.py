@@ -126,7 +126,8 @@ def expected_snapshot(
                 "paths": ["/", "/work-magic"],
                 "stages": [stage],
                 "tags": tags,
-                # sls-py asks for ["*/*"]; moto 5.2 ignores binaryMediaTypes on create
+                # sls-py asks for ["*/*"] (test_aws_deploy_resources checks the request);
+                # moto 5.2 ignores binaryMediaTypes on create
                 "binary_media_types": [],
                 "gateway_responses": {
                     kind: {"gatewayresponse.header.Access-Control-Allow-Origin": f"'{origin}'"}

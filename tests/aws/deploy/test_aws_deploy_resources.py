@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_deploy_support import ACCOUNT, REGION, Moto, empty_snapshot, snapshot
+from aws_deploy_support import ACCOUNT, REGION, Moto, empty_snapshot, operation_of, snapshot
 from sls_py.config import load_project
 from sls_py.ui import PlainUI
 from sls_py_aws import deploy as engine
@@ -108,8 +108,14 @@ def test_queue_app_deploys_changes_and_deletes_what_the_app_dropped(
     spec = project.spec("dev")
     cloud = engine.make_cloud(spec)
     ui = PlainUI(quiet=True)
+    aws_env.start_recording()
     engine.deploy(spec, project, cloud, ui)
+    created = [r for r in aws_env.stop_recording() if operation_of(r) == "POST /restapis"]
     snap = snapshot(aws_env, "jobsapp", "dev")
+    # moto drops binaryMediaTypes on create (get_rest_api reads back []), so check
+    # what the server was asked: binary responses must reach clients as bytes
+    bodies = [base64.b64decode(r["body"]) if r.get("body_encoded") else r["body"] for r in created]
+    assert [json.loads(b)["binaryMediaTypes"] for b in bodies] == [["*/*"]]
     p = "jobsapp-dev"
     queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{p}-work"
     fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{p}"

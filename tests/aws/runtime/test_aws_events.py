@@ -276,7 +276,7 @@ CORS_RULE = {
                 "vary": "Origin",
             },
         ),
-        ("https://evil.example", {}),
+        ("https://evil.example", {"vary": "Origin"}),
     ],
 )
 def test_cors_headers_for_listed_origins_only(
@@ -288,6 +288,34 @@ def test_cors_headers_for_listed_origins_only(
     fixture_function("files", cors={"GET /files/{proxy+}": CORS_RULE})
     event = aws_event("apigw_rest_get_greedy.json")
     event["multiValueHeaders"]["Origin"] = [origin]
+    response = handler.handle(event, None)
+    cors = {k: v for k, v in response["headers"].items() if k.startswith("access-") or k == "vary"}
+    assert cors == expected
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("https://b.example", {"access-control-allow-origin": "https://b.example", "vary": "Origin"}),
+        ("https://a.example", {"access-control-allow-origin": "https://a.example", "vary": "Origin"}),
+        ("https://c.example", {"vary": "Origin"}),
+        (None, {"vary": "Origin"}),
+    ],
+)
+def test_several_origins_echo_the_allowed_request_origin(
+    aws_event: Callable[[str], Any],
+    fixture_function: Callable[..., None],
+    origin: str | None,
+    expected: dict[str, str],
+) -> None:
+    rule = {**CORS_RULE, "origins": ["https://a.example", "https://b.example"], "allow_credentials": False}
+    fixture_function("files", cors={"GET /files/{proxy+}": rule})
+    event = aws_event("apigw_rest_get_greedy.json")
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        for name in [n for n in headers if n.lower() == "origin"]:
+            del headers[name]
+    if origin is not None:
+        event["multiValueHeaders"]["Origin"] = [origin]
     response = handler.handle(event, None)
     cors = {k: v for k, v in response["headers"].items() if k.startswith("access-") or k == "vary"}
     assert cors == expected
