@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sls_py.errors import ProviderError
@@ -175,7 +176,7 @@ def _table_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
         sort_type = _ATTRIBUTE_TYPES[p["sort_key_type"]]
         attrs.append({"AttributeName": p["sort_key"], "AttributeType": sort_type})
         schema.append({"AttributeName": p["sort_key"], "KeyType": "RANGE"})
-    ctx.tolerate(
+    made = ctx.tolerate(
         {"ResourceInUseException"},
         "dynamodb",
         "create_table",
@@ -185,8 +186,33 @@ def _table_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
         BillingMode="PAY_PER_REQUEST",
         Tags=ctx.tag_list(p["tags"]),
     )
+    if made is None:  # it exists: adopt it only if its keys are the declared ones
+        _check_existing_keys(ctx, p["name"], res.name, schema, attrs)
     ctx.cloud.wait("dynamodb", "table_exists", TableName=p["name"])
     return {"arn": ctx.names.table_arn(res.name)}
+
+
+def _check_existing_keys(
+    ctx: Ctx, physical: str, logical: str, schema: list[dict[str, str]], attrs: list[dict[str, str]]
+) -> None:
+    """Refuse a table of this name whose key names or types differ from the app's
+    (left by an earlier deploy whose state is gone, or made by hand)."""
+    table = ctx.cloud.call("dynamodb", "describe_table", TableName=physical)["Table"]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions") or []}
+    have = [(k["AttributeName"], k["KeyType"], types.get(k["AttributeName"])) for k in table["KeySchema"]]
+    want_types = {a["AttributeName"]: a["AttributeType"] for a in attrs}
+    want = [(k["AttributeName"], k["KeyType"], want_types[k["AttributeName"]]) for k in schema]
+    if have != want:
+        spell = {"S": "string", "N": "number", "B": "binary"}
+
+        def show(keys: Sequence[tuple[str, str, str | None]]) -> str:
+            return ", ".join(f"{n} ({spell.get(t or '', t)})" for n, _, t in keys)
+
+        raise ProviderError(
+            f"table {logical!r}: DynamoDB table {physical} already exists with keys "
+            f"{show(have)}, but the app declares {show(want)}",
+            hint=f"delete the table {physical} (its items go with it) or declare the keys it has",
+        )
 
 
 def _table_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:

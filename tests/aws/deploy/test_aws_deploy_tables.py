@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aws_deploy_support import Moto, empty_snapshot, snapshot
 from sls_py.config import load_project
+from sls_py.errors import ProviderError
 from sls_py.ui import PlainUI
 from sls_py_aws import deploy as engine
 
@@ -136,5 +137,21 @@ def test_key_types_are_deployed_and_a_changed_type_replaces_the_table(aws_env: M
         ("create", "table", "counters", "replaces the deleted one"),
     ]
 
+    # the state is lost and the app now declares another key type: the table of
+    # that name is not adopted as if it had the declared keys
+    path.unlink()
+    write_app(root, "number")
+    project = load_project(root)
+    spec = project.spec("dev")
+    with pytest.raises(ProviderError) as refused:
+        engine.deploy(spec, project, cloud, ui)
+    assert (refused.value.message, refused.value.hint) == (
+        "table 'ledger': DynamoDB table keysapp-dev-ledger already exists with keys "
+        "account (string), seq (string), but the app declares account (string), seq (number)",
+        "delete the table keysapp-dev-ledger (its items go with it) or declare the keys it has",
+    )
+    assert key_types(aws_env, "dev")["ledger"] == [("account", "HASH", "S"), ("seq", "RANGE", "S")]
+
+    path.unlink()  # the refused deploy recorded only what it reached; remove finds all by name
     engine.remove(spec, project, cloud, ui)
     assert snapshot(aws_env, "keysapp", "dev") == empty_snapshot()
