@@ -321,6 +321,31 @@ def test_several_origins_echo_the_allowed_request_origin(
     assert cors == expected
 
 
+@pytest.mark.parametrize(
+    ("own", "origin", "expected"),
+    [
+        ("Accept-Encoding", "https://b.example", "Accept-Encoding, Origin"),
+        ("Accept-Encoding", "https://c.example", "Accept-Encoding, Origin"),
+        ("accept-encoding, origin", "https://b.example", "accept-encoding, origin"),
+        ("*", "https://b.example", "*"),
+    ],
+)
+def test_vary_origin_joins_the_functions_own_vary(
+    aws_event: Callable[[str], Any],
+    fixture_function: Callable[..., None],
+    own: str,
+    origin: str,
+    expected: str,
+) -> None:
+    rule = {**CORS_RULE, "origins": ["https://a.example", "https://b.example"], "allow_credentials": False}
+    fixture_function("files", cors={"GET /files/{proxy+}": rule})
+    event = aws_event("apigw_rest_get_greedy.json")
+    event["queryStringParameters"] = {"vary": own}
+    event["multiValueQueryStringParameters"] = {"vary": [own]}
+    event["multiValueHeaders"]["Origin"] = [origin]
+    assert handler.handle(event, None)["headers"]["vary"] == expected
+
+
 def test_unhandled_http_error_is_raised_for_a_502(
     aws_event: Callable[[str], Any], fixture_function: Callable[..., None]
 ) -> None:

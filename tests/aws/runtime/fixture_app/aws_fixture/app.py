@@ -44,6 +44,8 @@ def files(request: HttpRequest) -> Response:
             "content-type": "image/png",
             "x-proxy": request.path_params.get("proxy", ""),
             "set-cookie": ["a=1; Path=/", "b=2; Path=/"],  # type: ignore[dict-item]
+            # ?vary=X: the function's own Vary header
+            **({"vary": request.query["vary"][0]} if "vary" in request.query else {}),
         },
     )
 
