@@ -109,9 +109,10 @@ class HttpConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(
-                400, "Connection upgrades (WebSocket, h2c) are not supported by the local gateway"
-            )
+            # the request itself is answered as plain HTTP; the upgrade is ignored
+            self.broken = True
+            if not self.busy and not self.queue and self.transport is not None:
+                self.transport.close()
             return
         except httptools.HttpParserError as exc:
             self._fail(400, f"Malformed HTTP request: {exc}")
