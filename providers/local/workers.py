@@ -418,7 +418,9 @@ class FunctionPool:
         if self.idle:
             self.idle.pop().run(pending)
             return True
-        if len(self.queue) >= self.settings.queue_size:
+        # waiting for a worker that is starting (or may still start) is not queueing
+        free = self.max_workers - (len(self.workers) - len(self.idle))
+        if len(self.queue) >= self.settings.queue_size + max(0, free):
             return False
         self.queue.append(pending)
         self._scale()

@@ -9,7 +9,7 @@ import pytest
 
 from .support import Server, run_server, write_project
 
-GW_APP = '''
+GW_APP = """
 from __future__ import annotations
 
 import base64
@@ -49,7 +49,11 @@ def echo(req: HttpRequest, ctx) -> Response:
     })
 
 
-@app.function(name="secret", environment={"ONLY_SECRET": "s3"}, triggers=[http("GET", "/secret", api_key=True)])
+@app.function(
+    name="secret",
+    environment={"ONLY_SECRET": "s3"},
+    triggers=[http("GET", "/secret", api_key=True)],
+)
 def secret(req: HttpRequest, ctx) -> dict:
     return {"ok": True, "env": os.environ.get("ONLY_ECHO"), "own": os.environ.get("ONLY_SECRET")}
 
@@ -62,8 +66,16 @@ def environ(req: HttpRequest, ctx) -> dict:
 @app.function(
     name="cors",
     triggers=[
-        http("GET", "/cors", cors=Cors(origins=("https://a.example",), headers=("content-type", "x-custom"),
-                                       max_age_s=60, allow_credentials=True)),
+        http(
+            "GET",
+            "/cors",
+            cors=Cors(
+                origins=("https://a.example",),
+                headers=("content-type", "x-custom"),
+                max_age_s=60,
+                allow_credentials=True,
+            ),
+        ),
         http("POST", "/cors-boom", cors=True, api_key=True),
     ],
 )
@@ -120,7 +132,7 @@ def binary(req: HttpRequest, ctx) -> Response:
 def version(req: HttpRequest, ctx) -> dict:
     time.sleep(float(req.query_param("s", "0")))
     return {"version": VERSION, "pid": os.getpid()}
-'''
+"""
 
 GW_CONFIG = """
 [tool.sls-py.providers.local]

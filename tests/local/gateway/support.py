@@ -23,7 +23,9 @@ import httptools
 import httpx
 
 
-def write_project(root: Path, module: str, source: str, config: str = "", app_name: str = "gwtest") -> Path:
+def write_project(
+    root: Path, module: str, source: str, config: str = "", app_name: str = "gwtest"
+) -> Path:
     """A project folder with ``pyproject.toml`` and ``<module>.py``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -127,7 +129,19 @@ def run_server(project: Path, *args: str, stage: str = "dev") -> Iterator[Server
         state.unlink()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sls_py", "run", "-p", str(project), "--port", "0", "--stage", stage, *args],
+            [
+                sys.executable,
+                "-m",
+                "sls_py",
+                "run",
+                "-p",
+                str(project),
+                "--port",
+                "0",
+                "--stage",
+                stage,
+                *args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=project,
@@ -138,7 +152,9 @@ def run_server(project: Path, *args: str, stage: str = "dev") -> Iterator[Server
 
         def ready() -> str | None:
             if proc.poll() is not None:
-                raise AssertionError(f"sls-py run exited with {proc.returncode}:\n{log_path.read_text()}")
+                raise AssertionError(
+                    f"sls-py run exited with {proc.returncode}:\n{log_path.read_text()}"
+                )
             text = log_path.read_text(errors="replace")
             m = re.search(r"ready: (http://\S+)", text)
             return m.group(1) if m else None
@@ -185,7 +201,9 @@ class _ResponseCollector:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.done.append(RawResponse(self.parser.get_status_code(), self.headers, b"".join(self.body)))
+        self.done.append(
+            RawResponse(self.parser.get_status_code(), self.headers, b"".join(self.body))
+        )
         self.headers, self.body = {}, []
 
 
@@ -213,7 +231,10 @@ class LoadResult:
 
 
 async def _connection_load(
-    host: str, port: int, requests: list[tuple[bytes, Callable[[int, bytes], str | None]]], result: LoadResult
+    host: str,
+    port: int,
+    requests: list[tuple[bytes, Callable[[int, bytes], str | None]]],
+    result: LoadResult,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     collector = _ResponseCollector()
@@ -251,7 +272,9 @@ def run_load(
     async def main() -> None:
         await asyncio.gather(
             *(
-                _connection_load(host, int(port), [make(c, i) for i in range(per_connection)], result)
+                _connection_load(
+                    host, int(port), [make(c, i) for i in range(per_connection)], result
+                )
                 for c in range(connections)
             )
         )

@@ -28,7 +28,9 @@ def test_routes_params_query_repeated_headers(gw: Server) -> None:
         )
     assert r.status_code == 200
     body = r.json()
-    assert {k: body[k] for k in ("method", "path", "route", "params", "query", "headers", "body")} == {
+    assert {
+        k: body[k] for k in ("method", "path", "route", "params", "query", "headers", "body")
+    } == {
         "method": "GET",
         "path": "/echo/bob/",
         "route": "/echo/{name}",
@@ -99,7 +101,10 @@ def test_api_keys_file_is_private_and_stable(gw: Server, gw_project) -> None:  #
     assert json.loads(out) == [{"name": n, "value": gw.keys[n]} for n in ("default", "other")]
     assert set(gw.keys) == {"default", "other"} and len(set(gw.keys.values())) == 2
     url = subprocess.run(
-        [sys.executable, "-m", "sls_py", "url", "-p", str(gw_project)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "sls_py", "url", "-p", str(gw_project)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert url == gw.url
 
@@ -113,7 +118,9 @@ def test_start_up_banner_lists_routes_and_keys(gw: Server) -> None:
 
 def test_cors_preflight_and_headers_on_success_and_errors(gw: Server) -> None:
     with gw.client() as c:
-        pre = c.options("/cors", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"})
+        pre = c.options(
+            "/cors", headers={"Origin": "https://a.example", "Access-Control-Request-Method": "GET"}
+        )
         ok = c.get("/cors", headers={"Origin": "https://a.example"})
         foreign = c.get("/cors", headers={"Origin": "https://evil.example"})
         pre_default = c.options("/cors-boom")
@@ -131,7 +138,9 @@ def test_cors_preflight_and_headers_on_success_and_errors(gw: Server) -> None:
             "access-control-max-age": "60",
         },
     )
-    assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://a.example"
+    assert (
+        ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://a.example"
+    )
     assert ok.headers["access-control-allow-credentials"] == "true"
     assert "access-control-allow-origin" not in foreign.headers
     assert pre_default.status_code == 204
@@ -143,7 +152,10 @@ def test_cors_preflight_and_headers_on_success_and_errors(gw: Server) -> None:
         {"message": "Internal server error"},
         "*",
     )
-    assert (no_cors.status_code, no_cors.json()) == (403, {"message": "Missing Authentication Token"})
+    assert (no_cors.status_code, no_cors.json()) == (
+        403,
+        {"message": "Missing Authentication Token"},
+    )
 
 
 def test_handler_exception_is_502_and_traceback_only_in_log(gw: Server) -> None:
@@ -159,7 +171,9 @@ def test_handler_exception_is_502_and_traceback_only_in_log(gw: Server) -> None:
             return False
         records = [json.loads(line) for line in log.read_text().splitlines()]
         return any(
-            rec["request_id"] == rid and "kaboom-detail-only-in-logs" in rec["message"] and "Traceback" in rec["message"]
+            rec["request_id"] == rid
+            and "kaboom-detail-only-in-logs" in rec["message"]
+            and "Traceback" in rec["message"]
             for rec in records
         )
 
@@ -172,15 +186,22 @@ def test_payload_function_invalid_json_and_validation(gw: Server) -> None:
         bad_json = c.post("/add", content=b'{"x": 2,', headers={"content-type": "application/json"})
         invalid = c.post("/add", json={"x": "two"})
         text = c.post("/add", content=b"hello", headers={"content-type": "text/plain"})
-        bad_utf8 = c.post("/add", content=b'{"x": "\xff\xfe"}', headers={"content-type": "application/json"})
+        bad_utf8 = c.post(
+            "/add", content=b'{"x": "\xff\xfe"}', headers={"content-type": "application/json"}
+        )
     assert (good.status_code, good.json()) == (200, {"sum": 5})
-    assert bad_json.status_code == 400 and bad_json.json()["message"].startswith("Request body is not valid JSON")
+    assert bad_json.status_code == 400 and bad_json.json()["message"].startswith(
+        "Request body is not valid JSON"
+    )
     assert invalid.status_code == 400
     assert invalid.json() == {
         "message": "Invalid request body",
         "errors": [
-            {"loc": ["x"], "msg": "Input should be a valid integer, unable to parse string as an integer",
-             "type": "int_parsing"},
+            {
+                "loc": ["x"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "type": "int_parsing",
+            },
             {"loc": ["y"], "msg": "Field required", "type": "missing"},
         ],
     }
@@ -193,7 +214,9 @@ def test_body_over_6mb_is_413(gw: Server) -> None:
         big = c.post("/echo", content=b"x" * (6 * 1024 * 1024 + 1))
         limit = c.post("/echo", content=b"y" * (6 * 1024 * 1024))
     assert (big.status_code, big.json()) == (413, {"message": "Request Too Long"})
-    assert limit.status_code == 200 and len(base64.b64decode(limit.json()["body"])) == 6 * 1024 * 1024
+    assert (
+        limit.status_code == 200 and len(base64.b64decode(limit.json()["body"])) == 6 * 1024 * 1024
+    )
 
 
 def test_bad_http_input_gets_clear_4xx_never_500_or_hang(gw: Server) -> None:
@@ -201,16 +224,24 @@ def test_bad_http_input_gets_clear_4xx_never_500_or_hang(gw: Server) -> None:
     cases = {
         "malformed request line": (b"NOT HTTP AT ALL\r\n\r\n", 400),
         "bad header": (b"GET /echo/a HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
-        "huge headers": (b"GET /echo/a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+        "huge headers": (
+            b"GET /echo/a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+            431,
+        ),
         "many headers": (
-            b"GET /echo/a HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 90) for i in range(200)) + b"\r\n",
+            b"GET /echo/a HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 90) for i in range(200))
+            + b"\r\n",
             431,
         ),
         "invalid utf-8 path": (b"GET /echo/%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         "invalid utf-8 query": (b"GET /echo/a?q=%ff HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         "raw non-utf-8 path": (b"GET /echo/\xff HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         "huge url": (b"GET /echo/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-        "bad content-length": (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        "bad content-length": (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+            400,
+        ),
     }
     for name, (data, status) in cases.items():
         responses = raw_request(gw.url, data, timeout=10)
@@ -231,7 +262,9 @@ def test_http10_and_connection_close(gw: Server) -> None:
     assert r.status == 200 and r.headers["connection"] == "close"
     [r] = raw_request(gw.url, b"GET /echo/c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert r.status == 200 and r.headers["connection"] == "close"
-    upgrade = b"GET /echo/u HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    upgrade = (
+        b"GET /echo/u HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
     [r] = raw_request(gw.url, upgrade)  # the upgrade is ignored, the request answered
     assert r.status == 200 and r.headers["connection"] == "close"
 
@@ -265,7 +298,18 @@ def test_sls_py_logs_reads_the_log_files(gw: Server, gw_project) -> None:  # typ
 
     def found() -> list[dict[str, object]]:
         out = subprocess.run(
-            [sys.executable, "-m", "sls_py", "logs", "echo", "-p", str(gw_project), "--since", "5m", "--json"],
+            [
+                sys.executable,
+                "-m",
+                "sls_py",
+                "logs",
+                "echo",
+                "-p",
+                str(gw_project),
+                "--since",
+                "5m",
+                "--json",
+            ],
             capture_output=True,
             text=True,
             check=True,
