@@ -226,6 +226,7 @@ def raw_request(url: str, data: bytes, timeout: float = 10.0, expect: int = 1) -
 
 @dataclass
 class LoadResult:
+    sent: int = 0
     ok: int = 0
     wrong: list[str] = field(default_factory=list)
 
@@ -233,13 +234,19 @@ class LoadResult:
 async def _connection_load(
     host: str,
     port: int,
-    requests: list[tuple[bytes, Callable[[int, bytes], str | None]]],
+    conn: int,
+    make: Callable[[int, int], tuple[bytes, Callable[[int, bytes], str | None]]],
+    count: int,
+    keep_going: Callable[[], bool],
     result: LoadResult,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     collector = _ResponseCollector()
+    i = 0
     try:
-        for data, check in requests:
+        while i < count or keep_going():
+            data, check = make(conn, i)
+            i += 1
             writer.write(data)
             while not collector.done:
                 chunk = await asyncio.wait_for(reader.read(65536), 30)
@@ -255,6 +262,7 @@ async def _connection_load(
             else:
                 result.ok += 1
     finally:
+        result.sent += i
         writer.close()
 
 
@@ -263,18 +271,18 @@ def run_load(
     connections: int,
     per_connection: int,
     make: Callable[[int, int], tuple[bytes, Callable[[int, bytes], str | None]]],
+    keep_going: Callable[[], bool] = lambda: False,
 ) -> LoadResult:
-    """``connections`` keep-alive connections each sending ``per_connection`` requests
-    in sequence; ``make(conn, i)`` gives the raw request and a checker of its answer."""
+    """``connections`` keep-alive connections each sending at least ``per_connection``
+    requests in sequence (more while ``keep_going()``); ``make(conn, i)`` gives the
+    raw request and a checker of its answer."""
     host, port = re.match(r"http://([^:/]+):(\d+)", url).groups()  # type: ignore[union-attr]
     result = LoadResult()
 
     async def main() -> None:
         await asyncio.gather(
             *(
-                _connection_load(
-                    host, int(port), [make(c, i) for i in range(per_connection)], result
-                )
+                _connection_load(host, int(port), c, make, per_connection, keep_going, result)
                 for c in range(connections)
             )
         )
