@@ -3,7 +3,7 @@
 The gateway prints each record with the function's name and request id (or
 one JSON object per line with ``--json-logs``) and appends it to
 ``.sls-py/local/<stage>/logs/<function>.jsonl``, which ``sls-py logs`` reads.
-Writes are batched and flushed once per event-loop turn, so a busy function
+Writes are batched and flushed every 50 ms, so a busy function
 does not cost a write per log line.
 """
 
@@ -28,6 +28,8 @@ def log_dir(state_dir: Path, stage: str) -> Path:
 
 class LogSink:
     """Collects log records from workers and the gateway; writes them in batches."""
+
+    FLUSH_AFTER_S = 0.05  # a busy function's logs cost a few writes a second, not one per line
 
     def __init__(
         self, directory: Path, *, json_lines: bool = False, stream: IO[str] | None = None
@@ -66,7 +68,7 @@ class LogSink:
             self.flush()
         elif not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self._loop.call_later(self.FLUSH_AFTER_S, self.flush)
 
     def gateway(self, message: str) -> None:
         """A line from the gateway itself (not tied to a function)."""

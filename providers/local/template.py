@@ -30,6 +30,7 @@ import resource
 import signal
 import socket
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -152,22 +153,44 @@ def _load_handler(name: str) -> Any:
     return handler
 
 
+class _Outbox:
+    """Frames from a worker to the gateway. Log frames of a quick invocation
+    wait and leave with its result in one write (one wake-up of the gateway);
+    once an invocation has run for ``STREAM_AFTER_S`` its logs go out at once."""
+
+    STREAM_AFTER_S = 0.05
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.frames: list[bytes] = []
+        self.started = 0.0
+        self.request_id = ""
+
+    def log(self, level: str, message: str) -> None:
+        frame = channel.encode(
+            channel.LOG, {"id": self.request_id, "level": level, "message": message}
+        )
+        self.frames.append(frame)
+        if not self.started or time.monotonic() - self.started > self.STREAM_AFTER_S:
+            self.flush()
+
+    def flush(self, last: bytes = b"") -> None:
+        frames, self.frames = self.frames, []
+        with contextlib.suppress(OSError):
+            channel.write_all(self.fd, b"".join(frames) + last)
+
+
 class _FrameLog(logging.Handler):
     """Sends log records to the gateway as ``L`` frames of the current invocation."""
 
-    def __init__(self, out: int, current: list[str]) -> None:
+    def __init__(self, outbox: _Outbox) -> None:
         super().__init__()
-        self.out, self.current = out, current
+        self.outbox = outbox
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            message = {
-                "id": self.current[0],
-                "level": record.levelname,
-                "message": self.format(record),
-            }
-            channel.write_all(self.out, channel.encode(channel.LOG, message))
+            self.outbox.log(record.levelname, self.format(record))
         except Exception:
             self.handleError(record)
 
@@ -175,8 +198,8 @@ class _FrameLog(logging.Handler):
 class _FrameStream:
     """``sys.stdout``/``sys.stderr`` of a worker: complete lines become ``L`` frames."""
 
-    def __init__(self, out: int, current: list[str], level: str) -> None:
-        self.out, self.current, self.level = out, current, level
+    def __init__(self, outbox: _Outbox, level: str) -> None:
+        self.outbox, self.level = outbox, level
         self.buffer = ""
 
     def write(self, text: str) -> int:
@@ -192,9 +215,7 @@ class _FrameStream:
             self._send(text)
 
     def _send(self, text: str) -> None:
-        message = {"id": self.current[0], "level": self.level, "message": text}
-        with contextlib.suppress(OSError):
-            channel.write_all(self.out, channel.encode(channel.LOG, message))
+        self.outbox.log(self.level, text)
 
     def isatty(self) -> bool:
         return False
@@ -216,20 +237,21 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
     limit = vm_bytes() + memory_mb * 1024 * 1024  # the app's imports, plus the function's memory
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    current = [""]
-    sys.stdout = _FrameStream(resp_fd, current, "INFO")
-    sys.stderr = _FrameStream(resp_fd, current, "ERROR")
+    outbox = _Outbox(resp_fd)
+    sys.stdout = _FrameStream(outbox, "INFO")
+    sys.stderr = _FrameStream(outbox, "ERROR")
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
-    root.addHandler(_FrameLog(resp_fd, current))
+    root.addHandler(_FrameLog(outbox))
     root.setLevel(logging.INFO)
     while True:
         frame = channel.read_frame(req_fd)
         if frame is None:
             return 0
         request = frame[1]
-        rid = current[0] = request["id"]
+        rid = outbox.request_id = request["id"]
+        outbox.started = time.monotonic()
         oom = False
         try:
             ctx = Context(
@@ -251,8 +273,8 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
             reply = channel.encode(channel.RESULT, {"id": rid, "outcome": None, "oom": True})
         sys.stdout.flush()
         sys.stderr.flush()
-        channel.write_all(resp_fd, reply)
-        current[0] = ""
+        outbox.flush(reply)
+        outbox.request_id, outbox.started = "", 0.0
         if oom:
             return 3  # a process that hit its memory limit is not trusted again
 
