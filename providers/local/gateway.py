@@ -23,6 +23,7 @@ only ever go to the server log.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import uuid
@@ -42,7 +43,24 @@ from .workers import FunctionPool
 _JSON = ("content-type", "application/json")
 _ALL_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
+_good_names: set[str] = set()
+_PREFIX = str(uuid.uuid4())[:24]  # request ids: a random UUID prefix per run + a counter
+_counter = itertools.count(1)
+
+
+def _header_problems(headers: list[tuple[str, str]]) -> list[str]:
+    """Response header names that are not tokens or values that would break HTTP."""
+    bad = []
+    for k, v in headers:
+        if k not in _good_names:
+            if not _TOKEN.match(k):
+                bad.append(k)
+                continue
+            _good_names.add(k)
+        if _BAD_VALUE.search(v):
+            bad.append(k)
+    return bad
 
 
 def _message(text: str) -> bytes:
@@ -143,7 +161,7 @@ class Gateway:
         query: dict[str, list[str]] = {}
         for k, v in pairs:
             query.setdefault(k, []).append(v)
-        rid = str(uuid.uuid4())
+        rid = f"{_PREFIX}{next(_counter):012x}"
         event = HttpRequest(
             method=req.method,
             path=path,
@@ -178,12 +196,7 @@ class Gateway:
         response = outcome.get("response")
         if response is not None:
             headers = [(str(k), str(v)) for k, v in (response.get("headers") or {}).items()]
-            bad = [k for k, v in headers if not _TOKEN.match(k) or _BAD_VALUE.search(v)]
-            if not bad:
-                try:
-                    "".join(k + v for k, v in headers).encode("latin-1")
-                except UnicodeEncodeError:
-                    bad = ["(a header that is not latin-1)"]
+            bad = _header_problems(headers)
             if bad:
                 self.logs.emit(
                     route.function, rid, "ERROR", f"invalid response header(s) {bad}: answered 502"

@@ -173,6 +173,11 @@ class LocalServer:
     def _banner(self, routes: list[Route], limiter: UsageLimiter, services: bool) -> None:
         spec, ui = self.spec, self.ui
         ui.info(f"sls-py local: {spec.app} (stage {spec.stage}) at {self.url}")
+        if self.options.host not in ("127.0.0.1", "localhost", "::1"):
+            ui.warn(
+                f"listening on {self.options.host}: other machines can reach this server; "
+                "use --host 127.0.0.1 to keep it private"
+            )
         if routes:
             rows = [("METHOD", "URL", "API KEY", "FUNCTION")]
             rows += [

@@ -237,6 +237,9 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
     limit = vm_bytes() + memory_mb * 1024 * 1024  # the app's imports, plus the function's memory
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if os.environ.get("SLS_PY_BATCH", "1") == "1":
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     outbox = _Outbox(resp_fd)
     sys.stdout = _FrameStream(outbox, "INFO")
     sys.stderr = _FrameStream(outbox, "ERROR")

@@ -170,3 +170,14 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         pool_settings(bad.spec())
     assert "queue_size" in err.value.message and err.value.hint == "for example: queue_size = 256"
+
+
+def test_url_without_a_running_server_is_a_clear_error(tmp_path: Path) -> None:
+    from sls_py.errors import ProviderError
+    from sls_py_local.plugin import sls_py_url
+
+    project = load_project(write_project(tmp_path / "p", "unitsapp", APP, "", "units"))
+    with pytest.raises(ProviderError) as err:
+        sls_py_url(spec=project.spec(), project=project)
+    assert err.value.message == "no local server is running for stage 'dev'"
+    assert err.value.hint == "start one with `sls-py run` (it prints its URL too)"
