@@ -354,3 +354,25 @@ def _get_pid(gw: Server, path: str) -> int:
         r = c.get(path)
     assert r.status_code == 200, r.text
     return int(r.json()["pid"])
+
+
+def test_chunked_body_and_expect_100_continue(gw: Server) -> None:
+    chunked = (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    )
+    [r] = raw_request(gw.url, chunked)
+    assert (r.status, base64.b64decode(r.json()["body"])) == (200, b"hello world")
+
+    import socket
+
+    host, port = gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"body")
+        reply = b""
+        while not reply.endswith(b"}"):
+            reply += s.recv(65536)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert base64.b64decode(json.loads(reply.split(b"\r\n\r\n", 1)[1])["body"]) == b"body"
