@@ -87,7 +87,9 @@ def request_bytes(key: str) -> bytes:
     ).encode()
 
 
-def first_200(port: int, key: str, started: float, proc: subprocess.Popen[bytes], limit: float = 60) -> float:
+def first_200(
+    port: int, key: str, started: float, proc: subprocess.Popen[bytes], limit: float = 60
+) -> float:
     """Seconds from ``started`` until POST /work-magic first answers 200 with the right body."""
     data = request_bytes(key)
     while time.perf_counter() - started < limit:
@@ -173,9 +175,19 @@ def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -
         )
     )
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}/work-magic"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/work-magic",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
@@ -193,16 +205,32 @@ def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -
 
 def start_local(project: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "sls_py", "run", "--provider", "local", "-p", str(project),
-         "--port", str(port), "--no-reload"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=project,
+        [
+            sys.executable,
+            "-m",
+            "sls_py",
+            "run",
+            "--provider",
+            "local",
+            "-p",
+            str(project),
+            "--port",
+            str(port),
+            "--no-reload",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=project,
     )
 
 
 def start_starlette(script: Path, port: int, key: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BENCH_API_KEY": key, "MAGIC_WORD": "clonezero-token"}
     return subprocess.Popen(
-        [sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        [sys.executable, str(script), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
 
 
@@ -217,8 +245,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per measurement")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds of load per measurement"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -256,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                 wrk(ports[name], key, 8, 1, workdir)
             for connections in (1, 8):
                 for name in ("local", "starlette"):
-                    results[name][f"c{connections}"] = wrk(ports[name], key, connections, args.duration, workdir)
+                    results[name][f"c{connections}"] = wrk(
+                        ports[name], key, connections, args.duration, workdir
+                    )
             for name in ("local", "starlette"):
                 peaks[name].stop_flag.set()
                 peaks[name].join()

@@ -27,9 +27,14 @@ RESULT = b"R"
 LOG = b"L"
 
 
+_encoder = json.JSONEncoder(
+    separators=(",", ":")
+)  # one instance: json.dumps with options builds one per call
+
+
 def encode(kind: bytes, message: Any) -> bytes:
     """One frame holding ``message`` as compact JSON."""
-    data = json.dumps(message, separators=(",", ":")).encode("utf-8")
+    data = _encoder.encode(message).encode("utf-8")
     return HEADER.pack(kind, len(data)) + data
 
 
@@ -82,6 +87,33 @@ def read_frame(fd: int) -> tuple[bytes, Any] | None:
     if data is None:
         return None
     return kind, json.loads(data)
+
+
+class FrameReader:
+    """Blocking frame reads from ``fd`` with one ``read`` per frame when it fits."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+
+    def _fill(self, n: int) -> bool:
+        while len(self.buffer) < n:
+            chunk = os.read(self.fd, max(n - len(self.buffer), 1 << 16))
+            if not chunk:
+                return False
+            self.buffer += chunk
+        return True
+
+    def read(self) -> tuple[bytes, Any] | None:
+        """The next frame, or ``None`` when the pipe closed."""
+        if not self._fill(HEADER.size):
+            return None
+        kind, length = HEADER.unpack_from(self.buffer)
+        end = HEADER.size + length
+        if not self._fill(end):
+            return None
+        data, self.buffer = self.buffer[HEADER.size : end], self.buffer[end:]
+        return kind, json.loads(data)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -129,6 +129,29 @@ def test_frames_survive_any_fragmentation() -> None:
         assert got == list(zip((b"Q", b"R", b"L"), messages, strict=True))
 
 
+def test_frame_reader_reads_whole_frames_from_a_pipe() -> None:
+    import os
+
+    r, w = os.pipe()
+    frames = [channel.encode(b"Q", {"n": i, "pad": "x" * (i * 40000)}) for i in range(3)]
+    os.write(w, frames[0] + frames[1][:10])
+    reader = channel.FrameReader(r)
+    assert reader.read() == (b"Q", {"n": 0, "pad": ""})
+    import threading
+
+    writer = threading.Thread(
+        target=lambda: (channel.write_all(w, frames[1][10:] + frames[2]), os.close(w))
+    )
+    writer.start()
+    assert [reader.read(), reader.read(), reader.read()] == [
+        (b"Q", {"n": 1, "pad": "x" * 40000}),
+        (b"Q", {"n": 2, "pad": "x" * 80000}),
+        None,
+    ]
+    writer.join()
+    os.close(r)
+
+
 def test_log_sink_writes_files_and_read_logs_filters(tmp_path: Path) -> None:
     out = io.StringIO()
     sink = LogSink(tmp_path, stream=out)
