@@ -84,6 +84,10 @@ def main() -> int:
     """The template: import the app, then fork workers on request."""
     ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
     die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
+    cpus = os.environ.pop("SLS_PY_CPUS", "")
+    if cpus:  # the cores the gateway left to workers (they inherit it)
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     name = os.environ["SLS_PY_FUNCTION"]
     try:
         handler = _load_handler(name)

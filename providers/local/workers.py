@@ -53,6 +53,8 @@ class PoolSettings:
     queue_size: int = 256
     idle_timeout_s: float = 300.0
     start_timeout_s: float = 30.0
+    # keep the gateway and the workers on different cores (when there are 2 or more)
+    pin_cpus: bool = True
 
 
 def error_outcome(type_: str, message: str, status: int | None = None) -> dict[str, Any]:
