@@ -32,7 +32,7 @@ from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .logs import LogSink, log_dir
 from .oneshot import function_environment
-from .workers import FunctionPool, PoolSettings, TemplateFailed
+from .workers import FunctionPool, PoolSettings
 
 
 def server_file(project: Project, stage: str) -> Path:
@@ -163,16 +163,6 @@ class LocalServer:
                     loop.add_signal_handler(sig, self.stop_event.set)
             services_cls = _load_services()
             self._banner(routes, limiter, services_cls is not None)
-            for task, pool in zip(starting, http_pools, strict=True):
-                try:
-                    await task
-                except TemplateFailed as exc:
-                    logs.emit(
-                        pool.fn.name,
-                        "",
-                        "ERROR",
-                        f"cannot start the function (it is retried on the next request):\n{exc}",
-                    )
             if services_cls is not None:
                 self.services = services_cls(
                     spec, project, self.invoke, self.ui, clock=options.clock

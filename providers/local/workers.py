@@ -405,13 +405,19 @@ class FunctionPool:
 
     # --- public API -------------------------------------------------------
 
-    async def start(self, prewarm: int = 1) -> None:
-        """Start the template (raises :class:`TemplateFailed`) and ``prewarm`` workers."""
-        template = Template(self)
-        await template.start()
-        self.template = template
-        for _ in range(min(prewarm, self.max_workers)):
+    async def start(self, prewarm: int = 1) -> bool:
+        """Start the template and ``prewarm`` workers; ``False`` (and the reason in
+        the log) when the function's code does not import. Invocations that come
+        meanwhile wait for it."""
+        if self.template is None:
+            if self.starting is None:
+                self.starting = self.loop.create_task(self._start_template())
+            await asyncio.shield(self.starting)
+        if self.template is None:
+            return False
+        for _ in range(min(prewarm, self.max_workers) - len(self.workers) - self.spawning):
             self._spawn()
+        return True
 
     def submit(self, event: dict[str, Any], callback: Callback, rid: str | None = None) -> bool:
         """Run ``event`` (wire form) and call ``callback(outcome_wire)`` once.
@@ -552,7 +558,12 @@ class FunctionPool:
             template = Template(self)
             await template.start()
         except TemplateFailed as exc:
-            self.logs.emit(self.fn.name, "", "ERROR", f"cannot start the function: {exc}")
+            self.logs.emit(
+                self.fn.name,
+                "",
+                "ERROR",
+                f"cannot start the function (retried on its next invocation):\n{exc}",
+            )
             queued, self.queue = self.queue, deque()
             for pending in queued:
                 pending.finish(
