@@ -204,3 +204,23 @@ def test_url_without_a_running_server_is_a_clear_error(tmp_path: Path) -> None:
         sls_py_url(spec=project.spec(), project=project)
     assert err.value.message == "no local server is running for stage 'dev'"
     assert err.value.hint == "start one with `sls-py run` (it prints its URL too)"
+
+
+def test_read_logs_follow_yields_new_records(tmp_path: Path) -> None:
+    import threading
+
+    sink = LogSink(tmp_path, stream=io.StringIO())
+    sink.emit("fn", "r1", "INFO", "first")
+    records = read_logs(tmp_path, "fn", follow=True, poll_s=0.01)
+    assert next(records).message == "first"
+
+    def later() -> None:
+        time.sleep(0.1)
+        sink.emit("fn", "r2", "INFO", "second")
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    second = next(records)  # blocks until the record is written
+    writer.join()
+    sink.close()
+    assert (second.request_id, second.message) == ("r2", "second")
