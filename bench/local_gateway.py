@@ -7,13 +7,14 @@ Measures, in one run and side by side,
 (b) the same handler called in-process by a bare starlette app on uvicorn with
     uvloop and httptools (same API key check, same ``execute``),
 
-with wrk as the load generator: cold start (process start to first 200),
+with wrk as the load generator, in interleaved rounds (medians reported):
+cold start (process start to first 200),
 requests/s and p50/p99 latency at 1 and 8 connections, peak RSS (and PSS,
 which counts pages shared by forked workers once) of each process tree, and the
 ratio (a)/(b). Not a test: numbers depend on the machine.
 
     apt-get install -y wrk
-    .venv/bin/python bench/local_gateway.py [--duration 5] [--json out.json]
+    .venv/bin/python bench/local_gateway.py [--duration 3] [--rounds 3] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -249,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--duration", type=float, default=5.0, help="seconds of load per measurement"
+        "--duration", type=float, default=3.0, help="seconds of load per measurement"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; medians are reported"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -286,11 +291,18 @@ def main(argv: list[str] | None = None) -> int:
                 peaks[name].start()
             for name in ("local", "starlette"):  # warm-up
                 wrk(ports[name], key, 8, 1, workdir)
-            for connections in (1, 8):
-                for name in ("local", "starlette"):
-                    results[name][f"c{connections}"] = wrk(
-                        ports[name], key, connections, args.duration, workdir
-                    )
+            runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+            for _ in range(args.rounds):  # interleaved, so both see the same noise
+                for connections in (1, 8):
+                    for name in ("local", "starlette"):
+                        runs.setdefault((name, connections), []).append(
+                            wrk(ports[name], key, connections, args.duration, workdir)
+                        )
+            for (name, connections), measured in runs.items():
+                results[name][f"c{connections}"] = {
+                    k: statistics.median(m[k] for m in measured) for k in measured[0]
+                }
+                results[name][f"c{connections}_runs"] = measured
             for name in ("local", "starlette"):
                 peaks[name].stop_flag.set()
                 peaks[name].join()
