@@ -123,6 +123,11 @@ class LocalServer:
         """Serve until SIGINT/SIGTERM."""
         loop = asyncio.get_running_loop()
         spec, project, options = self.spec, self.project, self.options
+        if not 0 <= options.port <= 65535:
+            raise ConfigError(
+                f"--port {options.port} is not a TCP port",
+                hint="use a number from 1 to 65535, or 0 for any free port",
+            )
         settings = pool_settings(spec)
         logs = LogSink(log_dir(project.state_dir, spec.stage), json_lines=options.json_logs)
         logs.attach(loop)

@@ -224,3 +224,14 @@ def test_read_logs_follow_yields_new_records(tmp_path: Path) -> None:
     writer.join()
     sink.close()
     assert (second.request_id, second.message) == ("r2", "second")
+
+
+def test_invalid_port_is_a_clear_error(tmp_path: Path) -> None:
+    from sls_py.provider import RunOptions
+    from sls_py.ui import PlainUI
+    from sls_py_local.server import serve
+
+    project = load_project(write_project(tmp_path / "p", "unitsapp", APP, "", "units"))
+    with pytest.raises(ConfigError) as err:
+        serve(project.spec(), project, RunOptions(port=70000), PlainUI(io.StringIO()))
+    assert err.value.message == "--port 70000 is not a TCP port"
