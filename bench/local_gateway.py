@@ -91,14 +91,17 @@ def request_bytes(key: str) -> bytes:
 
 def first_200(
     port: int, key: str, started: float, proc: subprocess.Popen[bytes], limit: float = 60
-) -> float:
-    """Seconds from ``started`` until POST /work-magic first answers 200 with the right body."""
+) -> tuple[float, float]:
+    """Seconds from ``started`` until the port accepts connections, and until
+    POST /work-magic first answers 200 with the right body."""
     data = request_bytes(key)
+    listening = 0.0
     while time.perf_counter() - started < limit:
         if proc.poll() is not None:
             raise SystemExit(f"server exited with {proc.returncode} before answering")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                listening = listening or time.perf_counter() - started
                 s.sendall(data)
                 reply = b""
                 while b"\r\n\r\n" not in reply or not reply.endswith(EXPECTED):
@@ -107,7 +110,7 @@ def first_200(
                         break
                     reply += chunk
                 if reply.startswith(b"HTTP/1.1 200") and reply.endswith(EXPECTED):
-                    return time.perf_counter() - started
+                    return listening, time.perf_counter() - started
         except OSError:
             pass
         time.sleep(0.001)
@@ -286,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                     else start_starlette(script, ports[name], key)
                 )
                 procs[name] = proc
-                results[name]["cold_start_ms"] = first_200(ports[name], key, started, proc) * 1000
+                listening, answered = first_200(ports[name], key, started, proc)
+                results[name]["listening_ms"] = listening * 1000
+                results[name]["cold_start_ms"] = answered * 1000
                 peaks[name] = PeakMemory(proc.pid)
                 peaks[name].start()
             for name in ("local", "starlette"):  # warm-up
@@ -317,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     results["ratio"] = {f"c{c}": local[f"c{c}"]["rps"] / ceiling[f"c{c}"]["rps"] for c in (1, 8)}
     results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     rows = [
+        ("port open (ms)", "listening_ms", None),
         ("cold start (ms)", "cold_start_ms", None),
         ("req/s, 1 connection", "c1", "rps"),
         ("p50 / p99 ms, 1 conn", "c1", "lat"),

@@ -37,9 +37,6 @@ from typing import Any
 from . import channel
 
 PR_SET_PDEATHSIG = 1
-# Workers run SCHED_BATCH: when the gateway hands them a request they do not
-# preempt it mid-batch on a busy core (fewer context switches per request).
-SCHED_BATCH = False
 
 
 def die_with_parent(expected_parent: int) -> None:
@@ -244,9 +241,6 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
     limit = vm_bytes() + memory_mb * 1024 * 1024  # the app's imports, plus the function's memory
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if SCHED_BATCH:
-        with contextlib.suppress(AttributeError, OSError):
-            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     outbox = _Outbox(resp_fd)
     sys.stdout = _FrameStream(outbox, "INFO")
     sys.stderr = _FrameStream(outbox, "ERROR")
