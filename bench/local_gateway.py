@@ -260,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=3, help="interleaved rounds; medians are reported"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run (a) with pin_cpus = true (gateway and workers on different cores)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -271,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         project = workdir / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+        if args.pin:
+            with open(project / "pyproject.toml", "a") as f:
+                f.write("\n[tool.sls-py.providers.local]\npin_cpus = true\n")
         proj = load_project(project)
         key = load_api_keys(proj.spec(), proj)[0].value
         script = workdir / "starlette_app.py"

@@ -76,8 +76,9 @@ def split_cpus(settings: PoolSettings) -> list[int]:
     """Pin this (gateway) process to one core and return the cores for workers.
 
     The gateway and the workers then never take turns on one core, which costs
-    a context switch and cold caches per request. Nothing is pinned on a
-    single-core machine or with ``pin_cpus = false`` (then ``[]``).
+    a context switch and cold caches per request; but a pinned process cannot
+    move away from a core that other programs keep busy, so this is opt-in
+    (``pin_cpus = true``). Nothing is pinned on a single-core machine (then ``[]``).
     """
     if not settings.pin_cpus or not hasattr(os, "sched_getaffinity"):
         return []

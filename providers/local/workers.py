@@ -41,8 +41,9 @@ class PoolSettings:
     queue_size: int = 256
     idle_timeout_s: float = 300.0
     start_timeout_s: float = 30.0
-    # keep the gateway and the workers on different cores (when there are 2 or more)
-    pin_cpus: bool = True
+    # pin the gateway to one core and the workers to the others (2+ cores): faster
+    # on a quiet machine, much slower when other programs keep those cores busy
+    pin_cpus: bool = False
 
 
 class FunctionPool:
