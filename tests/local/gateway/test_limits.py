@@ -4,6 +4,7 @@ what the start-up output says is or is not emulated."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import time
 from pathlib import Path
 
@@ -120,3 +121,32 @@ def tick(event: ScheduleEvent, ctx) -> None:
     with run_server(project, "--no-reload") as server:
         out = server.output()
     assert "not emulated locally: schedule triggers" in out
+
+
+def _allowed_cpus(pid: int) -> set[int]:
+    return set(os.sched_getaffinity(pid))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two or more cores")
+def test_pin_cpus_keeps_gateway_and_workers_apart(tmp_path: Path) -> None:
+    source = """
+import os
+
+from sls_py import App, HttpRequest, http
+
+app = App("pinned")
+
+
+@app.function(name="where", triggers=[http("GET", "/where")])
+def where(req: HttpRequest, ctx) -> dict:
+    return {"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0))}
+"""
+    config = "[tool.sls-py.providers.local]\npin_cpus = true\n"
+    project = write_project(tmp_path / "pinned", "pinnedapp", source, config, "pinned")
+    cpus = sorted(os.sched_getaffinity(0))
+    with run_server(project, "--no-reload") as server:
+        with server.client() as c:
+            worker = c.get("/where").json()
+        gateway = _allowed_cpus(server.proc.pid)
+    assert gateway == {cpus[0]}
+    assert worker["cpus"] == cpus[1:]

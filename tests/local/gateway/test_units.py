@@ -193,6 +193,22 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         pool_settings(bad.spec())
     assert "queue_size" in err.value.message and err.value.hint == "for example: queue_size = 256"
+    pinned = load_project(
+        write_project(
+            tmp_path / "r", "unitsapp", APP, "[tool.sls-py.providers.local]\npin_cpus = true\n"
+        )
+    )
+    assert pool_settings(pinned.spec()) == PoolSettings(pin_cpus=True)
+    wrong = load_project(
+        write_project(
+            tmp_path / "s", "unitsapp", APP, '[tool.sls-py.providers.local]\npin_cpus = "yes"\n'
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        pool_settings(wrong.spec())
+    assert (
+        err.value.message == "[tool.sls-py.providers.local] pin_cpus = 'yes' is not true or false"
+    )
 
 
 def test_url_without_a_running_server_is_a_clear_error(tmp_path: Path) -> None:
