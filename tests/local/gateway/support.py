@@ -121,7 +121,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def run_server(project: Path, *args: str, stage: str = "dev") -> Iterator[Server]:
+def run_server(
+    project: Path, *args: str, stage: str = "dev", new_session: bool = False
+) -> Iterator[Server]:
     """Start `sls-py run --port 0` for ``project``; stop it (SIGTERM) afterwards."""
     log_path = project / f"server-{time.monotonic_ns()}.log"
     state = project / ".sls-py" / "local" / stage / "server.json"
@@ -146,6 +148,7 @@ def run_server(project: Path, *args: str, stage: str = "dev") -> Iterator[Server
             stderr=subprocess.STDOUT,
             cwd=project,
             env={**os.environ, "COLUMNS": "200"},
+            start_new_session=new_session,
         )
     server = None
     try:

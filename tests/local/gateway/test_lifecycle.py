@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import signal
 import time
@@ -35,6 +36,17 @@ def test_stop_leaves_no_orphans(reload_project: Path, sig: signal.Signals) -> No
         assert server.proc.wait(timeout=15) == 0
     wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
     assert not (reload_project / ".sls-py" / "local" / "dev" / "server.json").exists()
+
+
+def test_ctrl_c_to_the_whole_process_group(reload_project: Path) -> None:
+    """A terminal's Ctrl-C reaches every process of the group, workers included."""
+    with run_server(reload_project, "--no-reload", new_session=True) as server:
+        _spread_workers(server)
+        tree = descendants(server.proc.pid)
+        os.killpg(server.proc.pid, signal.SIGINT)
+        assert server.proc.wait(timeout=15) == 0
+        assert "Traceback" not in server.output()
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
 
 
 def test_workers_die_with_a_killed_gateway(reload_project: Path) -> None:
