@@ -204,8 +204,28 @@ def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rps, out
-    return {"rps": float(rps.group(1)), "p50_ms": ms("50%"), "p99_ms": ms("99%")}
+    total = re.search(r"(\d+) requests in", out)
+    assert rps and total, out
+    return {
+        "rps": float(rps.group(1)),
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "requests": float(total.group(1)),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by the process tree under ``pid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = 0
+    for p in tree(pid):
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        used += int(fields[11]) + int(fields[12])
+    return used / tick
 
 
 def start_local(project: Path, port: int) -> subprocess.Popen[bytes]:
@@ -308,9 +328,11 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):  # interleaved, so both see the same noise
                 for connections in (1, 8):
                     for name in ("local", "starlette"):
-                        runs.setdefault((name, connections), []).append(
-                            wrk(ports[name], key, connections, args.duration, workdir)
-                        )
+                        before = cpu_seconds(procs[name].pid)
+                        measured = wrk(ports[name], key, connections, args.duration, workdir)
+                        used = cpu_seconds(procs[name].pid) - before
+                        measured["cpu_us_per_request"] = used * 1e6 / measured["requests"]
+                        runs.setdefault((name, connections), []).append(measured)
             for (name, connections), measured in runs.items():
                 results[name][f"c{connections}"] = {
                     k: statistics.median(m[k] for m in measured) for k in measured[0]
@@ -336,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         ("p50 / p99 ms, 1 conn", "c1", "lat"),
         ("req/s, 8 connections", "c8", "rps"),
         ("p50 / p99 ms, 8 conn", "c8", "lat"),
+        ("CPU us/request, 8 conn", "c8", "cpu"),
         ("peak RSS of tree (MB)", "peak_rss_mb", None),
         ("peak PSS of tree (MB)", "peak_pss_mb", None),
         ("processes at peak", "processes", None),
@@ -349,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{value['rps']:.0f}")
             elif field == "lat":
                 cells.append(f"{value['p50_ms']:.2f} / {value['p99_ms']:.2f}")
+            elif field == "cpu":
+                cells.append(f"{value['cpu_us_per_request']:.0f}")
             else:
                 cells.append(f"{value:.1f}" if isinstance(value, float) else str(value))
         ratio = f"{results['ratio'][key_]:.2f}x" if field == "rps" else ""
