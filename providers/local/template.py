@@ -244,6 +244,12 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
     outbox = _Outbox(resp_fd)
     sys.stdout = _FrameStream(outbox, "INFO")
     sys.stderr = _FrameStream(outbox, "ERROR")
+    # the logging module's documented optimisations: records carry no caller,
+    # thread or process details (the gateway adds function and request id)
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
