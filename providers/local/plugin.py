@@ -6,11 +6,20 @@ Heavy imports happen inside the hooks, so ``sls-py --help`` stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sls_py import hookimpl
 from sls_py.config import Project
-from sls_py.provider import Invocation, ProviderInfo, TriggerRequest
+from sls_py.errors import ProviderError
+from sls_py.provider import (
+    ApiKey,
+    Invocation,
+    LogRecord,
+    ProviderInfo,
+    RunOptions,
+    TriggerRequest,
+)
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
@@ -41,7 +50,8 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.concurrency",
             }
         ),
-        not_emulated={"http.usage_limits": "usage limits (rate, burst, quota) are not enforced locally"},
+        # usage limits are enforced by the gateway (token bucket and quota per key)
+        not_emulated={},
     )
 
 
@@ -63,3 +73,45 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
     from .trigger import fire
 
     return fire(spec, project, request, ui)
+
+
+@hookimpl
+def sls_py_run(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int:
+    """Serve the app: the HTTP gateway with a worker pool per function (and, when
+    ``sls_py_local.services`` is installed, schedules, buckets and queues)."""
+    from .server import serve
+
+    return serve(spec, project, options, ui)
+
+
+@hookimpl
+def sls_py_api_keys(spec: Spec, project: Project) -> list[ApiKey]:
+    """The stage's API keys; values are generated on first use and kept in
+    ``.sls-py/local/<stage>/api-keys.json`` (mode 0600)."""
+    from .keys import load_api_keys
+
+    return load_api_keys(spec, project)
+
+
+@hookimpl
+def sls_py_url(spec: Spec, project: Project) -> str:
+    """The URL of the stage's running local server."""
+    from .server import read_server_url
+
+    url = read_server_url(project, spec.stage)
+    if url is None:
+        raise ProviderError(
+            f"no local server is running for stage {spec.stage!r}",
+            hint="start one with `sls-py run` (it prints its URL too)",
+        )
+    return url
+
+
+@hookimpl
+def sls_py_logs(
+    spec: Spec, project: Project, function: str, since_s: float | None, follow: bool
+) -> Iterator[LogRecord]:
+    """Log records of ``function`` written by `sls-py run`, oldest first."""
+    from .logs import log_dir, read_logs
+
+    return read_logs(log_dir(project.state_dir, spec.stage), function, since_s, follow)

@@ -1,0 +1,232 @@
+"""The gateway's HTTP/1.1 connections: httptools' parser on asyncio protocols.
+
+httptools (llhttp) does all the parsing; this module keeps per-connection
+state, enforces size limits while parsing, answers pipelined requests in order
+and writes each response in one ``write`` with TCP_NODELAY set (no Nagle
+stalls). What a request means is the :class:`~sls_py_local.gateway.Gateway`'s
+business: it gets a :class:`Request` and answers with :meth:`HttpConnection.respond`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import socket
+import time
+from collections import deque
+from email.utils import formatdate
+from typing import TYPE_CHECKING
+
+import httptools
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+MAX_BODY = 6 * 1024 * 1024  # API Gateway -> Lambda payload limit
+MAX_URL = 8 * 1024
+MAX_HEADERS = 10 * 1024  # API Gateway's limit on the total size of request headers
+_RAW_HEAD_LIMIT = MAX_URL + MAX_HEADERS + 4096  # bytes before the end of headers
+_PIPELINE_LIMIT = 32
+
+_STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in http.HTTPStatus}
+
+
+class Request:
+    """One parsed request, as the gateway receives it."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "reject", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+        reject: tuple[int, str] | None = None,
+    ) -> None:
+        self.method, self.url, self.headers, self.body = method, url, headers, body
+        self.keep_alive, self.reject = keep_alive, reject
+
+
+_date_cache = [0, ""]
+
+
+def _date() -> str:
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[0], _date_cache[1] = now, formatdate(now, usegmt=True)
+    return str(_date_cache[1])
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ""
+        self.queue: deque[Request] = deque()
+        self.current: Request | None = None
+        self.busy = False
+        self.dispatching = False
+        self.paused = False
+        self.broken = False
+        self.raw_head = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.header_bytes = 0
+        self.in_head = True
+        self.reject: tuple[int, str] | None = None
+
+    # --- asyncio.Protocol ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) and peer else ""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
+        if self.in_head:
+            self.raw_head += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # the request itself is answered as plain HTTP; the upgrade is ignored
+            self.broken = True
+            if not self.busy and not self.queue and self.transport is not None:
+                self.transport.close()
+            return
+        except httptools.HttpParserError as exc:
+            self._fail(400, f"Malformed HTTP request: {exc}")
+            return
+        if self.in_head and self.raw_head > _RAW_HEAD_LIMIT:
+            self._fail(431, f"Request headers are larger than {MAX_HEADERS} bytes")
+
+    # --- httptools callbacks ---------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._reset()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        if self.header_bytes <= MAX_HEADERS:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.raw_head = 0
+        if len(self.url) > MAX_URL:
+            self.reject = (414, f"The request URL is longer than {MAX_URL} bytes")
+        elif self.header_bytes > MAX_HEADERS:
+            self.reject = (431, f"Request headers are larger than {MAX_HEADERS} bytes")
+        else:
+            for name, value in self.headers:
+                lname = name.lower()
+                if lname == b"content-length" and value.strip().isdigit() and int(value) > MAX_BODY:
+                    self.reject = (413, "Request Too Long")
+                elif (
+                    lname == b"expect"
+                    and value.lower() == b"100-continue"
+                    and not self.busy
+                    and not self.queue
+                ):
+                    assert self.transport is not None
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if self.reject is not None:
+            return
+        self.body_size += len(body)
+        if self.body_size > MAX_BODY:
+            self.reject = (413, "Request Too Long")
+            self.body = []
+        else:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = Request(
+            self.parser.get_method().decode("ascii", "replace"),
+            self.url,
+            self.headers,
+            b"".join(self.body),
+            self.parser.should_keep_alive(),
+            self.reject,
+        )
+        self._reset()
+        self.queue.append(request)
+        if len(self.queue) > _PIPELINE_LIMIT and self.transport is not None and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self._next()
+
+    # --- answering -------------------------------------------------------------
+
+    def _fail(self, status: int, message: str) -> None:
+        """A request that cannot be parsed: answer after earlier ones, then close."""
+        self.broken = True
+        self.queue.append(Request("GET", b"/", [], b"", False, (status, message)))
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        self.dispatching = True
+        try:
+            while self.queue and not self.busy and self.transport is not None:
+                self.current = self.queue.popleft()
+                self.busy = True
+                self.gateway.handle(self, self.current)
+        finally:
+            self.dispatching = False
+        if self.paused and len(self.queue) < _PIPELINE_LIMIT // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        """Send the response to the current request, in one write."""
+        request = self.current
+        self.busy = False
+        transport = self.transport
+        if transport is None or request is None:
+            return
+        keep = request.keep_alive and not self.broken
+        head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n"]
+        head.extend(f"{k}: {v}\r\n" for k, v in headers)
+        if status >= 200 and status not in (204, 304):
+            head.append(f"content-length: {len(body)}\r\n")
+        else:
+            body = b""
+        head.append(f"date: {_date()}\r\n")
+        if not keep:
+            head.append("connection: close\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1")
+        transport.write(data + body if request.method != "HEAD" else data)
+        if not keep:
+            self.queue.clear()
+            transport.close()
+            self.transport = None
+            return
+        if not self.dispatching:
+            self._next()

@@ -1,0 +1,351 @@
+"""The gateway's handles of worker processes and of their template.
+
+A :class:`Template` is one function's template process (a fresh interpreter
+that has imported the app); :class:`Worker` is one process forked from it.
+The gateway talks to a worker over pipes read and written by asyncio protocol
+callbacks (:mod:`.channel` frames); :class:`~sls_py_local.workers.FunctionPool`
+decides which worker gets which invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sls_py.runtime.errors import ErrorInfo
+
+from . import channel
+
+if TYPE_CHECKING:
+    from .workers import FunctionPool
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+class TemplateFailed(Exception):
+    """The function's code could not be imported (the traceback is the message)."""
+
+
+def error_outcome(type_: str, message: str, status: int | None = None) -> dict[str, Any]:
+    """An ``Outcome.to_wire()`` for a failure the pool itself detected."""
+    return {"result": None, "response": None, "error": ErrorInfo(type_, message, status).to_wire()}
+
+
+class Pending:
+    """One invocation: its event (wire form) and whom to tell the outcome, once."""
+
+    __slots__ = ("callback", "event", "rid")
+
+    def __init__(self, rid: str, event: dict[str, Any], callback: Callback) -> None:
+        self.rid, self.event = rid, event
+        self.callback: Callback | None = callback
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback(outcome)
+
+
+class _ResultProtocol(asyncio.Protocol):
+    """Reads a worker's result and log frames."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.decoder = channel.FrameDecoder(worker.on_frame)
+
+    def data_received(self, data: bytes) -> None:
+        self.decoder.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.worker.lost()
+
+
+class _RawOutputProtocol(asyncio.Protocol):
+    """Reads what a worker writes to fd 1/2 below Python (C code, subprocesses)."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if b"\n" in self.buffer:
+            lines, _, self.buffer = self.buffer.rpartition(b"\n")
+            self.worker.raw_output(lines.decode("utf-8", "replace"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.buffer:
+            self.worker.raw_output(self.buffer.decode("utf-8", "replace"))
+
+
+class _WriteProtocol(asyncio.Protocol):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self.worker.lost()
+
+
+class Worker:
+    """The gateway's handle of one worker process."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self.pool = template.pool
+        self.pid: int | None = None
+        self.requests: Any = None  # the asyncio write transport of the request pipe
+        self.transports: list[asyncio.BaseTransport] = []
+        self.current: Pending | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.dead = False
+        self.idle_since = 0.0
+
+    def run(self, pending: Pending) -> None:
+        """Send ``pending`` to this worker; time it out at the function's timeout."""
+        fn = self.pool.fn
+        self.current = pending
+        deadline_ms = int(time.time() * 1000 + fn.timeout_s * 1000)
+        frame = channel.encode(
+            channel.REQUEST, {"id": pending.rid, "deadline_ms": deadline_ms, "event": pending.event}
+        )
+        self.requests.write(frame)
+        self.timer = self.pool.loop.call_later(fn.timeout_s, self._timed_out)
+
+    def on_frame(self, kind: bytes, message: Any) -> None:
+        if kind == channel.LOG:
+            rid = message.get("id") or (self.current.rid if self.current else "")
+            self.pool.logs.emit(
+                self.pool.fn.name, rid, message.get("level", "INFO"), message.get("message", "")
+            )
+            return
+        pending = self.current
+        if kind != channel.RESULT or pending is None or message.get("id") != pending.rid:
+            return
+        self.current = None
+        if self.timer is not None:
+            self.timer.cancel()
+        if message.get("oom"):
+            fn = self.pool.fn
+            text = (
+                f"function {fn.name!r} ran out of memory (limit {fn.memory_mb} MB); "
+                "the worker was stopped and will be replaced"
+            )
+            self.pool.logs.emit(
+                fn.name, pending.rid, "ERROR", text + "; raise memory_mb if it needs more"
+            )
+            self.kill()
+            pending.finish(error_outcome("OutOfMemory", text))
+            self.pool.worker_gone(self)
+            return
+        pending.finish(message["outcome"])
+        self.pool.worker_free(self)
+
+    def raw_output(self, text: str) -> None:
+        rid = self.current.rid if self.current else ""
+        self.pool.logs.emit(self.pool.fn.name, rid, "INFO", text)
+
+    def _timed_out(self) -> None:
+        pending, self.current = self.current, None
+        self.timer = None
+        fn = self.pool.fn
+        self.kill()
+        if pending is not None:
+            self.pool.logs.emit(
+                fn.name,
+                pending.rid,
+                "ERROR",
+                f"timed out after {fn.timeout_s:g} s; "
+                f"worker pid {self.pid} was killed and will be replaced",
+            )
+            pending.finish(
+                error_outcome(
+                    "Timeout", f"function {fn.name!r} timed out after {fn.timeout_s:g} s", 504
+                )
+            )
+        self.pool.worker_gone(self)
+
+    def lost(self) -> None:
+        """The worker's result pipe closed: it exited (or was killed)."""
+        if self.dead:
+            return
+        self._close()
+        pending, self.current = self.current, None
+        if self.timer is not None:
+            self.timer.cancel()
+        if pending is not None:
+            fn = self.pool.fn
+            self.pool.crashed.add(self.pid or 0)
+            self.pool.logs.emit(
+                fn.name,
+                pending.rid,
+                "ERROR",
+                f"worker pid {self.pid} died while handling the request; it will be replaced",
+            )
+            pending.finish(
+                error_outcome(
+                    "WorkerCrashed", f"the worker of {fn.name!r} died while handling the request"
+                )
+            )
+        self.pool.worker_gone(self)
+
+    def kill(self) -> None:
+        """Kill the process now."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self._close()
+
+    def stop(self) -> None:
+        """Let the process finish: closing its request pipe makes it exit."""
+        self._close()
+
+    def _close(self) -> None:
+        self.dead = True
+        for t in self.transports:
+            t.close()
+
+
+class Template:
+    """The gateway's handle of one template process (one per function and code generation)."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, pool: FunctionPool) -> None:
+        self.pool = pool
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self.ready: asyncio.Future[None] = pool.loop.create_future()
+        self.workers: set[Worker] = set()
+        self.spawning: dict[int, Worker] = {}
+        self.closed = False
+
+    async def start(self) -> None:
+        """Start the process and wait until it has imported the app."""
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(self.pool.env)
+        env["SLS_PY_CONTROL_FD"] = str(child.fileno())
+        env["SLS_PY_PARENT_PID"] = str(os.getpid())
+        env["SLS_PY_MEMORY_MB"] = str(self.pool.fn.memory_mb)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sls_py_local.template"],
+                env=env,
+                cwd=str(self.pool.cwd),
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            child.close()
+        parent.setblocking(False)
+        self.sock = parent
+        self.pool.loop.add_reader(parent.fileno(), self._on_control)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.ready), self.pool.settings.start_timeout_s)
+        except TimeoutError:
+            self.close()
+            raise TemplateFailed(
+                f"importing the app took longer than {self.pool.settings.start_timeout_s:g} s"
+            ) from None
+        except TemplateFailed:
+            self.close()
+            raise
+
+    def _on_control(self) -> None:
+        assert self.sock is not None
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._lost()
+                return
+            message = json.loads(data)
+            event = message.get("event")
+            if event == "ready" and not self.ready.done():
+                self.ready.set_result(None)
+            elif event == "failed" and not self.ready.done():
+                self.ready.set_exception(TemplateFailed(message.get("error", "")))
+            elif event == "spawned":
+                worker = self.spawning.pop(message["id"], None)
+                if worker is not None:
+                    worker.pid = message["pid"]
+                    if worker.dead:
+                        worker.kill()
+            elif event == "exited":
+                self.pool.exited(message["pid"], message.get("status", ""))
+
+    def _lost(self) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(
+                TemplateFailed("the template process exited before it was ready")
+            )
+        was_open = not self.closed
+        self.close()
+        if was_open:
+            self.pool.template_lost(self)
+
+    async def spawn(self) -> Worker:
+        """Fork a worker; it is ready to take requests when this returns."""
+        if self.sock is None or self.closed:
+            raise TemplateFailed("the template process is gone")
+        loop = self.pool.loop
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        out_r, out_w = os.pipe()
+        worker = Worker(self)
+        spawn_id = next(self._ids)
+        try:
+            socket.send_fds(
+                self.sock,
+                [json.dumps({"op": "spawn", "id": spawn_id}).encode()],
+                [req_r, resp_w, out_w],
+            )
+        except OSError:
+            for fd in (req_r, req_w, resp_r, resp_w, out_r, out_w):
+                os.close(fd)
+            raise TemplateFailed("the template process is gone") from None
+        for fd in (req_r, resp_w, out_w):
+            os.close(fd)
+        self.spawning[spawn_id] = worker
+        self.workers.add(worker)
+        wt, _ = await loop.connect_write_pipe(
+            lambda: _WriteProtocol(worker), os.fdopen(req_w, "wb", buffering=0)
+        )
+        rt, _ = await loop.connect_read_pipe(
+            lambda: _ResultProtocol(worker), os.fdopen(resp_r, "rb", buffering=0)
+        )
+        ot, _ = await loop.connect_read_pipe(
+            lambda: _RawOutputProtocol(worker), os.fdopen(out_r, "rb", buffering=0)
+        )
+        worker.requests = wt
+        worker.transports = [wt, rt, ot]
+        return worker
+
+    def close(self) -> None:
+        """Stop the template (its workers get SIGKILL from the kernel)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.sock is not None:
+            with contextlib.suppress(Exception):
+                self.pool.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)

@@ -1,0 +1,325 @@
+"""``sls-py run --provider local``: the gateway, the worker pools, reload, shutdown.
+
+One uvloop event loop in the ``sls-py`` process runs the HTTP gateway
+(:mod:`.connection` + :mod:`.gateway`), talks to every function's workers
+(:mod:`.workers`), watches the source for changes and, when the
+``sls_py_local.services`` module is installed, runs the non-HTTP triggers
+(:class:`LocalServices`) with the pools' ``invoke``. SIGINT and SIGTERM stop it
+all; templates and workers are killed, and would die with the gateway anyway
+(PR_SET_PDEATHSIG, closed pipes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from sls_py.config import Project
+from sls_py.errors import ConfigError
+from sls_py.provider import RunOptions
+from sls_py.runtime import Outcome
+from sls_py.runtime.errors import ErrorInfo
+from sls_py.spec import Spec
+from sls_py.ui import UI
+
+from .connection import HttpConnection
+from .gateway import Gateway, Route
+from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
+from .logs import LogSink, log_dir
+from .oneshot import function_environment
+from .workers import FunctionPool, PoolSettings
+
+
+def server_file(project: Project, stage: str) -> Path:
+    """Where a running server records its URL and pid."""
+    return project.state_dir / "local" / stage / "server.json"
+
+
+def pool_settings(spec: Spec) -> PoolSettings:
+    """Pool tuning from ``[tool.sls-py.providers.local]``."""
+    conf = spec.provider_settings("local")
+    values: dict[str, Any] = {}
+    for name, kind in (
+        ("max_workers", int),
+        ("queue_size", int),
+        ("idle_timeout_s", float),
+        ("start_timeout_s", float),
+    ):
+        if name in conf:
+            try:
+                values[name] = kind(conf[name])
+                if values[name] < 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"[tool.sls-py.providers.local] {name} = {conf[name]!r} "
+                    "is not a non-negative number",
+                    hint=f"for example: {name} = {getattr(PoolSettings, name)!r}",
+                ) from None
+    if "pin_cpus" in conf:
+        if not isinstance(conf["pin_cpus"], bool):
+            raise ConfigError(
+                f"[tool.sls-py.providers.local] pin_cpus = {conf['pin_cpus']!r} "
+                "is not true or false",
+                hint="pin_cpus = false lets the OS place the gateway and workers on any core",
+            )
+        values["pin_cpus"] = conf["pin_cpus"]
+    return PoolSettings(**values)
+
+
+def split_cpus(settings: PoolSettings) -> list[int]:
+    """Pin this (gateway) process to one core and return the cores for workers.
+
+    The gateway and the workers then never take turns on one core, which costs
+    a context switch and cold caches per request; but a pinned process cannot
+    move away from a core that other programs keep busy, so this is opt-in
+    (``pin_cpus = true``). Nothing is pinned on a single-core machine (then ``[]``).
+    """
+    if not settings.pin_cpus or not hasattr(os, "sched_getaffinity"):
+        return []
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return []
+    try:
+        os.sched_setaffinity(0, {cpus[0]})
+    except OSError:
+        return []
+    return cpus[1:]
+
+
+def _load_services() -> Any:
+    """The services class of the local provider, or ``None`` when not installed."""
+    try:
+        from .services import LocalServices  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.services":
+            raise
+        return None
+    return LocalServices
+
+
+class LocalServer:
+    """Everything ``sls-py run`` serves, in one event loop."""
+
+    def __init__(self, spec: Spec, project: Project, options: RunOptions, ui: UI) -> None:
+        self.spec, self.project, self.options, self.ui = spec, project, options, ui
+        self.stop_event = asyncio.Event()
+        self.pools: dict[str, FunctionPool] = {}
+        self.url = ""
+        self.services: Any = None
+
+    async def invoke(self, function: str, event_wire: dict[str, Any]) -> Outcome:
+        """Run ``function`` for an event in wire form on its worker pool."""
+        pool = self.pools.get(function)
+        if pool is None:
+            return Outcome(error=ErrorInfo("NotFound", f"no function {function!r}", 404))
+        return await pool.invoke(event_wire)
+
+    async def run(self) -> int:
+        """Serve until SIGINT/SIGTERM."""
+        loop = asyncio.get_running_loop()
+        spec, project, options = self.spec, self.project, self.options
+        if not 0 <= options.port <= 65535:
+            raise ConfigError(
+                f"--port {options.port} is not a TCP port",
+                hint="use a number from 1 to 65535, or 0 for any free port",
+            )
+        settings = pool_settings(spec)
+        logs = LogSink(log_dir(project.state_dir, spec.stage), json_lines=options.json_logs)
+        logs.attach(loop)
+        self.logs = logs
+        worker_cpus = split_cpus(settings)
+        for fn in spec.functions:
+            env = function_environment(spec, project, fn)
+            if worker_cpus:
+                env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
+            self.pools[fn.name] = FunctionPool(fn, env, project.root, logs, settings, loop)
+        http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
+        starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
+        server: asyncio.Server | None = None
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            keys = load_api_keys(spec, project)
+            limiter = UsageLimiter(spec.gateway.usage)
+            routes = [
+                Route(t.method, t.path, self.pools[fn.name], t.api_key, t.cors)
+                for fn in spec.functions
+                for t in fn.http_triggers()
+            ]
+            gateway = Gateway(routes, KeyChecker(keys), limiter, logs)
+            try:
+                server = await loop.create_server(
+                    lambda: HttpConnection(gateway), options.host, options.port, backlog=4096
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}",
+                    hint="choose another port with --port (0 picks a free one)",
+                ) from None
+            port = server.sockets[0].getsockname()[1]
+            host = options.host if ":" not in options.host else f"[{options.host}]"
+            self.url = f"http://{host}:{port}"
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError, RuntimeError):  # not the main thread
+                    loop.add_signal_handler(sig, self.stop_event.set)
+            services_cls = _load_services()
+            self._banner(routes, limiter, services_cls is not None)
+            if services_cls is not None:
+                self.services = services_cls(
+                    spec, project, self.invoke, self.ui, clock=options.clock
+                )
+                await self.services.start()
+                self.services.publish_gateway(self.url)
+            tasks.append(loop.create_task(self._reap(settings)))
+            if options.reload:
+                tasks.append(loop.create_task(self._watch()))
+            _write_server_file(server_file(project, spec.stage), self.url)
+            logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
+            await self.stop_event.wait()
+            logs.gateway("stopping")
+            return 0
+        finally:
+            if server is not None:
+                server.close()
+            for task in [*tasks, *starting]:
+                task.cancel()
+            if self.services is not None:
+                with contextlib.suppress(Exception):
+                    # services let in-flight invocations finish (their own grace), so
+                    # the pools must stay alive until they are done
+                    grace = float(getattr(self.services, "stop_grace_s", 10))
+                    await asyncio.wait_for(self.services.stop(), grace + 5)
+            for pool in self.pools.values():
+                pool.close()
+            with contextlib.suppress(FileNotFoundError):
+                server_file(project, spec.stage).unlink()
+            logs.close()
+
+    def _banner(self, routes: list[Route], limiter: UsageLimiter, services: bool) -> None:
+        spec, ui = self.spec, self.ui
+        ui.info(f"sls-py local: {spec.app} (stage {spec.stage}) at {self.url}")
+        if self.options.host not in ("127.0.0.1", "localhost", "::1"):
+            ui.warn(
+                f"listening on {self.options.host}: other machines can reach this server; "
+                "use --host 127.0.0.1 to keep it private"
+            )
+        if routes:
+            rows = [("METHOD", "URL", "API KEY", "FUNCTION")]
+            rows += [
+                (r.method, self.url + r.path, "yes" if r.api_key else "no", r.function)
+                for r in routes
+            ]
+            widths = [max(len(row[i]) for row in rows) for i in range(4)]
+            for row in rows:
+                ui.info(
+                    "  "
+                    + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                )
+        if any(r.api_key for r in routes):
+            path = keys_file(self.project, spec.stage)
+            where = os.path.relpath(path, Path.cwd()) if path.is_absolute() else str(path)
+            ui.info(
+                f"API keys (send one in the X-API-Key header): {where}; "
+                "list them with `sls-py api-keys`"
+            )
+            if not spec.gateway.api_keys:
+                ui.warn(
+                    "routes require an API key but the app declares no keys: "
+                    "every request will get 403"
+                )
+        if limiter.active and any(r.api_key for r in routes):
+            ui.info(f"usage limits (enforced): {limiter.describe()}")
+            if spec.gateway.usage is not None and spec.gateway.usage.quota is not None:
+                ui.info(
+                    "not emulated locally: persistent usage quotas "
+                    "(quota counts start from zero each time `sls-py run` starts)"
+                )
+        if not services:
+            kinds = sorted(
+                {t.kind for fn in spec.functions for t in fn.triggers if t.kind != "http"}
+            )
+            if kinds or spec.buckets or spec.queues:
+                ui.info(
+                    f"not emulated locally: {', '.join(kinds) or 'resource'} triggers "
+                    "(the sls_py_local.services module is not installed)"
+                )
+        logs = log_dir(self.project.state_dir, spec.stage)
+        ui.info(f"hot reload: {'on' if self.options.reload else 'off'}; logs: {logs}")
+
+    async def _reap(self, settings: PoolSettings) -> None:
+        period = max(0.05, min(1.0, settings.idle_timeout_s / 2))
+        while True:
+            await asyncio.sleep(period)
+            for pool in self.pools.values():
+                pool.reap()
+
+    async def _watch(self) -> None:
+        from watchfiles import PythonFilter, awatch
+
+        source = (self.project.root / self.spec.source).resolve()
+        watch_filter = PythonFilter(ignore_paths=[str(self.project.state_dir.resolve())])
+        async for changes in awatch(
+            source, watch_filter=watch_filter, stop_event=self.stop_event, debounce=200
+        ):
+            names = ", ".join(sorted({Path(p).name for _, p in changes}))
+            self.logs.gateway(f"source changed ({names}): reloading the functions")
+            _forget_bytecode(path for _, path in changes)
+            results = await asyncio.gather(
+                *(p.reload() for p in self.pools.values()), return_exceptions=True
+            )
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                self.logs.gateway(
+                    "reload failed; the previous code keeps serving until this is fixed:\n"
+                    + str(failures[0]).rstrip()
+                )
+            else:
+                self.logs.gateway("reloaded: new requests go to the new code")
+
+
+def _forget_bytecode(paths: Iterable[str]) -> None:
+    """Delete the cached bytecode of changed sources.
+
+    Python trusts a ``.pyc`` whose recorded source mtime (whole seconds) and size
+    match, so an edit that keeps the size within the second of the last compile
+    (``"v1"`` -> ``"v2"``) would otherwise reload the old code.
+    """
+    for path in paths:
+        if path.endswith(".py"):
+            with contextlib.suppress(OSError, ValueError):
+                Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+
+
+def _write_server_file(path: Path, url: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+
+
+def read_server_url(project: Project, stage: str) -> str | None:
+    """The URL of the stage's running local server, if one runs."""
+    path = server_file(project, stage)
+    try:
+        data = json.loads(path.read_text())
+        os.kill(int(data["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(data["url"])
+
+
+def serve(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int:
+    """Run the local server in a uvloop event loop until stopped."""
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # not available on this platform: the stdlib loop works too
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(LocalServer(spec, project, options, ui).run())

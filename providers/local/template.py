@@ -1,0 +1,294 @@
+"""The template process of one function, and the worker loop its children run.
+
+The gateway starts ``python -m sls_py_local.template`` once per function (and
+again per code generation on hot reload) with the function's environment. The
+template imports the app, reports ``ready`` on its control socket, then waits
+for ``spawn`` messages, each carrying three pipe ends (requests in, results
+out, raw stdout/stderr out) as SCM_RIGHTS. For each it forks a worker (about
+2 ms, the app already imported) that serves one invocation at a time.
+
+Control messages (JSON, one per SOCK_SEQPACKET packet):
+
+- template -> gateway: ``{"event": "ready", "pid", "vm_bytes"}``,
+  ``{"event": "failed", "error"}``, ``{"event": "spawned", "id", "pid"}``,
+  ``{"event": "exited", "pid", "status"}``;
+- gateway -> template: ``{"op": "spawn", "id"}`` with the three fds.
+
+Both the template and its workers ask the kernel for SIGKILL when their parent
+dies (PR_SET_PDEATHSIG), and a worker exits when its request pipe closes, so
+no process outlives the gateway. Stdlib (and ``sls_py.runtime``) only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import resource
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any
+
+from . import channel
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Ask for SIGKILL when the parent dies; exit now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the closing pipes still stop us
+        pass
+    if os.getppid() != expected_parent:
+        os._exit(0)
+
+
+def vm_bytes() -> int:
+    """This process's virtual memory size (the base a memory limit is added to)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _send(ctrl: socket.socket, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        ctrl.send(json.dumps(message).encode())
+
+
+def _status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return f"killed by signal {sig} ({signal.Signals(sig).name})"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def main() -> int:
+    """The template: import the app, then fork workers on request."""
+    ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
+    die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
+    cpus = os.environ.pop("SLS_PY_CPUS", "")
+    if cpus:  # the cores the gateway left to workers (they inherit it)
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    name = os.environ["SLS_PY_FUNCTION"]
+    try:
+        handler = _load_handler(name)
+    except BaseException:
+        _send(ctrl, {"event": "failed", "error": traceback.format_exc()})
+        return 1
+    me = os.getpid()
+    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes()})
+
+    def reap(signum: int, frame: Any) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            _send(ctrl, {"event": "exited", "pid": pid, "status": _status(status)})
+
+    signal.signal(signal.SIGCHLD, reap)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the gateway's to handle
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctrl, 4096, 3)
+        except OSError:
+            return 0
+        if not data:
+            return 0
+        message = json.loads(data)
+        if message.get("op") != "spawn" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ctrl.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                die_with_parent(me)
+                code = _worker(handler, name, *fds)
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        _send(ctrl, {"event": "spawned", "id": message["id"], "pid": pid})
+
+
+def _load_handler(name: str) -> Any:
+    from sls_py.runtime import find_function, load_app, signature_of
+    from sls_py.runtime.dispatch import ensure_path
+
+    ensure_path(os.environ["SLS_PY_SOURCE"])
+    handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
+    sig = signature_of(handler)
+    if (
+        sig.style == "payload"
+        and isinstance(sig.annotation, type)
+        and sig.annotation.__module__ != "builtins"
+    ):
+        # build the validator now, in the template, instead of in every worker
+        from sls_py.runtime import dispatch
+
+        try:
+            from pydantic import TypeAdapter
+
+            dispatch._adapters[sig.annotation] = TypeAdapter(sig.annotation)
+        except Exception:  # not a pydantic-able type: validated lazily as usual
+            pass
+    return handler
+
+
+class _Outbox:
+    """Frames from a worker to the gateway. Log frames of a quick invocation
+    wait and leave with its result in one write (one wake-up of the gateway);
+    once an invocation has run for ``STREAM_AFTER_S`` its logs go out at once."""
+
+    STREAM_AFTER_S = 0.05
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.frames: list[bytes] = []
+        self.started = 0.0
+        self.request_id = ""
+
+    def log(self, level: str, message: str) -> None:
+        frame = channel.encode(
+            channel.LOG, {"id": self.request_id, "level": level, "message": message}
+        )
+        self.frames.append(frame)
+        if not self.started or time.monotonic() - self.started > self.STREAM_AFTER_S:
+            self.flush()
+
+    def flush(self, last: bytes = b"") -> None:
+        frames, self.frames = self.frames, []
+        with contextlib.suppress(OSError):
+            channel.write_all(self.fd, b"".join(frames) + last)
+
+
+class _FrameLog(logging.Handler):
+    """Sends log records to the gateway as ``L`` frames of the current invocation."""
+
+    def __init__(self, outbox: _Outbox) -> None:
+        super().__init__()
+        self.outbox = outbox
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.outbox.log(record.levelname, self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+class _FrameStream:
+    """``sys.stdout``/``sys.stderr`` of a worker: complete lines become ``L`` frames."""
+
+    def __init__(self, outbox: _Outbox, level: str) -> None:
+        self.outbox, self.level = outbox, level
+        self.buffer = ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        if "\n" in self.buffer:
+            lines, _, self.buffer = self.buffer.rpartition("\n")
+            self._send(lines)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.buffer:
+            text, self.buffer = self.buffer, ""
+            self._send(text)
+
+    def _send(self, text: str) -> None:
+        self.outbox.log(self.level, text)
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("a worker's output is forwarded as log frames")
+
+
+def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> int:
+    """Serve invocations from ``req_fd`` until it closes; one at a time."""
+    from sls_py.runtime import Context, event_from_wire, execute
+    from sls_py.runtime.context import make_logger
+
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    stage = os.environ.get("SLS_PY_STAGE", "")
+    memory_mb = int(os.environ.get("SLS_PY_MEMORY_MB", "128"))
+    limit = vm_bytes() + memory_mb * 1024 * 1024  # the app's imports, plus the function's memory
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    outbox = _Outbox(resp_fd)
+    sys.stdout = _FrameStream(outbox, "INFO")
+    sys.stderr = _FrameStream(outbox, "ERROR")
+    # the logging module's documented optimisations: records carry no caller,
+    # thread or process details (the gateway adds function and request id)
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(_FrameLog(outbox))
+    root.setLevel(logging.INFO)
+    reader = channel.FrameReader(req_fd)
+    while True:
+        frame = reader.read()
+        if frame is None:
+            return 0
+        request = frame[1]
+        rid = outbox.request_id = request["id"]
+        outbox.started = time.monotonic()
+        oom = False
+        try:
+            ctx = Context(
+                request_id=rid,
+                function_name=name,
+                stage=stage,
+                deadline_ms=request["deadline_ms"],
+                memory_mb=memory_mb,
+                provider="local",
+                logger=make_logger(name, rid),
+            )
+            outcome = execute(handler, event_from_wire(request["event"]), ctx)
+            oom = outcome.error is not None and outcome.error.type == "MemoryError"
+            reply = channel.encode(
+                channel.RESULT, {"id": rid, "outcome": outcome.to_wire(), "oom": oom}
+            )
+        except MemoryError:
+            oom = True
+            reply = channel.encode(channel.RESULT, {"id": rid, "outcome": None, "oom": True})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        outbox.flush(reply)
+        outbox.request_id, outbox.started = "", 0.0
+        if oom:
+            return 3  # a process that hit its memory limit is not trusted again
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Stopping `sls-py run` leaves no process behind; hot reload swaps code safely."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .support import Server, alive, descendants, run_server, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _spread_workers(server: Server) -> None:
+    """Make several functions start workers, some scaled out."""
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: httpx.get(server.url + "/slow?s=0.3", timeout=30), range(3)))
+    with server.client() as c:
+        assert c.get("/crash").status_code == 200
+        assert c.get("/hog").status_code == 200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_leaves_no_orphans(reload_project: Path, sig: signal.Signals) -> None:
+    with run_server(reload_project) as server:
+        _spread_workers(server)
+        tree = descendants(server.proc.pid)
+        assert len(tree) >= 1 + 1 + 3  # templates and workers
+        server.proc.send_signal(sig)
+        assert server.proc.wait(timeout=15) == 0
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
+    assert not (reload_project / ".sls-py" / "local" / "dev" / "server.json").exists()
+
+
+def test_ctrl_c_to_the_whole_process_group(reload_project: Path) -> None:
+    """A terminal's Ctrl-C reaches every process of the group, workers included."""
+    with run_server(reload_project, "--no-reload", new_session=True) as server:
+        _spread_workers(server)
+        tree = descendants(server.proc.pid)
+        os.killpg(server.proc.pid, signal.SIGINT)
+        assert server.proc.wait(timeout=15) == 0
+        assert "Traceback" not in server.output()
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
+
+
+def test_workers_die_with_a_killed_gateway(reload_project: Path) -> None:
+    with run_server(reload_project, "--no-reload") as server:
+        _spread_workers(server)
+        tree = descendants(server.proc.pid)
+        assert tree
+        server.proc.kill()  # no chance to clean up: the kernel and the pipes must do it
+        server.proc.wait()
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
+
+
+def _version(url: str) -> dict[str, object]:
+    r = httpx.get(url + "/version", timeout=30)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_hot_reload_in_flight_finish_on_old_code_and_syntax_errors_keep_old(
+    reload_project: Path,
+) -> None:
+    module = reload_project / "gwapp.py"
+    source = module.read_text()
+    with run_server(reload_project) as server:
+        assert _version(server.url)["version"] == "v1"
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(lambda: httpx.get(server.url + "/version?s=1.5", timeout=30))
+            time.sleep(0.3)
+            module.write_text(source.replace('VERSION = "v1"', 'VERSION = "v2"'))
+            wait_until(lambda: _version(server.url)["version"] == "v2", timeout=30, interval=0.1)
+            old = in_flight.result()
+        assert (old.status_code, old.json()["version"]) == (200, "v1")  # finished on the old worker
+
+        module.write_text(source.replace('VERSION = "v1"', 'VERSION = "v3"\ndef broken(:\n'))
+        wait_until(lambda: "reload failed" in server.output(), timeout=30, interval=0.1)
+        assert re.search(r"SyntaxError", server.output())
+        assert _version(server.url)["version"] == "v2"  # the old workers keep serving
+
+        module.write_text(source.replace('VERSION = "v1"', 'VERSION = "v4"'))
+        wait_until(lambda: _version(server.url)["version"] == "v4", timeout=30, interval=0.1)
+        time.sleep(0.5)
+        parents = {
+            p: int(Path(f"/proc/{p}/stat").read_text().split()[3])
+            for p in descendants(server.proc.pid)
+        }
+    # the retired templates were stopped along the way, not just at exit: one per function is left
+    templates = {p for p, parent in parents.items() if parent == server.proc.pid}
+    assert len(templates) == 11
+    assert all(parent in templates for p, parent in parents.items() if p not in templates)
