@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
     _add_plugin_commands()
     try:
         # with standalone_mode=False, click returns a typer.Exit's code instead of raising
-        code = cli(args=argv, standalone_mode=False)
+        code = cli(args=argv, prog_name="sls-py", standalone_mode=False)
     except SlsPyError as exc:
         if isinstance(exc, FunctionFailed):
             typer.echo(f"{exc.function} failed: {exc.message}", err=True)
@@ -490,11 +490,11 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+        # click's usage errors (typer vendors its own copy of click, so match by shape)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return exit_code
         raise
     return code if isinstance(code, int) else 0
 

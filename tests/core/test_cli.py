@@ -162,3 +162,15 @@ def test_new_refuses_to_overwrite(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert (tmp_path / "taken" / "file").read_text() == "mine"
     assert done.stderr.startswith(f"error: {tmp_path / 'taken'} already exists and is not empty")
+
+
+def test_usage_errors_are_one_message_not_a_traceback(work_magic: Path) -> None:
+    done = run_cli("invoke", "work-magic", "--projcet", str(work_magic))
+    assert done.returncode == 2
+    assert "No such option: --projcet" in done.stderr
+    assert "Traceback" not in done.stderr
+    missing = run_cli("invoke")
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[0] == "Usage: sls-py invoke [OPTIONS] {function} [payload]"
+    assert "Missing argument 'function'" in missing.stderr
+    assert "Traceback" not in missing.stderr
