@@ -180,6 +180,9 @@ class LocalServer:
             tasks.append(loop.create_task(self._reap(settings)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
+                # let the task reach its first await: awatch registers its watches
+                # synchronously before that, so no edit after "ready" can be missed
+                await asyncio.sleep(0)
             _write_server_file(server_file(project, spec.stage), self.url)
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
             await self.stop_event.wait()
