@@ -7,8 +7,6 @@ function costs little at cold start.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .app import (
     App,
     Cors,
@@ -38,6 +36,10 @@ from .runtime import (
 )
 
 __version__ = "0.1.0"
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def __getattr__(name: str) -> Any:

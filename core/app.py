@@ -8,75 +8,126 @@ that name the function and the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
+from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+# The declarations are value classes (repr, equality; frozen ones immutable and
+# hashable) written without @dataclass: see sls_py.runtime.records for why.
 
 
-@dataclass(frozen=True)
-class Cors:
+class Cors(FrozenRecord):
     """Cross-origin settings for HTTP routes that enable CORS."""
 
-    origins: tuple[str, ...] = ("*",)
-    headers: tuple[str, ...] = ("content-type", "x-api-key", "authorization")
-    methods: tuple[str, ...] = ()
-    max_age_s: int = 600
-    allow_credentials: bool = False
+    __match_args__ = ("origins", "headers", "methods", "max_age_s", "allow_credentials")
+    origins: tuple[str, ...]
+    headers: tuple[str, ...]
+    methods: tuple[str, ...]
+    max_age_s: int
+    allow_credentials: bool
+
+    def __init__(
+        self,
+        origins: tuple[str, ...] = ("*",),
+        headers: tuple[str, ...] = ("content-type", "x-api-key", "authorization"),
+        methods: tuple[str, ...] = (),
+        max_age_s: int = 600,
+        allow_credentials: bool = False,
+    ) -> None:
+        super().__init__(
+            origins=origins,
+            headers=headers,
+            methods=methods,
+            max_age_s=max_age_s,
+            allow_credentials=allow_credentials,
+        )
 
 
-@dataclass(frozen=True)
-class UsageLimits:
+class UsageLimits(FrozenRecord):
     """Per-API-key limits: steady ``rate`` (requests/s), ``burst``, and a quota."""
 
-    rate: float | None = None
-    burst: int | None = None
-    quota: int | None = None
-    period: str = "DAY"
+    __match_args__ = ("rate", "burst", "quota", "period")
+    rate: float | None
+    burst: int | None
+    quota: int | None
+    period: str
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        burst: int | None = None,
+        quota: int | None = None,
+        period: str = "DAY",
+    ) -> None:
+        super().__init__(rate=rate, burst=burst, quota=quota, period=period)
 
 
-@dataclass(frozen=True)
-class HttpTrigger:
+class HttpTrigger(FrozenRecord):
     """Call the function for ``method path`` through the app's HTTP gateway."""
 
+    __match_args__ = ("method", "path", "api_key", "cors", "kind")
     method: str
     path: str
-    api_key: bool = False
-    cors: bool | Cors = False
-    kind: str = "http"
+    api_key: bool
+    cors: bool | Cors
+    kind: str
+
+    def __init__(
+        self, method: str, path: str, api_key: bool = False, cors: bool | Cors = False, kind: str = "http"
+    ) -> None:
+        super().__init__(method=method, path=path, api_key=api_key, cors=cors, kind=kind)
 
 
-@dataclass(frozen=True)
-class ScheduleTrigger:
+class ScheduleTrigger(FrozenRecord):
     """Call the function on a schedule: ``rate(5 minutes)`` or a cron expression."""
 
+    __match_args__ = ("expression", "name", "payload", "enabled", "kind")
     expression: str
-    name: str | None = None
-    payload: Any = None
-    enabled: bool = True
-    kind: str = "schedule"
+    name: str | None
+    payload: Any
+    enabled: bool
+    kind: str
+
+    def __init__(
+        self,
+        expression: str,
+        name: str | None = None,
+        payload: Any = None,
+        enabled: bool = True,
+        kind: str = "schedule",
+    ) -> None:
+        super().__init__(expression=expression, name=name, payload=payload, enabled=enabled, kind=kind)
 
 
-@dataclass(frozen=True)
-class UploadTrigger:
+class UploadTrigger(FrozenRecord):
     """Call the function when an object is created in ``bucket``."""
 
+    __match_args__ = ("bucket", "prefix", "suffix", "kind")
     bucket: str
-    prefix: str = ""
-    suffix: str = ""
-    kind: str = "upload"
+    prefix: str
+    suffix: str
+    kind: str
+
+    def __init__(self, bucket: str, prefix: str = "", suffix: str = "", kind: str = "upload") -> None:
+        super().__init__(bucket=bucket, prefix=prefix, suffix=suffix, kind=kind)
 
 
-@dataclass(frozen=True)
-class QueueTrigger:
+class QueueTrigger(FrozenRecord):
     """Call the function with batches of messages from ``queue``."""
 
+    __match_args__ = ("queue", "batch_size", "kind")
     queue: str
-    batch_size: int = 10
-    kind: str = "queue"
+    batch_size: int
+    kind: str
+
+    def __init__(self, queue: str, batch_size: int = 10, kind: str = "queue") -> None:
+        super().__init__(queue=queue, batch_size=batch_size, kind=kind)
 
 
 Trigger = HttpTrigger | ScheduleTrigger | UploadTrigger | QueueTrigger
@@ -111,18 +162,39 @@ def queue(queue: str | Queue, *, batch_size: int = 10) -> QueueTrigger:
     return QueueTrigger(queue=name, batch_size=batch_size)
 
 
-@dataclass
-class FunctionDef:
+class FunctionDef(Record):
     """A function as declared with :meth:`App.function`."""
 
-    name: str
-    handler: Callable[..., Any]
-    memory_mb: int = 128
-    timeout_s: float = 6
-    environment: dict[str, str] = field(default_factory=dict)
-    concurrency: int | None = None
-    triggers: tuple[Trigger, ...] = ()
-    description: str = ""
+    __match_args__ = (
+        "name",
+        "handler",
+        "memory_mb",
+        "timeout_s",
+        "environment",
+        "concurrency",
+        "triggers",
+        "description",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        handler: Callable[..., Any],
+        memory_mb: int = 128,
+        timeout_s: float = 6,
+        environment: dict[str, str] | None = None,
+        concurrency: int | None = None,
+        triggers: tuple[Trigger, ...] = (),
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.handler = handler
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self.environment: dict[str, str] = {} if environment is None else environment
+        self.concurrency = concurrency
+        self.triggers = triggers
+        self.description = description
 
     @property
     def handler_ref(self) -> str:
@@ -130,25 +202,43 @@ class FunctionDef:
         return f"{self.handler.__module__}:{self.handler.__qualname__}"
 
 
-@dataclass(frozen=True)
-class BucketDef:
+class BucketDef(FrozenRecord):
+    __match_args__ = ("name",)
     name: str
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
 
-@dataclass(frozen=True)
-class QueueDef:
+
+class QueueDef(FrozenRecord):
+    __match_args__ = ("name", "visibility_timeout_s", "max_receives")
     name: str
-    visibility_timeout_s: int = 30
-    max_receives: int = 3
+    visibility_timeout_s: int
+    max_receives: int
+
+    def __init__(self, name: str, visibility_timeout_s: int = 30, max_receives: int = 3) -> None:
+        super().__init__(name=name, visibility_timeout_s=visibility_timeout_s, max_receives=max_receives)
 
 
-@dataclass(frozen=True)
-class TableDef:
+class TableDef(FrozenRecord):
+    __match_args__ = ("name", "key", "sort_key", "key_type", "sort_key_type")
     name: str
-    key: str = "id"
-    sort_key: str | None = None
-    key_type: str = "string"
-    sort_key_type: str = "string"
+    key: str
+    sort_key: str | None
+    key_type: str
+    sort_key_type: str
+
+    def __init__(
+        self,
+        name: str,
+        key: str = "id",
+        sort_key: str | None = None,
+        key_type: str = "string",
+        sort_key_type: str = "string",
+    ) -> None:
+        super().__init__(
+            name=name, key=key, sort_key=sort_key, key_type=key_type, sort_key_type=sort_key_type
+        )
 
 
 class App:

@@ -2,29 +2,55 @@
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+
+from .records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    import logging
+    from typing import Any
 
 
-@dataclass
-class Context:
+class Context(Record):
     """Facts about the current invocation.
 
     ``deadline_ms`` is a wall-clock deadline in epoch milliseconds, set by the
     provider from the function's timeout, so :meth:`remaining_ms` is real.
+    ``logger`` defaults to the ``sls_py.function`` logger.
     """
 
-    request_id: str
-    function_name: str
-    stage: str
-    deadline_ms: int
-    memory_mb: int = 128
-    provider: str = ""
-    logger: logging.Logger | logging.LoggerAdapter[Any] = field(
-        default_factory=lambda: logging.getLogger("sls_py.function")
+    __match_args__ = (
+        "request_id",
+        "function_name",
+        "stage",
+        "deadline_ms",
+        "memory_mb",
+        "provider",
+        "logger",
     )
+
+    def __init__(
+        self,
+        request_id: str,
+        function_name: str,
+        stage: str,
+        deadline_ms: int,
+        memory_mb: int = 128,
+        provider: str = "",
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.function_name = function_name
+        self.stage = stage
+        self.deadline_ms = deadline_ms
+        self.memory_mb = memory_mb
+        self.provider = provider
+        if logger is None:
+            import logging
+
+            logger = logging.getLogger("sls_py.function")
+        self.logger: logging.Logger | logging.LoggerAdapter[Any] = logger
 
     def remaining_ms(self) -> int:
         """Milliseconds left before the provider stops this invocation."""
@@ -36,5 +62,7 @@ class Context:
 
 def make_logger(function_name: str, request_id: str) -> logging.LoggerAdapter[Any]:
     """A logger whose records carry the function name and request id."""
+    import logging  # loaded by every provider's worker already; not needed to import this module
+
     base = logging.getLogger(f"sls_py.function.{function_name}")
     return logging.LoggerAdapter(base, {"function": function_name, "request_id": request_id})

@@ -10,8 +10,11 @@ raises :class:`HttpError`, a provider turns it into a status code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from .records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class HttpError(Exception):
@@ -39,19 +42,28 @@ class InvalidInput(Exception):
         self.errors = errors or []
 
 
-@dataclass
-class ErrorInfo:
+class ErrorInfo(Record):
     """A function error as data: what crosses from a worker to a provider.
 
     ``status`` is set for errors that have an HTTP meaning (HttpError, invalid
     input, timeout); it is ``None`` for an unhandled exception.
     """
 
-    type: str
-    message: str
-    status: int | None = None
-    traceback: list[str] = field(default_factory=list)
-    details: Any = None
+    __match_args__ = ("type", "message", "status", "traceback", "details")
+
+    def __init__(
+        self,
+        type: str,
+        message: str,
+        status: int | None = None,
+        traceback: list[str] | None = None,
+        details: Any = None,
+    ) -> None:
+        self.type = type
+        self.message = message
+        self.status = status
+        self.traceback: list[str] = [] if traceback is None else traceback
+        self.details: Any = details
 
     def to_wire(self) -> dict[str, Any]:
         return {

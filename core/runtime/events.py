@@ -6,32 +6,58 @@ Every event can be turned into plain JSON data (``to_wire``) and back
 
 from __future__ import annotations
 
-import base64
 import json
-from dataclasses import dataclass, field
-from typing import Any
+
+from .records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from typing import Any
+
+# The events are value classes (repr, equality) written without @dataclass:
+# see sls_py.runtime.records for why.
 
 
 def _b64(data: bytes) -> str:
+    import base64  # only wire forms need it: not imported at cold start
+
     return base64.b64encode(data).decode("ascii")
 
 
-@dataclass
-class HttpRequest:
+def _unb64(text: str | bytes) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
+
+
+class HttpRequest(Record):
     """An HTTP request as a request-style handler sees it.
 
     ``headers`` keys are lower case and, like ``query``, map to every value
     that was sent (repeated headers and query values are kept).
     """
 
-    method: str
-    path: str
-    route: str = ""
-    path_params: dict[str, str] = field(default_factory=dict)
-    query: dict[str, list[str]] = field(default_factory=dict)
-    headers: dict[str, list[str]] = field(default_factory=dict)
-    body: bytes = b""
-    source_ip: str = ""
+    __match_args__ = ("method", "path", "route", "path_params", "query", "headers", "body", "source_ip")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        route: str = "",
+        path_params: dict[str, str] | None = None,
+        query: dict[str, list[str]] | None = None,
+        headers: dict[str, list[str]] | None = None,
+        body: bytes = b"",
+        source_ip: str = "",
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.route = route
+        self.path_params: dict[str, str] = {} if path_params is None else path_params
+        self.query: dict[str, list[str]] = {} if query is None else query
+        self.headers: dict[str, list[str]] = {} if headers is None else headers
+        self.body = body
+        self.source_ip = source_ip
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header ``name`` (case-insensitive)."""
@@ -66,17 +92,19 @@ class HttpRequest:
         }
 
 
-@dataclass
-class Response:
+class Response(Record):
     """What a request-style handler returns.
 
     ``body`` may be bytes, text, or any JSON-able value (a dict, a list, a
     pydantic model), which is sent as ``application/json``.
     """
 
-    status: int = 200
-    body: Any = b""
-    headers: dict[str, str] = field(default_factory=dict)
+    __match_args__ = ("status", "body", "headers")
+
+    def __init__(self, status: int = 200, body: Any = b"", headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.body: Any = body
+        self.headers: dict[str, str] = {} if headers is None else headers
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -107,55 +135,75 @@ class Response:
         return cls(
             status=int(data["status"]),
             headers=dict(data.get("headers") or {}),
-            body=base64.b64decode(data.get("body") or ""),
+            body=_unb64(data.get("body") or ""),
         )
 
 
-@dataclass
-class UploadEvent:
+class UploadEvent(Record):
     """An object was created in a bucket. ``bucket`` is the app's name for it."""
 
-    bucket: str
-    key: str
-    size: int
-    etag: str | None = None
-    content_type: str | None = None
-    time: str | None = None
+    __match_args__ = ("bucket", "key", "size", "etag", "content_type", "time")
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        size: int,
+        etag: str | None = None,
+        content_type: str | None = None,
+        time: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.size = size
+        self.etag = etag
+        self.content_type = content_type
+        self.time = time
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": "upload", **self.__dict__}
+        return {"type": "upload", **self._asdict()}
 
 
-@dataclass
-class ScheduleEvent:
+class ScheduleEvent(Record):
     """A schedule fired. ``time`` is the scheduled time, ISO 8601 in UTC."""
 
-    schedule: str
-    expression: str
-    time: str
-    payload: Any = None
+    __match_args__ = ("schedule", "expression", "time", "payload")
+
+    def __init__(self, schedule: str, expression: str, time: str, payload: Any = None) -> None:
+        self.schedule = schedule
+        self.expression = expression
+        self.time = time
+        self.payload: Any = payload
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": "schedule", **self.__dict__}
+        return {"type": "schedule", **self._asdict()}
 
 
-@dataclass
-class QueueMessage:
+class QueueMessage(Record):
     """One message from a queue."""
 
-    id: str
-    body: str
-    queue: str = ""
-    attributes: dict[str, str] = field(default_factory=dict)
-    receive_count: int = 1
+    __match_args__ = ("id", "body", "queue", "attributes", "receive_count")
+
+    def __init__(
+        self,
+        id: str,
+        body: str,
+        queue: str = "",
+        attributes: dict[str, str] | None = None,
+        receive_count: int = 1,
+    ) -> None:
+        self.id = id
+        self.body = body
+        self.queue = queue
+        self.attributes: dict[str, str] = {} if attributes is None else attributes
+        self.receive_count = receive_count
 
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
 
 
-@dataclass
-class QueueBatch:
+class QueueBatch(Record):
     """A batch of queue messages.
 
     A handler that takes a batch returns the ids of the messages it failed
@@ -164,22 +212,27 @@ class QueueBatch:
     and a message whose call raises is failed alone.
     """
 
-    queue: str
-    messages: list[QueueMessage] = field(default_factory=list)
+    __match_args__ = ("queue", "messages")
+
+    def __init__(self, queue: str, messages: list[QueueMessage] | None = None) -> None:
+        self.queue = queue
+        self.messages: list[QueueMessage] = [] if messages is None else messages
 
     def to_wire(self) -> dict[str, Any]:
         return {
             "type": "queue",
             "queue": self.queue,
-            "messages": [m.__dict__ for m in self.messages],
+            "messages": [m._asdict() for m in self.messages],
         }
 
 
-@dataclass
-class Payload:
+class Payload(Record):
     """A direct invocation: a JSON value from ``sls-py invoke`` or a test."""
 
-    payload: Any = None
+    __match_args__ = ("payload",)
+
+    def __init__(self, payload: Any = None) -> None:
+        self.payload: Any = payload
 
     def to_wire(self) -> dict[str, Any]:
         return {"type": "payload", "payload": self.payload}
@@ -201,7 +254,7 @@ def event_from_wire(data: dict[str, Any]) -> Event:
             path_params=dict(data.get("path_params") or {}),
             query={k: list(v) for k, v in (data.get("query") or {}).items()},
             headers={k.lower(): list(v) for k, v in (data.get("headers") or {}).items()},
-            body=base64.b64decode(data.get("body") or ""),
+            body=_unb64(data.get("body") or ""),
             source_ip=data.get("source_ip", ""),
         )
     if kind == "upload":
@@ -220,6 +273,8 @@ def _default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json")
+    if isinstance(value, Record):
+        return value._asdict()
     if hasattr(value, "__dataclass_fields__"):
         return {k: getattr(value, k) for k in value.__dataclass_fields__}
     if isinstance(value, set | frozenset | tuple):

@@ -20,38 +20,28 @@ import importlib
 import json
 import os
 import threading
-from typing import Any, Protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .drivers import BucketDriver, Driver, QueueDriver, TableDriver
+
+_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "Driver")
+
+
+def __getattr__(name: str) -> object:
+    # The driver protocols live in .drivers (they need ``typing``, which a
+    # function does not otherwise import); still importable from here.
+    if name in _PROTOCOLS:
+        from . import drivers
+
+        return getattr(drivers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ResourceError(Exception):
     """A resource call failed (missing driver, unknown resource, bad key)."""
-
-
-class BucketDriver(Protocol):
-    def put(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
-    def get(self, key: str) -> bytes: ...
-    def list(self, prefix: str = "") -> list[str]: ...
-    def delete(self, key: str) -> None: ...
-
-
-class QueueDriver(Protocol):
-    def send(self, body: str) -> str: ...
-
-
-class TableDriver(Protocol):
-    def get(self, key: dict[str, Any]) -> dict[str, Any] | None: ...
-    def put(self, item: dict[str, Any]) -> None: ...
-    def delete(self, key: dict[str, Any]) -> None: ...
-    def query(self, key_value: Any) -> list[dict[str, Any]]: ...
-    def scan(self) -> list[dict[str, Any]]: ...
-
-
-class Driver(Protocol):
-    """What a provider implements to back the resource handles."""
-
-    def bucket(self, name: str, physical: str) -> BucketDriver: ...
-    def queue(self, name: str, physical: str) -> QueueDriver: ...
-    def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver: ...
 
 
 _lock = threading.Lock()

@@ -105,12 +105,9 @@ standard library and ``sls_py.runtime``; everything else is imported lazily.
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
 import os
 import time
-from typing import Any, NoReturn
 
 from sls_py.runtime import (
     Context,
@@ -128,7 +125,12 @@ from sls_py.runtime import (
     load_app,
 )
 from sls_py.runtime.context import make_logger
-from sls_py.runtime.events import Event
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+    from sls_py.runtime.events import Event
 
 __all__ = ["ERROR_MARKER", "FunctionError", "error_info", "error_message", "handle", "to_neutral"]
 
@@ -140,8 +142,6 @@ _TEXT_TYPES = frozenset(
         "application/x-www-form-urlencoded",
     }
 )
-
-_log = logging.getLogger("sls_py.function")
 
 
 class FunctionError(Exception):
@@ -254,7 +254,9 @@ class _Config:
             self.app = load_app(ref)
             self.handler = find_function(self.app, self.function)
         except Exception as exc:
-            _log.exception("cannot load app %s", ref)
+            import logging
+
+            logging.getLogger("sls_py.function").exception("cannot load app %s", ref)
             self.load_error = ErrorInfo(
                 type="AppImportError", message=f"cannot load {ref}: {type(exc).__name__}: {exc}"
             )
@@ -372,6 +374,8 @@ def _body(event: dict[str, Any]) -> bytes:
     if body is None:
         return b""
     if event.get("isBase64Encoded"):
+        import base64  # only binary bodies need it: not imported at cold start
+
         return base64.b64decode(body)
     return body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
 
@@ -594,6 +598,8 @@ def _http_response(
         except UnicodeDecodeError:
             binary = True
     if binary:
+        import base64
+
         body = base64.b64encode(raw).decode("ascii")
     out: dict[str, Any] = {"statusCode": response.status, "headers": headers}
     if event.get("version") == "2.0":
@@ -611,6 +617,8 @@ def _http_response(
 
 def _setup_logging() -> None:
     """Let INFO records of functions reach CloudWatch (Lambda's root logger is WARNING)."""
+    import logging  # awslambdaric has loaded it; this module need not
+
     if not os.environ.get("AWS_LAMBDA_LOG_LEVEL"):
         logging.getLogger("sls_py").setLevel(logging.INFO)
 
