@@ -158,30 +158,38 @@ def _load_handler(name: str) -> Any:
 
 
 class _Outbox:
-    """Frames from a worker to the gateway. Log frames of a quick invocation
-    wait and leave with its result in one write (one wake-up of the gateway);
-    once an invocation has run for ``STREAM_AFTER_S`` its logs go out at once."""
+    """Frames from a worker to the gateway. Log records of a quick invocation
+    wait and leave inside its result frame (one write, one wake-up of the
+    gateway, no frame per record); once an invocation has run for
+    ``STREAM_AFTER_S`` its logs go out at once as ``L`` frames."""
 
     STREAM_AFTER_S = 0.05
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.frames: list[bytes] = []
+        self.records: list[list[str]] = []
         self.started = 0.0
         self.request_id = ""
 
     def log(self, level: str, message: str) -> None:
-        frame = channel.encode(
-            channel.LOG, {"id": self.request_id, "level": level, "message": message}
-        )
-        self.frames.append(frame)
+        self.records.append([level, message])
         if not self.started or time.monotonic() - self.started > self.STREAM_AFTER_S:
             self.flush()
 
+    def take(self) -> list[list[str]]:
+        """The records still waiting (they go with the result)."""
+        records, self.records = self.records, []
+        return records
+
     def flush(self, last: bytes = b"") -> None:
-        frames, self.frames = self.frames, []
+        rid = self.request_id
+        frames = [
+            channel.encode(channel.LOG, {"id": rid, "level": level, "message": message})
+            for level, message in self.take()
+        ]
+        frames.append(last)
         with contextlib.suppress(OSError):
-            channel.write_all(self.fd, b"".join(frames) + last)
+            channel.write_all(self.fd, b"".join(frames))
 
 
 class _FrameLog(logging.Handler):
@@ -260,7 +268,8 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
         frame = reader.read()
         if frame is None:
             return 0
-        request = frame[1]
+        kind, request = frame
+        raw = kind == channel.RAW_REQUEST
         rid = outbox.request_id = request["id"]
         outbox.started = time.monotonic()
         oom = False
@@ -274,20 +283,63 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
                 provider="local",
                 logger=make_logger(name, rid),
             )
-            outcome = execute(handler, event_from_wire(request["event"]), ctx)
+            event = _http_request(request["event"], request["raw"]) if raw else None
+            outcome = execute(handler, event or event_from_wire(request["event"]), ctx)
             oom = outcome.error is not None and outcome.error.type == "MemoryError"
-            reply = channel.encode(
-                channel.RESULT, {"id": rid, "outcome": outcome.to_wire(), "oom": oom}
-            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            reply = _reply(rid, outcome, oom, outbox.take(), raw)
         except MemoryError:
             oom = True
+            with contextlib.suppress(MemoryError):
+                sys.stdout.flush()
+                sys.stderr.flush()
             reply = channel.encode(channel.RESULT, {"id": rid, "outcome": None, "oom": True})
-        sys.stdout.flush()
-        sys.stderr.flush()
         outbox.flush(reply)
         outbox.request_id, outbox.started = "", 0.0
         if oom:
             return 3  # a process that hit its memory limit is not trusted again
+
+
+def _http_request(wire: dict[str, Any], body: bytes) -> Any:
+    """The ``HttpRequest`` of a ``B`` frame (the gateway built the wire form:
+    lower-case header names, lists of values)."""
+    from sls_py.runtime import HttpRequest
+
+    return HttpRequest(
+        method=wire["method"],
+        path=wire["path"],
+        route=wire.get("route", ""),
+        path_params=wire.get("path_params") or {},
+        query=wire.get("query") or {},
+        headers=wire.get("headers") or {},
+        body=body,
+        source_ip=wire.get("source_ip", ""),
+    )
+
+
+def _reply(rid: str, outcome: Any, oom: bool, logs: list[list[str]], raw: bool) -> bytes:
+    """The result frame: ``S`` with the response body raw for a ``B`` request, else ``R``."""
+    error = outcome.error.to_wire() if outcome.error is not None else None
+    if not raw:
+        message = {"id": rid, "outcome": outcome.to_wire(), "oom": oom}
+        if logs:
+            message["logs"] = logs
+        return channel.encode(channel.RESULT, message)
+    body = b""
+    response = None
+    if outcome.response is not None:
+        body, headers = outcome.response.encoded()
+        response = {"status": outcome.response.status, "headers": headers}
+    meta = {
+        "id": rid,
+        "oom": oom,
+        "result": outcome.result,
+        "response": response,
+        "error": error,
+        "logs": logs,
+    }
+    return channel.encode_raw(channel.RAW_RESULT, meta, body)
 
 
 if __name__ == "__main__":
