@@ -12,8 +12,10 @@ JSON. Kinds:
 
 Two kinds carry an HTTP body as raw bytes instead of base64 inside JSON (the
 hot path: no base64 either way, no body in the JSON): their payload is a
-4-byte big-endian length, that many bytes of JSON, then the raw body, which
-the decoder hands over as the message's ``"raw"`` item:
+4-byte big-endian length, that many bytes of metadata in :mod:`marshal` form
+(about twice as fast as JSON both ways; both ends are the same interpreter,
+and the pipes join only the gateway and the workers it forked), then the raw
+body, which the decoder hands over as the message's ``"raw"`` item:
 
 - ``B`` gateway -> worker: like ``Q`` for an ``http`` event whose ``body``
   is left out of the JSON (it is the raw part);
@@ -30,6 +32,7 @@ Stdlib only: the worker side imports it after fork.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import struct
 from collections.abc import Callable
@@ -57,8 +60,11 @@ def encode(kind: bytes, message: Any) -> bytes:
 
 
 def encode_raw(kind: bytes, message: Any, raw: bytes) -> bytes:
-    """One frame of a raw kind: ``message`` as JSON followed by ``raw`` as is."""
-    data = _encoder.encode(message).encode("utf-8")
+    """One frame of a raw kind: ``message`` (JSON-able data) marshalled, then ``raw`` as is."""
+    try:
+        data = marshal.dumps(message)
+    except ValueError:  # subclasses of str, int ...: plain JSON types first
+        data = marshal.dumps(json.loads(_encoder.encode(message)))
     return b"".join(
         (HEADER.pack(kind, _META.size + len(data) + len(raw)), _META.pack(len(data)), data, raw)
     )
@@ -69,7 +75,7 @@ def decode(kind: bytes, payload: bytes | bytearray) -> Any:
     if kind in _RAW_KINDS:
         (size,) = _META.unpack_from(payload)
         end = _META.size + size
-        message = json.loads(payload[_META.size : end])
+        message = marshal.loads(payload[_META.size : end])
         message["raw"] = bytes(payload[end:])
         return message
     return json.loads(payload)

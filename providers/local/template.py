@@ -346,7 +346,7 @@ def _reply(rid: str, outcome: Any, oom: bool, logs: list[list[str]], raw: bool) 
     response = None
     if outcome.response is not None:
         body, headers = outcome.response.encoded()
-        response = {"status": outcome.response.status, "headers": headers}
+        response = {"status": int(outcome.response.status), "headers": headers}
     meta = {
         "id": rid,
         "oom": oom,
