@@ -218,7 +218,11 @@ class _FrameLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.outbox.log(record.levelname, self.format(record))
+            if record.exc_info or record.exc_text or record.stack_info:
+                text = self.format(record)  # with the traceback
+            else:  # what the "%(message)s" formatter gives, without its overhead
+                text = record.getMessage()
+            self.outbox.log(record.levelname, text)
         except Exception:
             self.handleError(record)
 
@@ -256,6 +260,8 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
     """Serve invocations from ``req_fd`` until it closes; one at a time."""
     from sls_py.runtime import Context, event_from_wire, execute
     from sls_py.runtime.context import make_logger
+
+    function_logger = make_logger(name, "").logger  # looked up once, not per invocation
 
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -297,7 +303,9 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
                 deadline_ms=request["deadline_ms"],
                 memory_mb=memory_mb,
                 provider="local",
-                logger=make_logger(name, rid),
+                logger=logging.LoggerAdapter(
+                    function_logger, {"function": name, "request_id": rid}
+                ),  # what make_logger(name, rid) returns
             )
             event = _http_request(request["event"], request["raw"]) if raw else None
             outcome = execute(handler, event or event_from_wire(request["event"]), ctx)
