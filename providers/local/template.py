@@ -63,6 +63,20 @@ def vm_bytes() -> int:
     return 0
 
 
+def batch_scheduling() -> None:
+    """Run this process (and the workers forked from it) under ``SCHED_BATCH``.
+
+    Same share of the CPU as before, but a worker woken by a request does not
+    preempt the process that woke it: the gateway finishes its turn (answers
+    the client, reads the next request) instead of being switched out in the
+    middle of its pipe write whenever the worker lands on its core. Linux only;
+    a no-op elsewhere."""
+    policy = getattr(os, "SCHED_BATCH", None)
+    if policy is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, policy, os.sched_param(0))
+
+
 def release_memory(freeze: bool = False) -> None:
     """Collect garbage and hand freed heap pages back to the kernel (glibc's
     ``malloc_trim``), so start-up garbage is not resident in this process or in
@@ -100,6 +114,8 @@ def main() -> int:
     if cpus:  # the cores the gateway left to workers (they inherit it)
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    if os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1":
+        batch_scheduling()
     name = os.environ["SLS_PY_FUNCTION"]
     try:
         handler = _load_handler(name)

@@ -45,6 +45,9 @@ class PoolSettings:
     # pin the gateway to one core and the workers to the others (2+ cores): faster
     # on a quiet machine, much slower when other programs keep those cores busy
     pin_cpus: bool = False
+    # workers under SCHED_BATCH: a woken worker does not preempt the gateway
+    # mid-turn (see template.batch_scheduling); Linux only
+    sched_batch: bool = True
 
 
 class FunctionPool:

@@ -236,6 +236,23 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     assert (
         err.value.message == "[tool.sls-py.providers.local] pin_cpus = 'yes' is not true or false"
     )
+    unbatched = load_project(
+        write_project(
+            tmp_path / "t", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = false\n"
+        )
+    )
+    assert pool_settings(unbatched.spec()) == PoolSettings(sched_batch=False)
+    wrong = load_project(
+        write_project(
+            tmp_path / "u", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = 1\n"
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        pool_settings(wrong.spec())
+    assert err.value.message == (
+        "[tool.sls-py.providers.local] sched_batch = 1 is not true or false"
+    )
+    assert err.value.hint.startswith("sched_batch = false")
 
 
 def test_url_without_a_running_server_is_a_clear_error(tmp_path: Path) -> None:
