@@ -114,8 +114,7 @@ def main() -> int:
     if cpus:  # the cores the gateway left to workers (they inherit it)
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
-    if os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1":
-        batch_scheduling()
+    batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
     try:
         handler = _load_handler(name)
@@ -123,6 +122,8 @@ def main() -> int:
         _send(ctrl, {"event": "failed", "error": traceback.format_exc()})
         return 1
     me = os.getpid()
+    if batch:  # after the import, which the first request waits for: workers inherit it
+        batch_scheduling()
     release_memory(freeze=True)
     _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes()})
 
