@@ -164,7 +164,7 @@ class PeakMemory(threading.Thread):
             if rss > self.rss:
                 self.rss, self.procs = rss, n
             self.pss = max(self.pss, pss)
-            time.sleep(0.05)
+            time.sleep(0.5)  # smaps_rollup walks page tables: not free for the measured processes
 
 
 def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -> dict[str, float]:

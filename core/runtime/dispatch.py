@@ -40,6 +40,7 @@ from .events import (
     Response,
     ScheduleEvent,
     UploadEvent,
+    dumps,
     to_jsonable,
 )
 
@@ -128,11 +129,13 @@ def _validate(annotation: Any, payload: Any) -> Any:
         from pydantic import TypeAdapter  # the app uses pydantic types: it is installed
 
         adapter = _adapters[annotation] = TypeAdapter(annotation)
-    from pydantic import ValidationError
-
     try:
         return adapter.validate_python(payload)
-    except ValidationError as exc:
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
         errors = [
             {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
             for e in exc.errors(include_url=False, include_input=False)
@@ -161,7 +164,8 @@ def _as_response(value: Any) -> Response:
         return value
     if value is None:
         return Response(status=204)
-    return Response.json(to_jsonable(value))
+    # serialized once, to the bytes ``Response.json(to_jsonable(value))`` would encode
+    return Response(body=dumps(value), headers={"content-type": "application/json"})
 
 
 def _error_response(info: ErrorInfo) -> Response:

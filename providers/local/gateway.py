@@ -27,7 +27,6 @@ import itertools
 import json
 import re
 import uuid
-from base64 import b64encode
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
@@ -175,14 +174,13 @@ class Gateway:
             "path_params": match.params,
             "query": query,
             "headers": headers,
-            "body": b64encode(req.body).decode("ascii"),
             "source_ip": conn.peer,
-        }
+        }  # the body travels raw, next to it
 
         def done(outcome: dict[str, Any]) -> None:
             self._reply(conn, route, rid, extra, outcome)
 
-        if not route.pool.submit(event, done, rid):
+        if not route.pool.submit(event, done, rid, req.body):
             self.logs.emit(
                 route.function,
                 rid,
@@ -222,7 +220,10 @@ class Gateway:
                     ):
                         headers.extend(extra)
                     headers.append(("x-request-id", rid))
-                    conn.respond(status, headers, base64.b64decode(response.get("body") or ""))
+                    body = response.get("body") or b""
+                    if isinstance(body, str):  # an Outcome.to_wire() form
+                        body = base64.b64decode(body)
+                    conn.respond(status, headers, body)
                     return
         error = outcome.get("error") or {}
         code = error.get("status")

@@ -42,12 +42,18 @@ def error_outcome(type_: str, message: str, status: int | None = None) -> dict[s
 
 
 class Pending:
-    """One invocation: its event (wire form) and whom to tell the outcome, once."""
+    """One invocation: its event (wire form) and whom to tell the outcome, once.
 
-    __slots__ = ("callback", "event", "rid")
+    With ``body`` (raw bytes), ``event`` is an ``http`` event without its
+    ``body`` item: it travels as a raw frame, and the outcome's response body
+    comes back as bytes instead of base64 (the gateway's hot path)."""
 
-    def __init__(self, rid: str, event: dict[str, Any], callback: Callback) -> None:
-        self.rid, self.event = rid, event
+    __slots__ = ("body", "callback", "event", "rid")
+
+    def __init__(
+        self, rid: str, event: dict[str, Any], callback: Callback, body: bytes | None = None
+    ) -> None:
+        self.rid, self.event, self.body = rid, event, body
         self.callback: Callback | None = callback
 
     def finish(self, outcome: dict[str, Any]) -> None:
@@ -116,22 +122,33 @@ class Worker:
         fn = self.pool.fn
         self.current = pending
         deadline_ms = int(time.time() * 1000 + fn.timeout_s * 1000)
-        frame = channel.encode(
-            channel.REQUEST, {"id": pending.rid, "deadline_ms": deadline_ms, "event": pending.event}
-        )
+        message = {"id": pending.rid, "deadline_ms": deadline_ms, "event": pending.event}
+        if pending.body is not None:
+            frame = channel.encode_raw(channel.RAW_REQUEST, message, pending.body)
+        else:
+            frame = channel.encode(channel.REQUEST, message)
         self.requests.write(frame)
         self.timer = self.pool.loop.call_later(fn.timeout_s, self._timed_out)
 
     def on_frame(self, kind: bytes, message: Any) -> None:
+        pending = self.current
         if kind == channel.LOG:
-            rid = message.get("id") or (self.current.rid if self.current else "")
+            rid = message.get("id") or (pending.rid if pending else "")
             self.pool.logs.emit(
                 self.pool.fn.name, rid, message.get("level", "INFO"), message.get("message", "")
             )
             return
-        pending = self.current
-        if kind != channel.RESULT or pending is None or message.get("id") != pending.rid:
+        if (
+            kind not in (channel.RESULT, channel.RAW_RESULT)
+            or pending is None
+            or message.get("id") != pending.rid
+        ):
             return
+        logs = message.get("logs")
+        if logs:
+            emit, name = self.pool.logs.emit, self.pool.fn.name
+            for level, text in logs:
+                emit(name, pending.rid, level, text)
         self.current = None
         if self.timer is not None:
             self.timer.cancel()
@@ -148,8 +165,21 @@ class Worker:
             pending.finish(error_outcome("OutOfMemory", text))
             self.pool.worker_gone(self)
             return
-        pending.finish(message["outcome"])
+        if kind == channel.RAW_RESULT:
+            response = message["response"]
+            if response is not None:
+                response["body"] = message["raw"]
+            outcome = {
+                "result": message.get("result"),
+                "response": response,
+                "error": message.get("error"),
+            }
+        else:
+            outcome = message["outcome"]
+        # the next queued invocation goes to the worker first, so it runs while
+        # the gateway answers this one
         self.pool.worker_free(self)
+        pending.finish(outcome)
 
     def raw_output(self, text: str) -> None:
         rid = self.current.rid if self.current else ""

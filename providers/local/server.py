@@ -42,6 +42,12 @@ def server_file(project: Project, stage: str) -> Path:
     return project.state_dir / "local" / stage / "server.json"
 
 
+_FLAG_HINTS = {
+    "pin_cpus": "pin_cpus = false lets the OS place the gateway and workers on any core",
+    "sched_batch": "sched_batch = false runs workers under the normal scheduling policy",
+}
+
+
 def pool_settings(spec: Spec) -> PoolSettings:
     """Pool tuning from ``[tool.sls-py.providers.local]``."""
     conf = spec.provider_settings("local")
@@ -63,14 +69,15 @@ def pool_settings(spec: Spec) -> PoolSettings:
                     "is not a non-negative number",
                     hint=f"for example: {name} = {getattr(PoolSettings, name)!r}",
                 ) from None
-    if "pin_cpus" in conf:
-        if not isinstance(conf["pin_cpus"], bool):
-            raise ConfigError(
-                f"[tool.sls-py.providers.local] pin_cpus = {conf['pin_cpus']!r} "
-                "is not true or false",
-                hint="pin_cpus = false lets the OS place the gateway and workers on any core",
-            )
-        values["pin_cpus"] = conf["pin_cpus"]
+    for flag in ("pin_cpus", "sched_batch"):
+        if flag in conf:
+            if not isinstance(conf[flag], bool):
+                raise ConfigError(
+                    f"[tool.sls-py.providers.local] {flag} = {conf[flag]!r} "
+                    "is not true or false",
+                    hint=_FLAG_HINTS[flag],
+                )
+            values[flag] = conf[flag]
     return PoolSettings(**values)
 
 
@@ -140,6 +147,8 @@ class LocalServer:
             env = function_environment(spec, project, fn)
             if worker_cpus:
                 env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
+            if settings.sched_batch:
+                env["SLS_PY_SCHED_BATCH"] = "1"
             self.pools[fn.name] = FunctionPool(fn, env, project.root, logs, settings, loop)
         http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]

@@ -45,6 +45,9 @@ class PoolSettings:
     # pin the gateway to one core and the workers to the others (2+ cores): faster
     # on a quiet machine, much slower when other programs keep those cores busy
     pin_cpus: bool = False
+    # workers under SCHED_BATCH: a woken worker does not preempt the gateway
+    # mid-turn (see template.batch_scheduling); Linux only
+    sched_batch: bool = True
 
 
 class FunctionPool:
@@ -94,10 +97,19 @@ class FunctionPool:
             self._spawn()
         return True
 
-    def submit(self, event: dict[str, Any], callback: Callback, rid: str | None = None) -> bool:
+    def submit(
+        self,
+        event: dict[str, Any],
+        callback: Callback,
+        rid: str | None = None,
+        body: bytes | None = None,
+    ) -> bool:
         """Run ``event`` (wire form) and call ``callback(outcome_wire)`` once.
-        ``False`` when the function is at its concurrency limit and its queue is full."""
-        pending = Pending(rid or str(uuid.uuid4()), event, callback)
+        ``False`` when the function is at its concurrency limit and its queue is full.
+
+        With ``body``, ``event`` is an ``http`` event without its ``body`` item
+        and the outcome's response body is bytes, not base64 (see :class:`Pending`)."""
+        pending = Pending(rid or str(uuid.uuid4()), event, callback, body)
         if self.idle:
             self.idle.pop().run(pending)
             return True

@@ -150,3 +150,29 @@ def where(req: HttpRequest, ctx) -> dict:
         gateway = _allowed_cpus(server.proc.pid)
     assert gateway == {cpus[0]}
     assert worker["cpus"] == cpus[1:]
+
+
+_WHO = """
+import os
+
+from sls_py import App, HttpRequest, http
+
+app = App("policy")
+
+
+@app.function(name="policy", triggers=[http("GET", "/policy")])
+def policy(req: HttpRequest, ctx) -> dict:
+    return {"policy": os.sched_getscheduler(0)}
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+@pytest.mark.parametrize("config", ["", "[tool.sls-py.providers.local]\nsched_batch = false\n"])
+def test_workers_run_under_sched_batch_unless_turned_off(tmp_path: Path, config: str) -> None:
+    project = write_project(tmp_path / "policy", "policyapp", _WHO, config, "policy")
+    with run_server(project, "--no-reload") as server:
+        with server.client() as c:
+            worker = c.get("/policy").json()
+        gateway = os.sched_getscheduler(server.proc.pid)
+    assert gateway == os.SCHED_OTHER  # only the workers yield
+    assert worker == {"policy": os.SCHED_OTHER if config else os.SCHED_BATCH}

@@ -129,6 +129,33 @@ def test_frames_survive_any_fragmentation() -> None:
         assert got == list(zip((b"Q", b"R", b"L"), messages, strict=True))
 
 
+def test_raw_frames_carry_bodies_as_bytes_between_json_frames() -> None:
+    class Name(str):  # not marshallable as such: sent as the plain str
+        pass
+
+    body = bytes(range(256)) * 3  # not UTF-8, not base64: exactly these bytes
+    meta = {"id": "r1", "event": {"headers": {"h": ["v", "w"]}, "n": 1.5, "none": None}}
+    data = (
+        channel.encode(b"L", {"id": "r1", "message": "before"})
+        + channel.encode_raw(channel.RAW_REQUEST, meta, body)
+        + channel.encode_raw(channel.RAW_RESULT, {"id": Name("r1"), "logs": [["INFO", "é"]]}, b"")
+        + channel.encode(b"R", {"id": "r2"})
+    )
+    expected = [
+        (b"L", {"id": "r1", "message": "before"}),
+        (b"B", {**meta, "raw": body}),
+        (b"S", {"id": "r1", "logs": [["INFO", "é"]], "raw": b""}),
+        (b"R", {"id": "r2"}),
+    ]
+    for size in (1, 5, len(data)):
+        got: list[tuple[bytes, Any]] = []
+        decoder = channel.FrameDecoder(lambda k, m, got=got: got.append((k, m)))
+        for i in range(0, len(data), size):
+            decoder.feed(data[i : i + size])
+        assert got == expected
+    assert type(got[2][1]["id"]) is str
+
+
 def test_frame_reader_reads_whole_frames_from_a_pipe() -> None:
     import os
 
@@ -209,6 +236,23 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     assert (
         err.value.message == "[tool.sls-py.providers.local] pin_cpus = 'yes' is not true or false"
     )
+    unbatched = load_project(
+        write_project(
+            tmp_path / "t", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = false\n"
+        )
+    )
+    assert pool_settings(unbatched.spec()) == PoolSettings(sched_batch=False)
+    wrong = load_project(
+        write_project(
+            tmp_path / "u", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = 1\n"
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        pool_settings(wrong.spec())
+    assert err.value.message == (
+        "[tool.sls-py.providers.local] sched_batch = 1 is not true or false"
+    )
+    assert err.value.hint.startswith("sched_batch = false")
 
 
 def test_url_without_a_running_server_is_a_clear_error(tmp_path: Path) -> None:
