@@ -21,13 +21,9 @@ Every provider calls :func:`execute`, so the semantics are the same everywhere.
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 import sys
 import traceback
-import typing
-from dataclasses import dataclass
-from typing import Any
 
 from .context import Context
 from .errors import ErrorInfo, HttpError, InvalidInput
@@ -43,6 +39,11 @@ from .events import (
     dumps,
     to_jsonable,
 )
+from .records import Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from typing import Any
 
 STYLES = {
     HttpRequest: "request",
@@ -53,8 +54,7 @@ STYLES = {
 }
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     """The result of one invocation, as data.
 
     For an HTTP event, ``response`` is set unless the function failed with an
@@ -62,9 +62,14 @@ class Outcome:
     ``result`` holds the JSON-able return value. ``error`` is set on failure.
     """
 
-    result: Any = None
-    response: Response | None = None
-    error: ErrorInfo | None = None
+    __match_args__ = ("result", "response", "error")
+
+    def __init__(
+        self, result: Any = None, response: Response | None = None, error: ErrorInfo | None = None
+    ) -> None:
+        self.result = result
+        self.response = response
+        self.error = error
 
     @property
     def ok(self) -> bool:
@@ -86,13 +91,15 @@ class Outcome:
         )
 
 
-@dataclass
-class Signature:
+class Signature(Record):
     """What a handler takes, worked out once per handler."""
 
-    style: str
-    annotation: Any
-    wants_context: bool
+    __match_args__ = ("style", "annotation", "wants_context")
+
+    def __init__(self, style: str, annotation: Any, wants_context: bool) -> None:
+        self.style = style
+        self.annotation = annotation
+        self.wants_context = wants_context
 
 
 _signatures: dict[Any, Signature] = {}
@@ -104,6 +111,10 @@ def signature_of(func: Any) -> Signature:
     cached = _signatures.get(func)
     if cached is not None:
         return cached
+    # imported here, once per handler, not at cold start
+    import inspect
+    import typing
+
     params = [
         p
         for p in inspect.signature(func).parameters.values()
@@ -120,9 +131,14 @@ def signature_of(func: Any) -> Signature:
     return sig
 
 
+def _is_any(annotation: Any) -> bool:
+    typing = sys.modules.get("typing")  # an annotation of typing.Any means typing is loaded
+    return typing is not None and annotation is typing.Any
+
+
 def _validate(annotation: Any, payload: Any) -> Any:
     """``payload`` validated into ``annotation`` (pydantic is imported only if needed)."""
-    if annotation is None or annotation is Any or annotation is inspect.Parameter.empty:
+    if annotation is None or _is_any(annotation):
         return payload
     adapter = _adapters.get(annotation)
     if adapter is None:
