@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,53 @@ def test_an_invalid_port_starts_nothing(tmp_path: Path) -> None:
         prepare(project.spec(), project, RunOptions(port=70000))
     assert err.value.message == "--port 70000 is not a TCP port"
     assert _templates(os.getpid()) == before == {}
+
+
+PROBE = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from sls_py.cli import main
+
+state = Path(sys.argv[1]) / ".sls-py" / "local" / "dev" / "server.json"
+heavy = ["croniter", "rich", "sls_py_inprocess.runner"]
+
+
+def probe():
+    while not state.exists():
+        time.sleep(0.02)
+    print("loaded:", [m for m in heavy if m in sys.modules], flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+threading.Thread(target=probe, daemon=True).start()
+sys.exit(main(["run", "-p", sys.argv[1], "--port", "0", "--no-reload"]))
+"""
+
+HTTP_APP = """
+from sls_py import App, HttpRequest, http
+
+app = App("plainhttp")
+
+
+@app.function(name="hello", triggers=[http("GET", "/hello")])
+def hello(req: HttpRequest, ctx) -> dict:
+    return {"hello": "world"}
+"""
+
+
+def test_run_imports_no_rich_croniter_or_other_providers_runners(tmp_path: Path) -> None:
+    """What `sls-py run` does not need stays unimported (cold start, gateway memory):
+    rich when nothing styled is printed, croniter without cron schedules, and the
+    modules of providers that were not chosen beyond their plugin module."""
+    project = write_project(tmp_path / "p", "plainhttp", HTTP_APP, "", "plainhttp")
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, str(project)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=project,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "loaded: []"
+    assert "ready: http://127.0.0.1:" in r.stderr
