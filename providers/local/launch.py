@@ -3,8 +3,9 @@
 A template (:mod:`.template`) is a fresh interpreter that imports the app: the
 longest part of the local server's cold start, and the first request waits for
 it. :func:`prepare` runs first in ``sls-py run``: it checks the options, reads
-the pool settings, and starts the templates of the HTTP functions before the
-gateway imports its own modules (asyncio, uvloop, the services) and sets up
+the pool settings, binds the gateway's port (for an IP address; a host name is
+resolved and bound by the event loop later) and starts the templates of the
+HTTP functions before the gateway imports its own modules (asyncio, uvloop, the services) and sets up
 its event loop, so on a machine with two or more cores the template's import
 overlaps the gateway's start-up. The gateway's :class:`~.handles.Template`
 then adopts the started process (:attr:`.workers.FunctionPool.prestarted`).
@@ -77,15 +78,21 @@ class Prepared:
     settings: PoolSettings
     envs: dict[str, dict[str, str]]
     launches: dict[str, Launch] = field(default_factory=dict)
+    #: the gateway's listening socket, bound early (``None`` for a host name)
+    listener: socket.socket | None = None
 
     def take(self, function: str) -> Launch | None:
-        """The started template of ``function``, for its pool to adopt (once)."""
+        """The started template of ``function`` (``None``: not an HTTP function),
+        for its pool's first template to adopt."""
         return self.launches.get(function)
 
     def close(self) -> None:
-        """Kill every template started here (their pools may have closed them already)."""
+        """Kill every template started here (their pools may have closed them
+        already) and close the listening socket."""
         for launch in self.launches.values():
             launch.close()
+        if self.listener is not None:
+            self.listener.close()
 
 
 def check_port(port: int) -> None:
@@ -97,9 +104,36 @@ def check_port(port: int) -> None:
         )
 
 
+def listen(host: str, port: int) -> socket.socket | None:
+    """A socket listening on ``host:port`` when ``host`` is an IP address (bound
+    like ``loop.create_server`` binds it: ``SO_REUSEADDR``, IPv6 only for an IPv6
+    address); ``None`` for a host name, which the event loop resolves and binds.
+
+    Connections made before the gateway's loop runs wait in the backlog."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        try:
+            return socket.create_server((host, port), family=family, backlog=4096)
+        except OSError as exc:
+            raise listen_error(host, port, exc) from None
+    return None
+
+
+def listen_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """The error for a port that cannot be listened on."""
+    return ConfigError(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+        hint="choose another port with --port (0 picks a free one)",
+    )
+
+
 def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool = True) -> Prepared:
     """Check the options, settle each function's environment and (with ``launch``)
-    start the HTTP functions' templates; on an error nothing is left running."""
+    bind the port and start the HTTP functions' templates; on an error nothing is
+    left running or bound."""
     check_port(options.port)
     settings = pool_settings(spec)
     worker_cpus = split_cpus(settings)
@@ -113,6 +147,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         envs[fn.name] = env
     prepared = Prepared(settings, envs)
     if launch:
+        prepared.listener = listen(options.host, options.port)
         try:
             for fn in spec.functions:
                 if fn.http_triggers():

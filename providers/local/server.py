@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sls_py.config import Project
-from sls_py.errors import ConfigError
 from sls_py.provider import RunOptions
 from sls_py.runtime import Outcome
 from sls_py.runtime.errors import ErrorInfo
@@ -32,7 +31,7 @@ from sls_py.ui import UI
 from .connection import HttpConnection
 from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
-from .launch import Prepared, prepare
+from .launch import Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
 from .settings import PoolSettings, pool_settings, split_cpus
 from .workers import FunctionPool
@@ -110,14 +109,16 @@ class LocalServer:
             ]
             gateway = Gateway(routes, KeyChecker(keys), limiter, logs)
             try:
-                server = await loop.create_server(
-                    lambda: HttpConnection(gateway), options.host, options.port, backlog=4096
-                )
+                if prepared.listener is not None:  # bound early (see .launch)
+                    server = await loop.create_server(
+                        lambda: HttpConnection(gateway), sock=prepared.listener, backlog=4096
+                    )
+                else:
+                    server = await loop.create_server(
+                        lambda: HttpConnection(gateway), options.host, options.port, backlog=4096
+                    )
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}",
-                    hint="choose another port with --port (0 picks a free one)",
-                ) from None
+                raise listen_error(options.host, options.port, exc) from None
             port = server.sockets[0].getsockname()[1]
             host = options.host if ":" not in options.host else f"[{options.host}]"
             self.url = f"http://{host}:{port}"

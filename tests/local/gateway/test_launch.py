@@ -6,6 +6,7 @@ start-up that fails leaves nothing running."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -18,7 +19,7 @@ from sls_py.config import load_project
 from sls_py.errors import ConfigError
 from sls_py.provider import RunOptions
 from sls_py.ui import PlainUI
-from sls_py_local.launch import prepare
+from sls_py_local.launch import listen, prepare
 from sls_py_local.server import serve
 
 from .support import run_server, wait_until, write_project
@@ -117,20 +118,65 @@ def test_a_failing_early_template_is_reported_and_retried(tmp_path: Path) -> Non
 
 
 def test_a_failed_start_up_kills_the_early_templates(tmp_path: Path) -> None:
+    pytest.importorskip("sls_py_local.services")
+    from sls_py.errors import ProviderError
+    from sls_py_local.runfile import RunLock
+
     project = load_project(write_project(tmp_path / "p", "launchapp", APP, CONFIG, "launchtest"))
     spec = project.spec()
+    options = RunOptions(port=0, reload=False)
+    prepared = prepare(spec, project, options)
+    assert sorted(prepared.launches) == ["first", "second"]
+    assert prepared.listener is not None
+    procs = [launch.proc for launch in prepared.launches.values()]
+    assert all(p.poll() is None for p in procs)
+    other = RunLock(project.state_dir / "local" / "dev")  # another sls-py run of the stage
+    other.acquire()
+    try:
+        with pytest.raises(ProviderError, match="another sls-py run already serves"):
+            serve(spec, project, options, PlainUI(io.StringIO()), prepared)
+    finally:
+        other.release()
+    assert all(p.poll() is not None for p in procs)
+    assert prepared.listener.fileno() == -1  # closed: the port is free again
+
+
+def test_a_busy_port_is_refused_before_any_template_starts(tmp_path: Path) -> None:
+    project = load_project(write_project(tmp_path / "p", "launchapp", APP, CONFIG, "launchtest"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        options = RunOptions(port=busy.getsockname()[1], reload=False)
-        prepared = prepare(spec, project, options)
-        assert sorted(prepared.launches) == ["first", "second"]
-        procs = [launch.proc for launch in prepared.launches.values()]
-        assert all(p.poll() is None for p in procs)
+        port = busy.getsockname()[1]
         with pytest.raises(ConfigError) as err:
-            serve(spec, project, options, PlainUI(io.StringIO()), prepared)
-    assert err.value.message.startswith(f"cannot listen on 127.0.0.1:{options.port}")
-    assert all(p.poll() is not None for p in procs)
+            prepare(project.spec(), project, RunOptions(port=port))
+    assert err.value.message.startswith(f"cannot listen on 127.0.0.1:{port}: ")
+    assert err.value.hint == "choose another port with --port (0 picks a free one)"
+    assert _templates(os.getpid()) == {}
+
+
+def test_the_port_listens_before_the_gateway_runs(tmp_path: Path) -> None:
+    """prepare() binds an IP address itself, so a client can connect while the
+    gateway still imports (the connection waits in the backlog); a host name is
+    left to the event loop."""
+    project = load_project(write_project(tmp_path / "p", "launchapp", APP, CONFIG, "launchtest"))
+    prepared = prepare(project.spec(), project, RunOptions(port=0, reload=False))
+    try:
+        assert prepared.listener is not None
+        host, port = prepared.listener.getsockname()
+        assert host == "127.0.0.1"
+        socket.create_connection((host, port), timeout=30).close()
+    finally:
+        prepared.close()
+    assert listen("localhost", 0) is None
+    if socket.has_ipv6:
+        with contextlib.suppress(ConfigError):  # no IPv6 loopback in this container
+            v6 = listen("::1", 0)
+            assert v6 is not None
+            with v6:
+                assert (v6.family, v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)) == (
+                    socket.AF_INET6,
+                    1,
+                )
 
 
 def test_an_invalid_port_starts_nothing(tmp_path: Path) -> None:
