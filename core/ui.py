@@ -10,18 +10,34 @@ from typing import Any
 
 
 class UI:
-    """Progress, warnings and notes for the user. ``quiet`` drops progress."""
+    """Progress, warnings and notes for the user. ``quiet`` drops progress.
+
+    Plain lines (:meth:`info`) are written as they are; rich (colours, tables)
+    is imported only when something styled is printed, which keeps it out of
+    commands that print no warning (``sls-py run``'s cold start)."""
+
+    _console: Any = None
 
     def __init__(self, *, quiet: bool = False, color: bool | None = None) -> None:
-        from rich.console import Console
-
         self.quiet = quiet
-        self.console = Console(stderr=True, highlight=False, no_color=color is False)
+        self.color = color
+
+    @property
+    def console(self) -> Any:
+        """The rich ``Console`` writing to stderr (created on first use)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, no_color=self.color is False)
+        return self._console
 
     def info(self, message: str) -> None:
         """A line of progress."""
         if not self.quiet:
-            self.console.print(message, markup=False)
+            stream = sys.stderr
+            if stream is not None:
+                stream.write(message + "\n")
+                stream.flush()
 
     def step(self, action: str, kind: str, name: str, detail: str = "") -> None:
         """One step of a deploy/remove: ``create function clonezero-dev-work-magic``."""

@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sls_py.runtime.errors import ErrorInfo
 
 from . import channel
+from .launch import Launch, launch_template
 
 if TYPE_CHECKING:
     from .workers import FunctionPool
@@ -251,8 +251,9 @@ class Template:
 
     _ids = itertools.count(1)
 
-    def __init__(self, pool: FunctionPool) -> None:
+    def __init__(self, pool: FunctionPool, launched: Launch | None = None) -> None:
         self.pool = pool
+        self.launched = launched  # already started (see .launch): adopted by start()
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.ready: asyncio.Future[None] = pool.loop.create_future()
@@ -262,21 +263,10 @@ class Template:
 
     async def start(self) -> None:
         """Start the process and wait until it has imported the app."""
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(self.pool.env)
-        env["SLS_PY_CONTROL_FD"] = str(child.fileno())
-        env["SLS_PY_PARENT_PID"] = str(os.getpid())
-        env["SLS_PY_MEMORY_MB"] = str(self.pool.fn.memory_mb)
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sls_py_local.template"],
-                env=env,
-                cwd=str(self.pool.cwd),
-                pass_fds=[child.fileno()],
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            child.close()
+        launched, self.launched = self.launched, None
+        if launched is None:
+            launched = launch_template(self.pool.env, self.pool.fn.memory_mb, self.pool.cwd)
+        self.proc, parent = launched.proc, launched.sock
         parent.setblocking(False)
         self.sock = parent
         self.pool.loop.add_reader(parent.fileno(), self._on_control)

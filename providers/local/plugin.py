@@ -79,9 +79,17 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
 def sls_py_run(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int:
     """Serve the app: the HTTP gateway with a worker pool per function (and, when
     ``sls_py_local.services`` is installed, schedules, buckets and queues)."""
-    from .server import serve
+    from .launch import prepare
 
-    return serve(spec, project, options, ui)
+    # the templates (each a fresh interpreter importing the app) start first, so
+    # their imports overlap the gateway's own imports and set-up
+    prepared = prepare(spec, project, options)
+    try:
+        from .server import serve
+    except BaseException:
+        prepared.close()
+        raise
+    return serve(spec, project, options, ui, prepared)
 
 
 @hookimpl

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sls_py.config import Project
-from sls_py.errors import ConfigError
 from sls_py.provider import RunOptions
 from sls_py.runtime import Outcome
 from sls_py.runtime.errors import ErrorInfo
@@ -32,73 +31,17 @@ from sls_py.ui import UI
 from .connection import HttpConnection
 from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
+from .launch import Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
-from .oneshot import function_environment
-from .workers import FunctionPool, PoolSettings
+from .settings import PoolSettings, pool_settings, split_cpus
+from .workers import FunctionPool
+
+__all__ = ["LocalServer", "pool_settings", "read_server_url", "serve", "server_file", "split_cpus"]
 
 
 def server_file(project: Project, stage: str) -> Path:
     """Where a running server records its URL and pid."""
     return project.state_dir / "local" / stage / "server.json"
-
-
-_FLAG_HINTS = {
-    "pin_cpus": "pin_cpus = false lets the OS place the gateway and workers on any core",
-    "sched_batch": "sched_batch = false runs workers under the normal scheduling policy",
-}
-
-
-def pool_settings(spec: Spec) -> PoolSettings:
-    """Pool tuning from ``[tool.sls-py.providers.local]``."""
-    conf = spec.provider_settings("local")
-    values: dict[str, Any] = {}
-    for name, kind in (
-        ("max_workers", int),
-        ("queue_size", int),
-        ("idle_timeout_s", float),
-        ("start_timeout_s", float),
-    ):
-        if name in conf:
-            try:
-                values[name] = kind(conf[name])
-                if values[name] < 0:
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"[tool.sls-py.providers.local] {name} = {conf[name]!r} "
-                    "is not a non-negative number",
-                    hint=f"for example: {name} = {getattr(PoolSettings, name)!r}",
-                ) from None
-    for flag in ("pin_cpus", "sched_batch"):
-        if flag in conf:
-            if not isinstance(conf[flag], bool):
-                raise ConfigError(
-                    f"[tool.sls-py.providers.local] {flag} = {conf[flag]!r} "
-                    "is not true or false",
-                    hint=_FLAG_HINTS[flag],
-                )
-            values[flag] = conf[flag]
-    return PoolSettings(**values)
-
-
-def split_cpus(settings: PoolSettings) -> list[int]:
-    """Pin this (gateway) process to one core and return the cores for workers.
-
-    The gateway and the workers then never take turns on one core, which costs
-    a context switch and cold caches per request; but a pinned process cannot
-    move away from a core that other programs keep busy, so this is opt-in
-    (``pin_cpus = true``). Nothing is pinned on a single-core machine (then ``[]``).
-    """
-    if not settings.pin_cpus or not hasattr(os, "sched_getaffinity"):
-        return []
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return []
-    try:
-        os.sched_setaffinity(0, {cpus[0]})
-    except OSError:
-        return []
-    return cpus[1:]
 
 
 def _load_services() -> Any:
@@ -115,8 +58,16 @@ def _load_services() -> Any:
 class LocalServer:
     """Everything ``sls-py run`` serves, in one event loop."""
 
-    def __init__(self, spec: Spec, project: Project, options: RunOptions, ui: UI) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        project: Project,
+        options: RunOptions,
+        ui: UI,
+        prepared: Prepared | None = None,
+    ) -> None:
         self.spec, self.project, self.options, self.ui = spec, project, options, ui
+        self.prepared = prepared
         self.stop_event = asyncio.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.url = ""
@@ -133,23 +84,17 @@ class LocalServer:
         """Serve until SIGINT/SIGTERM."""
         loop = asyncio.get_running_loop()
         spec, project, options = self.spec, self.project, self.options
-        if not 0 <= options.port <= 65535:
-            raise ConfigError(
-                f"--port {options.port} is not a TCP port",
-                hint="use a number from 1 to 65535, or 0 for any free port",
-            )
-        settings = pool_settings(spec)
+        if self.prepared is None:  # checks the options; starts no template
+            self.prepared = prepare(spec, project, options, launch=False)
+        prepared = self.prepared
+        settings = prepared.settings
         logs = LogSink(log_dir(project.state_dir, spec.stage), json_lines=options.json_logs)
         logs.attach(loop)
         self.logs = logs
-        worker_cpus = split_cpus(settings)
         for fn in spec.functions:
-            env = function_environment(spec, project, fn)
-            if worker_cpus:
-                env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
-            if settings.sched_batch:
-                env["SLS_PY_SCHED_BATCH"] = "1"
-            self.pools[fn.name] = FunctionPool(fn, env, project.root, logs, settings, loop)
+            pool = FunctionPool(fn, prepared.envs[fn.name], project.root, logs, settings, loop)
+            pool.prestarted = prepared.take(fn.name)
+            self.pools[fn.name] = pool
         http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
         server: asyncio.Server | None = None
@@ -164,14 +109,16 @@ class LocalServer:
             ]
             gateway = Gateway(routes, KeyChecker(keys), limiter, logs)
             try:
-                server = await loop.create_server(
-                    lambda: HttpConnection(gateway), options.host, options.port, backlog=4096
-                )
+                if prepared.listener is not None:  # bound early (see .launch)
+                    server = await loop.create_server(
+                        lambda: HttpConnection(gateway), sock=prepared.listener, backlog=4096
+                    )
+                else:
+                    server = await loop.create_server(
+                        lambda: HttpConnection(gateway), options.host, options.port, backlog=4096
+                    )
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}",
-                    hint="choose another port with --port (0 picks a free one)",
-                ) from None
+                raise listen_error(options.host, options.port, exc) from None
             port = server.sockets[0].getsockname()[1]
             host = options.host if ":" not in options.host else f"[{options.host}]"
             self.url = f"http://{host}:{port}"
@@ -325,13 +272,24 @@ def read_server_url(project: Project, stage: str) -> str | None:
     return str(data["url"])
 
 
-def serve(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int:
-    """Run the local server in a uvloop event loop until stopped."""
-    try:
-        import uvloop
+def serve(
+    spec: Spec, project: Project, options: RunOptions, ui: UI, prepared: Prepared | None = None
+) -> int:
+    """Run the local server in a uvloop event loop until stopped.
 
-        factory: Any = uvloop.new_event_loop
-    except ImportError:  # not available on this platform: the stdlib loop works too
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(LocalServer(spec, project, options, ui).run())
+    :param prepared: from :func:`.launch.prepare`, called before this module was
+        imported (the templates it started are adopted, and killed on the way out).
+    """
+    if prepared is None:
+        prepared = prepare(spec, project, options)
+    try:
+        try:
+            import uvloop
+
+            factory: Any = uvloop.new_event_loop
+        except ImportError:  # not available on this platform: the stdlib loop works too
+            factory = None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(LocalServer(spec, project, options, ui, prepared).run())
+    finally:
+        prepared.close()

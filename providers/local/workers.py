@@ -20,7 +20,6 @@ import os
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +28,11 @@ from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import FunctionSpec
 
 from .handles import Callback, Pending, Template, TemplateFailed, Worker, error_outcome
+from .launch import Launch
 from .logs import LogSink
+from .settings import PoolSettings
 
 __all__ = ["FunctionPool", "Pending", "PoolSettings", "TemplateFailed", "Worker", "error_outcome"]
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    """Tuning shared by every pool (``[tool.sls-py.providers.local]``)."""
-
-    max_workers: int = 0  # 0: as many as cores, unless the function sets concurrency
-    queue_size: int = 256
-    idle_timeout_s: float = 300.0
-    start_timeout_s: float = 30.0
-    # pin the gateway to one core and the workers to the others (2+ cores): faster
-    # on a quiet machine, much slower when other programs keep those cores busy
-    pin_cpus: bool = False
-    # workers under SCHED_BATCH: a woken worker does not preempt the gateway
-    # mid-turn (see template.batch_scheduling); Linux only
-    sched_batch: bool = True
 
 
 class FunctionPool:
@@ -80,6 +65,9 @@ class FunctionPool:
         self.spawning = 0
         self.crashed: set[int] = set()
         self.closed = False
+        # a template process started before the event loop (see .launch); the
+        # first template adopts it
+        self.prestarted: Launch | None = None
 
     # --- public API -------------------------------------------------------
 
@@ -247,7 +235,8 @@ class FunctionPool:
 
     async def _start_template(self) -> None:
         try:
-            template = Template(self)
+            template = Template(self, self.prestarted)
+            self.prestarted = None
             await template.start()
         except TemplateFailed as exc:
             self.logs.emit(

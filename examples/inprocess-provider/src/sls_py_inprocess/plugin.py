@@ -5,7 +5,7 @@ Registered in this distribution's ``pyproject.toml``::
     [project.entry-points.sls_py]
     inprocess = "sls_py_inprocess.plugin"
 
-Heavy imports (uvicorn) happen inside hooks, so ``sls-py --help`` stays fast.
+Heavy imports (uvicorn, the runner) happen inside hooks, so ``sls-py --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sls_py import hookimpl
 from sls_py.config import Project
@@ -33,13 +33,17 @@ from sls_py.spec import Spec
 from sls_py.ui import UI
 
 from . import __version__
-from .runner import Runner, describe, state_root
+
+if TYPE_CHECKING:
+    from .runner import Runner
 
 _runners: dict[tuple[str, str], Runner] = {}
 
 
 def runner_for(spec: Spec, project: Project) -> Runner:
     """The runner of this project and spec (kept while the spec is unchanged)."""
+    from .runner import Runner
+
     key = (str(project.root), spec.model_dump_json())
     if key not in _runners:
         _runners[key] = Runner(spec, project)
@@ -103,6 +107,8 @@ def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any) -> 
 
 
 def _url_file(spec: Spec, project: Project) -> Any:
+    from .runner import state_root
+
     return state_root(spec, project) / "url"
 
 
@@ -144,6 +150,8 @@ def sls_py_url(spec: Spec, project: Project) -> str:
 @hookimpl
 def sls_py_api_keys(spec: Spec, project: Project) -> list[ApiKey]:
     """The stage's API keys, generated once and kept in the state folder."""
+    from .runner import state_root
+
     path = state_root(spec, project) / "api-keys.json"
     keys: dict[str, str] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     missing = [name for name in spec.gateway.api_keys if name not in keys]
@@ -158,6 +166,8 @@ def sls_py_api_keys(spec: Spec, project: Project) -> list[ApiKey]:
 @hookimpl
 def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest) -> Any:
     """Upload an object, fire a schedule or send a message; report what ran."""
+    from .runner import describe
+
     runner = runner_for(spec, project)
     if request.kind == "schedule":
         return {"function": request.target, **describe(runner.fire_schedule(request.target))}
@@ -189,6 +199,8 @@ def _inventory(spec: Spec | None) -> dict[str, str]:
 
 
 def _deployed(spec: Spec, project: Project) -> dict[str, str]:
+    from .runner import state_root
+
     path = state_root(spec, project) / "deployed.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
@@ -215,6 +227,8 @@ def sls_py_plan(spec: Spec, project: Project) -> Plan:
 @hookimpl
 def sls_py_deploy(spec: Spec, project: Project, ui: UI) -> DeployResult:
     """Record the stage as deployed (functions run on demand; nothing to upload)."""
+    from .runner import state_root
+
     plan = sls_py_plan(spec, project)
     for step in plan.steps:
         ui.step(step.action, step.kind, step.name, step.reason)
@@ -227,6 +241,8 @@ def sls_py_deploy(spec: Spec, project: Project, ui: UI) -> DeployResult:
 @hookimpl
 def sls_py_remove(spec: Spec, project: Project) -> Plan:
     """Forget the stage: its deployment record and its resources' data."""
+    from .runner import state_root
+
     plan = _diff(_deployed(spec, project), {})
     root = state_root(spec, project)
     if root.exists():

@@ -1,0 +1,160 @@
+"""Starting the functions' template processes early in ``sls-py run``.
+
+A template (:mod:`.template`) is a fresh interpreter that imports the app: the
+longest part of the local server's cold start, and the first request waits for
+it. :func:`prepare` runs first in ``sls-py run``: it checks the options, reads
+the pool settings, binds the gateway's port (for an IP address; a host name is
+resolved and bound by the event loop later) and starts the templates of the
+HTTP functions before the gateway imports its own modules (asyncio, uvloop, the services) and sets up
+its event loop, so on a machine with two or more cores the template's import
+overlaps the gateway's start-up. The gateway's :class:`~.handles.Template`
+then adopts the started process (:attr:`.workers.FunctionPool.prestarted`).
+
+No asyncio here: importing it is part of what the early start overlaps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sls_py.config import Project
+from sls_py.errors import ConfigError
+from sls_py.provider import RunOptions
+from sls_py.spec import Spec
+
+from .oneshot import function_environment
+from .settings import PoolSettings, pool_settings, split_cpus
+
+
+class Launch:
+    """A started template process and the gateway's end of its control socket."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self.proc, self.sock = proc, sock
+
+    def close(self) -> None:
+        """Kill the process (if still running) and close the socket; idempotent."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self.sock.close()
+
+
+def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
+    """Start ``python -m sls_py_local.template`` with a function's environment."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = dict(env)
+    env["SLS_PY_CONTROL_FD"] = str(child.fileno())
+    env["SLS_PY_PARENT_PID"] = str(os.getpid())
+    env["SLS_PY_MEMORY_MB"] = str(memory_mb)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sls_py_local.template"],
+            env=env,
+            cwd=str(cwd),
+            pass_fds=[child.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
+    except BaseException:
+        parent.close()
+        raise
+    finally:
+        child.close()
+    return Launch(proc, parent)
+
+
+@dataclass
+class Prepared:
+    """What ``sls-py run`` settled before the gateway starts: the pool settings,
+    each function's environment, and the templates already started."""
+
+    settings: PoolSettings
+    envs: dict[str, dict[str, str]]
+    launches: dict[str, Launch] = field(default_factory=dict)
+    #: the gateway's listening socket, bound early (``None`` for a host name)
+    listener: socket.socket | None = None
+
+    def take(self, function: str) -> Launch | None:
+        """The started template of ``function`` (``None``: not an HTTP function),
+        for its pool's first template to adopt."""
+        return self.launches.get(function)
+
+    def close(self) -> None:
+        """Kill every template started here (their pools may have closed them
+        already) and close the listening socket."""
+        for launch in self.launches.values():
+            launch.close()
+        if self.listener is not None:
+            self.listener.close()
+
+
+def check_port(port: int) -> None:
+    """Refuse a port number outside 0..65535 before anything starts."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(
+            f"--port {port} is not a TCP port",
+            hint="use a number from 1 to 65535, or 0 for any free port",
+        )
+
+
+def listen(host: str, port: int) -> socket.socket | None:
+    """A socket listening on ``host:port`` when ``host`` is an IP address (bound
+    like ``loop.create_server`` binds it: ``SO_REUSEADDR``, IPv6 only for an IPv6
+    address); ``None`` for a host name, which the event loop resolves and binds.
+
+    Connections made before the gateway's loop runs wait in the backlog."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        try:
+            return socket.create_server((host, port), family=family, backlog=4096)
+        except OSError as exc:
+            raise listen_error(host, port, exc) from None
+    return None
+
+
+def listen_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """The error for a port that cannot be listened on."""
+    return ConfigError(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+        hint="choose another port with --port (0 picks a free one)",
+    )
+
+
+def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool = True) -> Prepared:
+    """Check the options, settle each function's environment and (with ``launch``)
+    bind the port and start the HTTP functions' templates; on an error nothing is
+    left running or bound."""
+    check_port(options.port)
+    settings = pool_settings(spec)
+    worker_cpus = split_cpus(settings)
+    envs: dict[str, dict[str, str]] = {}
+    for fn in spec.functions:
+        env = function_environment(spec, project, fn)
+        if worker_cpus:
+            env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
+        if settings.sched_batch:
+            env["SLS_PY_SCHED_BATCH"] = "1"
+        envs[fn.name] = env
+    prepared = Prepared(settings, envs)
+    if launch:
+        prepared.listener = listen(options.host, options.port)
+        try:
+            for fn in spec.functions:
+                if fn.http_triggers():
+                    prepared.launches[fn.name] = launch_template(
+                        envs[fn.name], fn.memory_mb, project.root
+                    )
+        except BaseException:
+            prepared.close()
+            raise
+    return prepared
