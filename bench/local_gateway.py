@@ -285,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run (a) with pin_cpus = true (gateway and workers on different cores)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a [tool.sls-py.providers.local] setting for (a), as TOML, e.g. --set max_workers=1",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -296,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         project = workdir / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
-        if args.pin:
+        settings = [*args.set, *(["pin_cpus=true"] if args.pin else [])]
+        if settings:
             with open(project / "pyproject.toml", "a") as f:
-                f.write("\n[tool.sls-py.providers.local]\npin_cpus = true\n")
+                f.write("\n[tool.sls-py.providers.local]\n" + "\n".join(settings) + "\n")
         proj = load_project(project)
         key = load_api_keys(proj.spec(), proj)[0].value
         script = workdir / "starlette_app.py"

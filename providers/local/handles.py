@@ -145,10 +145,8 @@ class Worker:
         ):
             return
         logs = message.get("logs")
-        if logs:
-            emit, name = self.pool.logs.emit, self.pool.fn.name
-            for level, text in logs:
-                emit(name, pending.rid, level, text)
+        if logs:  # formatted by the worker
+            self.pool.logs.write_formatted(self.pool.fn.name, logs[0], logs[1])
         self.current = None
         if self.timer is not None:
             self.timer.cancel()

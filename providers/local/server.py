@@ -149,6 +149,8 @@ class LocalServer:
                 env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
             if settings.sched_batch:
                 env["SLS_PY_SCHED_BATCH"] = "1"
+            if options.json_logs:
+                env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records
             self.pools[fn.name] = FunctionPool(fn, env, project.root, logs, settings, loop)
         http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
