@@ -129,19 +129,26 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         """Add ``data``; dispatch every frame it completes."""
         buf = self._buffer
-        buf += data
+        if buf:
+            buf += data
+            if len(buf) < HEADER.size or len(buf) < HEADER.size + HEADER.unpack_from(buf)[1]:
+                return  # the first frame is still incomplete: no copy yet
+            data = bytes(buf)
+            buf.clear()
+        # frames are decoded straight from ``data`` (usually exactly one frame)
         size = HEADER.size
+        total = len(data)
         offset = 0
-        while len(buf) - offset >= size:
-            kind, length = HEADER.unpack_from(buf, offset)
+        while total - offset >= size:
+            kind, length = HEADER.unpack_from(data, offset)
             end = offset + size + length
-            if len(buf) < end:
+            if total < end:
                 break
-            message = decode(kind, buf[offset + size : end])
+            message = decode(kind, data[offset + size : end])
             offset = end
             self._on_frame(kind, message)
-        if offset:
-            del buf[:offset]
+        if offset < total:
+            buf += data[offset:]
 
 
 def read_exact(fd: int, n: int) -> bytes | None:
