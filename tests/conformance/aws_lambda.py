@@ -8,7 +8,9 @@ would deploy to an emulator; ``stop`` removes the stage.
 API Gateway requests, so this harness plays those two services itself, from
 what the provider *deployed* (read back from moto): each function's handler
 and environment from ``get_function_configuration``, run under AWS's own
-runtime client (``python -m awslambdaric``) on the zip the provider builds;
+runtime client (``python -m awslambdaric``) on the zip the provider builds,
+against the Runtime API server of ``support.lambda_runtime_api`` (the one the
+tests in tests/aws/runtime use too);
 HTTP routed by the deployed REST API's resources, methods, ``apiKeyRequired``
 flags, usage-plan keys and CORS MOCK integrations; uploads delivered per the
 bucket's notification configuration, schedules per the EventBridge rule's
@@ -22,17 +24,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import queue
-import subprocess
-import sys
-import sysconfig
 import threading
-import time
 import uuid
-import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
@@ -40,16 +35,7 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 from sls_py.provider import Invocation
 from sls_py.routing import Router
 from sls_py.testing.conformance import HttpResult, PluginHarness
-
-RUNTIME_API = "/2018-06-01/runtime"
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
-}
+from support.lambda_runtime_api import FAKE_AWS, LambdaProcess, unpack_package
 
 
 class MotoHarness(PluginHarness):
@@ -69,7 +55,7 @@ class MotoHarness(PluginHarness):
         self.moto = server
         host, port = server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
-        env = {**FAKE_AWS, "AWS_ENDPOINT_URL": self.endpoint}
+        env = {**FAKE_AWS, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "AWS_ENDPOINT_URL": self.endpoint}
         self.saved = {k: os.environ.get(k) for k in [*env, "AWS_PROFILE"]}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
@@ -91,156 +77,6 @@ class MotoHarness(PluginHarness):
                 self.moto.stop()
 
 
-# --- the Lambda Runtime API, for awslambdaric -------------------------------------
-
-
-class RuntimeApi:
-    """The Lambda Runtime API (2018-06-01) on 127.0.0.1 for one function."""
-
-    def __init__(self, function_arn: str) -> None:
-        self.function_arn = function_arn
-        self.pending: queue.Queue[tuple[str, bytes, int] | None] = queue.Queue()
-        self.answers: dict[str, tuple[bool, Any]] = {}
-        self.arrived = threading.Condition()
-        self.init_errors: list[Any] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-                try:
-                    self.send_response(status)
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def _read(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    out = b""
-                    while size := int(self.rfile.readline().split(b";")[0], 16):
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                    self.rfile.readline()
-                    return out
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-            def do_GET(self) -> None:
-                item = api.pending.get()
-                if item is None:
-                    api.pending.put(None)
-                    self._send(500, b"{}")
-                    return
-                request_id, event, deadline_ms = item
-                self._send(
-                    200,
-                    event,
-                    {
-                        "Content-Type": "application/json",
-                        "Lambda-Runtime-Aws-Request-Id": request_id,
-                        "Lambda-Runtime-Deadline-Ms": str(deadline_ms),
-                        "Lambda-Runtime-Invoked-Function-Arn": api.function_arn,
-                    },
-                )
-
-            def do_POST(self) -> None:
-                body = self._read()
-                parts = self.path.split("/")
-                if self.path == f"{RUNTIME_API}/init/error":
-                    api.init_errors.append(json.loads(body or b"{}"))
-                elif len(parts) == 6 and parts[5] in ("response", "error"):
-                    with api.arrived:
-                        api.answers[parts[4]] = (parts[5] == "response", json.loads(body) if body else None)
-                        api.arrived.notify_all()
-                self._send(202, b'{"status":"OK"}')
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def call(self, event: Any, timeout_s: float, alive: Any) -> tuple[bool, Any]:
-        """Queue ``event``; wait for the runtime's response or error."""
-        request_id = str(uuid.uuid4())
-        deadline_ms = int(time.time() * 1000 + timeout_s * 1000)
-        self.pending.put((request_id, json.dumps(event).encode(), deadline_ms))
-        end = time.monotonic() + timeout_s + 10
-        with self.arrived:
-            while request_id not in self.answers:
-                if time.monotonic() > end or not alive():
-                    raise AssertionError(
-                        f"the Lambda runtime gave no answer (init errors: {self.init_errors})"
-                    )
-                self.arrived.wait(0.1)
-            return self.answers.pop(request_id)
-
-    def stop(self) -> None:
-        self.pending.put(None)
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _site_dirs() -> list[str]:
-    paths = sysconfig.get_paths()
-    return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
-
-
-class LambdaFunction:
-    """One deployed function running warm under awslambdaric, one event at a time."""
-
-    def __init__(self, task_root: Path, config: dict[str, Any], log_dir: Path) -> None:
-        self.config = config
-        self.lock = threading.Lock()
-        self.api = RuntimeApi(config["FunctionArn"])
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            # -S below: no site processing, so the zip's sls_py wins over the editable
-            # install; the venv's site-packages stand in for Lambda's boto3 and for pydantic
-            "PYTHONPATH": os.pathsep.join([str(task_root), *_site_dirs()]),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "LAMBDA_TASK_ROOT": str(task_root),
-            "AWS_LAMBDA_RUNTIME_API": self.api.address,
-            "AWS_LAMBDA_FUNCTION_NAME": config["FunctionName"],
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config['FunctionName']}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": "conformance",
-            **{k: v for k, v in os.environ.items() if k.startswith("AWS_") and k != "AWS_LAMBDA_RUNTIME_API"},
-            **((config.get("Environment") or {}).get("Variables") or {}),
-        }
-        self.log_path = log_dir / f"{config['FunctionName']}.log"
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-S", "-m", "awslambdaric", config["Handler"]],
-                cwd=task_root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def call(self, event: Any) -> tuple[bool, Any]:
-        with self.lock:
-            return self.api.call(
-                event, float(self.config.get("Timeout", 30)), lambda: self.proc.poll() is None
-            )
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self.api.stop()
-
-
 # --- the harness ------------------------------------------------------------------------
 
 
@@ -259,13 +95,13 @@ class AwsLambdaHarness(MotoHarness):
         self.task_root = self.project.root.parent / "lambda-task"
         self.logs = self.project.root.parent / "lambda-logs"
         self.logs.mkdir()
-        self._extract_package()
+        unpack_package(self.spec, self.project, self.task_root)
         self.configs = {
             fn.name: self.aws["lambda"].get_function_configuration(FunctionName=self.spec.qualified(fn.name))
             for fn in self.spec.functions
         }
         self.by_lambda_name = {c["FunctionName"]: name for name, c in self.configs.items()}
-        self.running: dict[str, LambdaFunction] = {}
+        self.running: dict[str, LambdaProcess] = {}
         self.start_lock = threading.Lock()
         env = json.loads(next(iter(self.configs.values()))["Environment"]["Variables"]["SLS_PY_RESOURCES"])
         self.physical = {kind: env.get(kind) or {} for kind in ("buckets", "queues", "tables")}
@@ -282,21 +118,26 @@ class AwsLambdaHarness(MotoHarness):
             fn.stop()
         super().stop()
 
-    def _extract_package(self) -> None:
-        from sls_py_aws.package import build_package
-
-        assert self.spec is not None and self.project is not None
-        built = build_package(self.spec, self.project, include_dependencies=False)
-        self.task_root.mkdir()
-        zip_path = self.task_root.with_suffix(".zip")
-        zip_path.write_bytes(built.data)
-        with zipfile.ZipFile(zip_path) as zf:
-            zf.extractall(self.task_root)
-
-    def _function(self, name: str) -> LambdaFunction:
+    def _function(self, name: str) -> LambdaProcess:
+        """Function ``name`` running warm under awslambdaric (started on first use), with
+        the handler, memory, timeout and environment the provider deployed to moto."""
         with self.start_lock:
             if name not in self.running:
-                self.running[name] = LambdaFunction(self.task_root, self.configs[name], self.logs)
+                config = self.configs[name]
+                self.running[name] = LambdaProcess(
+                    self.task_root,
+                    handler=config["Handler"],
+                    name=config["FunctionName"],
+                    env={
+                        # boto3 in the function reaches moto as this process does
+                        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+                        **((config.get("Environment") or {}).get("Variables") or {}),
+                    },
+                    log_path=self.logs / f"{config['FunctionName']}.log",
+                    memory_mb=config.get("MemorySize", 128),
+                    timeout_s=float(config.get("Timeout", 30)),
+                    function_arn=config["FunctionArn"],
+                )
             return self.running[name]
 
     # --- invoke ---------------------------------------------------------------------
@@ -304,11 +145,12 @@ class AwsLambdaHarness(MotoHarness):
     def invoke(self, function: str, payload: Any) -> Invocation:
         from sls_py_aws.handler import error_info
 
-        ok, answer = self._function(function).call(payload)
-        if ok:
-            return Invocation(function, result=answer)
+        answer = self._function(function).invoke(payload)
+        if answer.ok:
+            return Invocation(function, result=answer.payload)
+        error = answer.payload
         return Invocation(
-            function, error=error_info(answer.get("errorType", ""), answer.get("errorMessage", ""))
+            function, error=error_info(error.get("errorType", ""), error.get("errorMessage", ""))
         )
 
     # --- API Gateway, from the deployed REST API -------------------------------------
@@ -376,9 +218,10 @@ class AwsLambdaHarness(MotoHarness):
             "body": text,
             "isBase64Encoded": False,
         }
-        ok, answer = self._function(self.by_lambda_name[lambda_name]).call(event)
-        if not ok:  # a function error behind a proxy integration
+        result = self._function(self.by_lambda_name[lambda_name]).invoke(event)
+        if not result.ok:  # a function error behind a proxy integration
             return _json(502, {"message": "Internal server error"})
+        answer = result.payload
         out_headers = {k.lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
         for k, values in (answer.get("multiValueHeaders") or {}).items():
             out_headers[k.lower()] = ", ".join(str(v) for v in values)
@@ -413,7 +256,7 @@ class AwsLambdaHarness(MotoHarness):
                 },
             }
             name = conf["LambdaFunctionArn"].split(":function:")[1].split(":")[0]
-            self._function(self.by_lambda_name[name]).call({"Records": [record]})
+            self._function(self.by_lambda_name[name]).invoke({"Records": [record]})
 
     def fire_schedule(self, function: str) -> None:
         events = self.aws["events"]
@@ -443,7 +286,7 @@ class AwsLambdaHarness(MotoHarness):
                     for name, jpath in (tr.get("InputPathsMap") or {}).items():
                         text = text.replace(f"<{name}>", str(event.get(jpath.removeprefix("$."), "")))
                     event = json.loads(text)
-                self._function(function).call(event)
+                self._function(function).invoke(event)
 
     def send(self, queue_name: str, body: str) -> None:
         sqs = self.aws["sqs"]
@@ -491,9 +334,11 @@ class AwsLambdaHarness(MotoHarness):
                     }
                     for msg in got
                 ]
-                ok, answer = self._function(name).call({"Records": records})
+                answer = self._function(name).invoke({"Records": records})
                 failed = (
-                    {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])} if ok else None
+                    {f["itemIdentifier"] for f in (answer.payload or {}).get("batchItemFailures", [])}
+                    if answer.ok
+                    else None
                 )
                 for msg in got:
                     if failed is not None and msg["MessageId"] not in failed:
@@ -504,4 +349,4 @@ def _json(status: int, body: Any) -> HttpResult:
     return HttpResult(status, {"content-type": "application/json"}, json.dumps(body).encode())
 
 
-__all__ = ["AwsLambdaHarness", "LambdaFunction", "MotoHarness", "RuntimeApi"]
+__all__ = ["AwsLambdaHarness", "MotoHarness"]
