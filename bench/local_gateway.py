@@ -9,9 +9,11 @@ Measures, in one run and side by side,
 
 with wrk as the load generator, in interleaved rounds (medians reported):
 cold start (process start to first 200),
-requests/s and p50/p99 latency at 1 and 8 connections, peak RSS (and PSS,
-which counts pages shared by forked workers once) of each process tree, and the
-ratio (a)/(b). Not a test: numbers depend on the machine.
+requests/s and p50/p99 latency at 1 and 8 connections, CPU time per request
+of each process tree, peak RSS (and PSS, which counts pages shared by forked
+workers once) of each process tree, sampled every 0.1 s during a 2 s warm-up
+at 8 connections and once after all the runs, and the ratio (a)/(b). Not a
+test: numbers depend on the machine.
 
     apt-get install -y wrk
     .venv/bin/python bench/local_gateway.py [--duration 3] [--rounds 3] [--json out.json]
@@ -153,18 +155,21 @@ def memory(pid: int) -> tuple[int, int, int]:
 class PeakMemory(threading.Thread):
     """Samples a process tree's memory until stopped; keeps the peak."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
-        self.pid, self.stop_flag = pid, threading.Event()
+        self.pid, self.interval, self.stop_flag = pid, interval, threading.Event()
         self.rss = self.pss = self.procs = 0
+
+    def sample(self) -> None:
+        rss, pss, n = memory(self.pid)
+        if rss > self.rss:
+            self.rss, self.procs = rss, n
+        self.pss = max(self.pss, pss)
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
-            rss, pss, n = memory(self.pid)
-            if rss > self.rss:
-                self.rss, self.procs = rss, n
-            self.pss = max(self.pss, pss)
-            time.sleep(0.5)  # smaps_rollup walks page tables: not free for the measured processes
+            self.sample()
+            self.stop_flag.wait(self.interval)
 
 
 def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -> dict[str, float]:
@@ -285,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run (a) with pin_cpus = true (gateway and workers on different cores)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a [tool.sls-py.providers.local] setting for (a), as TOML, e.g. --set max_workers=1",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -296,9 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         project = workdir / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
-        if args.pin:
+        settings = [*args.set, *(["pin_cpus=true"] if args.pin else [])]
+        if settings:
             with open(project / "pyproject.toml", "a") as f:
-                f.write("\n[tool.sls-py.providers.local]\npin_cpus = true\n")
+                f.write("\n[tool.sls-py.providers.local]\n" + "\n".join(settings) + "\n")
         proj = load_project(project)
         key = load_api_keys(proj.spec(), proj)[0].value
         script = workdir / "starlette_app.py"
@@ -320,10 +333,14 @@ def main(argv: list[str] | None = None) -> int:
                 listening, answered = first_200(ports[name], key, started, proc)
                 results[name]["listening_ms"] = listening * 1000
                 results[name]["cold_start_ms"] = answered * 1000
-                peaks[name] = PeakMemory(proc.pid)
+            # warm-up at 8 connections, with memory sampled; not during the timed runs:
+            # reading smaps_rollup walks page tables and stalls the measured processes
+            for name in ("local", "starlette"):
+                peaks[name] = PeakMemory(procs[name].pid)
                 peaks[name].start()
-            for name in ("local", "starlette"):  # warm-up
-                wrk(ports[name], key, 8, 1, workdir)
+                wrk(ports[name], key, 8, 2, workdir)
+                peaks[name].stop_flag.set()
+                peaks[name].join()
             runs: dict[tuple[str, int], list[dict[str, float]]] = {}
             for _ in range(args.rounds):  # interleaved, so both see the same noise
                 for connections in (1, 8):
@@ -339,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 results[name][f"c{connections}_runs"] = measured
             for name in ("local", "starlette"):
-                peaks[name].stop_flag.set()
-                peaks[name].join()
+                peaks[name].sample()  # and once more after all the load
                 results[name]["peak_rss_mb"] = peaks[name].rss / 1024
                 results[name]["peak_pss_mb"] = peaks[name].pss / 1024
                 results[name]["processes"] = peaks[name].procs

@@ -30,6 +30,8 @@ class Router(Generic[T]):
 
     def __init__(self) -> None:
         self._routes: list[tuple[tuple[int, ...], str, str, re.Pattern[str], T]] = []
+        # routes without parameters, by (method, path): they beat every other route
+        self._static: dict[tuple[str, str], tuple[str, T]] = {}
 
     def add(self, method: str, template: str, target: T) -> None:
         """Add a route; ``template`` may hold ``{name}`` and a final ``{name+}``."""
@@ -47,12 +49,20 @@ class Router(Generic[T]):
                 pattern.append(f"/(?P<{m.group(1)}>[^/]+)")
                 rank.append(1)
         pattern.append("/?$" if len(pattern) > 1 else "/$")
+        if not any(rank):
+            path = "/" + "/".join(s for s in template.split("/") if s)
+            self._static.setdefault((method.upper(), path), (template, target))
         self._routes.append((tuple(rank), method.upper(), template, re.compile("".join(pattern)), target))
         self._routes.sort(key=lambda r: (r[0], r[1] == "ANY"))
 
     def match(self, method: str, path: str) -> Match[T] | None:
         """The best route for ``method path``, or ``None``."""
         method = method.upper()
+        if self._static:  # one trailing slash may follow, as the patterns allow
+            key = path[:-1] if len(path) > 2 and path[-1] == "/" and path[-2] != "/" else path
+            static = self._static.get((method, key)) or self._static.get(("ANY", key))
+            if static is not None:
+                return Match(static[1], static[0], {})
         for _, m, template, regex, target in self._routes:
             if m != method and m != "ANY":
                 continue

@@ -20,11 +20,19 @@ body, which the decoder hands over as the message's ``"raw"`` item:
 - ``B`` gateway -> worker: like ``Q`` for an ``http`` event whose ``body``
   is left out of the JSON (it is the raw part);
 - ``S`` worker -> gateway: the answer to a ``B`` frame,
-  ``{"id", "oom", "result", "response": {"status", "headers"} | None, "error",
-  "logs"}`` with the response body as the raw part.
+  ``{"id", "oom", "result", "response": {"status", "head", "cors"} | None,
+  "error", "logs"}`` with the response body as the raw part; ``head`` is the
+  response's header lines, checked and rendered by the worker
+  (:func:`response_head`), ``cors`` whether the function set any
+  ``access-control-*`` header itself.
 
-``R`` and ``S`` frames may carry ``"logs"``: ``[[level, message], ...]``, the
-log records of a quick invocation, sent with its result in one write.
+A ``B`` frame's ``event`` carries the request's header lines as they came,
+``"raw_headers": [(name, value), ...]`` (bytes), instead of ``headers``: the
+worker builds the event's header map, so the gateway does not.
+
+``R`` and ``S`` frames may carry ``"logs"``: ``[file lines, terminal text]``,
+the log records of a quick invocation formatted by the worker
+(:func:`~sls_py_local.logformat.format_record`), sent with its result in one write.
 
 Stdlib only: the worker side imports it after fork.
 """
@@ -34,6 +42,7 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +60,33 @@ _META = struct.Struct(">I")
 _encoder = json.JSONEncoder(
     separators=(",", ":")
 )  # one instance: json.dumps with options builds one per call
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
+_good_names: set[str] = set()
+
+
+def response_head(headers: dict[str, str]) -> tuple[str, bool]:
+    """A response's header lines (``"name: value\\r\\n"`` each) and whether any
+    is an ``access-control-*`` header. Raises :class:`ValueError` naming the
+    headers whose name is not an HTTP token or whose value would break the
+    message (CR, LF, NUL, or a character beyond Latin-1)."""
+    bad = []
+    cors = False
+    for k, v in headers.items():
+        if k not in _good_names:
+            if not _TOKEN.match(k):
+                bad.append(k)
+                continue
+            _good_names.add(k)
+        if _BAD_VALUE.search(v):
+            bad.append(k)
+        elif k[:15] == "access-control-":
+            cors = True
+    if bad:
+        raise ValueError(f"invalid response header(s) {bad}")
+    return "".join([f"{k}: {v}\r\n" for k, v in headers.items()]), cors
 
 
 def encode(kind: bytes, message: Any) -> bytes:
@@ -93,19 +129,26 @@ class FrameDecoder:
     def feed(self, data: bytes) -> None:
         """Add ``data``; dispatch every frame it completes."""
         buf = self._buffer
-        buf += data
+        if buf:
+            buf += data
+            if len(buf) < HEADER.size or len(buf) < HEADER.size + HEADER.unpack_from(buf)[1]:
+                return  # the first frame is still incomplete: no copy yet
+            data = bytes(buf)
+            buf.clear()
+        # frames are decoded straight from ``data`` (usually exactly one frame)
         size = HEADER.size
+        total = len(data)
         offset = 0
-        while len(buf) - offset >= size:
-            kind, length = HEADER.unpack_from(buf, offset)
+        while total - offset >= size:
+            kind, length = HEADER.unpack_from(data, offset)
             end = offset + size + length
-            if len(buf) < end:
+            if total < end:
                 break
-            message = decode(kind, buf[offset + size : end])
+            message = decode(kind, data[offset + size : end])
             offset = end
             self._on_frame(kind, message)
-        if offset:
-            del buf[:offset]
+        if offset < total:
+            buf += data[offset:]
 
 
 def read_exact(fd: int, n: int) -> bytes | None:

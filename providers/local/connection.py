@@ -30,12 +30,22 @@ _RAW_HEAD_LIMIT = MAX_URL + MAX_HEADERS + 4096  # bytes before the end of header
 _PIPELINE_LIMIT = 32
 
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in http.HTTPStatus}
+# request headers the connection notes for the gateway (lower-case name -> attribute)
+_NOTED = {
+    b"x-api-key": "api_key",
+    b"origin": "origin",
+    b"content-length": "content_length",
+    b"expect": "expect",
+}
+_NOTED_SIZES = frozenset(len(n) for n in _NOTED)
 
 
 class Request:
-    """One parsed request, as the gateway receives it."""
+    """One parsed request, as the gateway receives it: ``headers`` as they came,
+    and the first ``X-API-Key`` and ``Origin`` values (any case), which the
+    gateway itself needs."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "reject", "url")
+    __slots__ = ("api_key", "body", "headers", "keep_alive", "method", "origin", "reject", "url")
 
     def __init__(
         self,
@@ -45,9 +55,12 @@ class Request:
         body: bytes,
         keep_alive: bool,
         reject: tuple[int, str] | None = None,
+        api_key: bytes | None = None,
+        origin: bytes | None = None,
     ) -> None:
         self.method, self.url, self.headers, self.body = method, url, headers, body
         self.keep_alive, self.reject = keep_alive, reject
+        self.api_key, self.origin = api_key, origin
 
 
 _date_cache = [0, ""]
@@ -85,6 +98,10 @@ class HttpConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.in_head = True
         self.reject: tuple[int, str] | None = None
+        self.api_key: bytes | None = None
+        self.origin: bytes | None = None
+        self.content_length: bytes | None = None
+        self.expect: bytes | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -129,9 +146,14 @@ class HttpConnection(asyncio.Protocol):
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
+        size = len(name)
+        self.header_bytes += size + len(value) + 4
         if self.header_bytes <= MAX_HEADERS:
             self.headers.append((name, value))
+            if size in _NOTED_SIZES:  # the few headers the gateway reads itself
+                attr = _NOTED.get(name.lower())
+                if attr is not None and getattr(self, attr) is None:
+                    setattr(self, attr, value)
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -141,18 +163,17 @@ class HttpConnection(asyncio.Protocol):
         elif self.header_bytes > MAX_HEADERS:
             self.reject = (431, f"Request headers are larger than {MAX_HEADERS} bytes")
         else:
-            for name, value in self.headers:
-                lname = name.lower()
-                if lname == b"content-length" and value.strip().isdigit() and int(value) > MAX_BODY:
-                    self.reject = (413, "Request Too Long")
-                elif (
-                    lname == b"expect"
-                    and value.lower() == b"100-continue"
-                    and not self.busy
-                    and not self.queue
-                ):
-                    assert self.transport is not None
-                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            length = self.content_length
+            if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
+                self.reject = (413, "Request Too Long")
+            elif (
+                self.expect is not None
+                and self.expect.lower() == b"100-continue"
+                and not self.busy
+                and not self.queue
+            ):
+                assert self.transport is not None
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         if self.reject is not None:
@@ -172,6 +193,8 @@ class HttpConnection(asyncio.Protocol):
             b"".join(self.body),
             self.parser.should_keep_alive(),
             self.reject,
+            self.api_key,
+            self.origin,
         )
         self._reset()
         self.queue.append(request)
@@ -205,23 +228,25 @@ class HttpConnection(asyncio.Protocol):
 
     def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """Send the response to the current request, in one write."""
+        self.send(status, "".join([f"{k}: {v}\r\n" for k, v in headers]), body)
+
+    def send(self, status: int, head: str, body: bytes) -> None:
+        """:meth:`respond` with the header lines already rendered (``"name: value\\r\\n"``
+        each, Latin-1): the connection adds the status line, ``content-length``,
+        ``date`` and, when it closes, ``connection: close``."""
         request = self.current
         self.busy = False
         transport = self.transport
         if transport is None or request is None:
             return
         keep = request.keep_alive and not self.broken
-        head = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n"]
-        head.extend(f"{k}: {v}\r\n" for k, v in headers)
         if status >= 200 and status not in (204, 304):
-            head.append(f"content-length: {len(body)}\r\n")
+            length = f"content-length: {len(body)}\r\n"
         else:
-            body = b""
-        head.append(f"date: {_date()}\r\n")
-        if not keep:
-            head.append("connection: close\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("latin-1")
+            length, body = "", b""
+        line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n"
+        close = "" if keep else "connection: close\r\n"
+        data = f"{line}{head}{length}date: {_date()}\r\n{close}\r\n".encode("latin-1")
         transport.write(data + body if request.method != "HEAD" else data)
         if not keep:
             self.queue.clear()

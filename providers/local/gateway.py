@@ -22,10 +22,8 @@ only ever go to the server log.
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
-import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -41,25 +39,8 @@ from .workers import FunctionPool
 
 _JSON = ("content-type", "application/json")
 _ALL_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\r\n\x00]|[^\x00-\xff]")
-_good_names: set[str] = set()
 _PREFIX = str(uuid.uuid4())[:24]  # request ids: a random UUID prefix per run + a counter
 _counter = itertools.count(1)
-
-
-def _header_problems(headers: list[tuple[str, str]]) -> list[str]:
-    """Response header names that are not tokens or values that would break HTTP."""
-    bad = []
-    for k, v in headers:
-        if k not in _good_names:
-            if not _TOKEN.match(k):
-                bad.append(k)
-                continue
-            _good_names.add(k)
-        if _BAD_VALUE.search(v):
-            bad.append(k)
-    return bad
 
 
 def _message(text: str) -> bytes:
@@ -69,7 +50,7 @@ def _message(text: str) -> bytes:
 class Route:
     """A route of the gateway: which function, and its key and CORS settings."""
 
-    __slots__ = ("api_key", "cors", "function", "method", "path", "pool")
+    __slots__ = ("api_key", "cors", "function", "method", "no_origin_cors", "path", "pool")
 
     def __init__(
         self, method: str, path: str, pool: FunctionPool, api_key: bool, cors: CorsSpec | None
@@ -82,6 +63,18 @@ class Route:
             cors,
         )
         self.function = pool.fn.name
+        self.no_origin_cors = _cors_for(cors, None)  # most requests: computed once
+
+
+_Cors = tuple[list[tuple[str, str]], str]
+
+
+def _cors_for(cors: CorsSpec | None, origin: str | None) -> _Cors:
+    """The CORS headers for a request from ``origin``, as a list and rendered."""
+    if cors is None:
+        return [], ""
+    extra = cors_headers(cors, origin)
+    return extra, "".join([f"{k}: {v}\r\n" for k, v in extra])
 
 
 def cors_headers(cors: CorsSpec, origin: str | None) -> list[tuple[str, str]]:
@@ -133,10 +126,7 @@ class Gateway:
                 400, [_JSON], _message("The request path or query string is not valid UTF-8")
             )
             return
-        headers: dict[str, list[str]] = {}
-        for name, value in req.headers:
-            headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-        origin = headers["origin"][0] if "origin" in headers else None
+        origin = req.origin.decode("latin-1") if req.origin is not None else None
         match = self.router.match(req.method, path)
         if match is None:
             if req.method == "OPTIONS":
@@ -147,13 +137,14 @@ class Gateway:
             conn.respond(403, [_JSON], _message("Missing Authentication Token"))
             return
         route = match.target
-        extra = cors_headers(route.cors, origin) if route.cors is not None else []
+        cors = route.no_origin_cors if origin is None else _cors_for(route.cors, origin)
+        extra = cors[0]
         if req.reject is not None:  # 413, known only now that the route is
             conn.respond(413, [_JSON, *extra], _message(req.reject[1]))
             return
         if route.api_key:
-            presented = headers.get("x-api-key")
-            key = self.keys.identify(presented[0] if presented else None)
+            presented = req.api_key
+            key = self.keys.identify(presented.decode("latin-1") if presented is not None else None)
             if key is None:
                 conn.respond(403, [_JSON, *extra], _message("Forbidden"))
                 return
@@ -173,12 +164,12 @@ class Gateway:
             "route": match.route,
             "path_params": match.params,
             "query": query,
-            "headers": headers,
+            "raw_headers": req.headers,  # the worker builds the header map
             "source_ip": conn.peer,
         }  # the body travels raw, next to it
 
         def done(outcome: dict[str, Any]) -> None:
-            self._reply(conn, route, rid, extra, outcome)
+            self._reply(conn, route, rid, cors, outcome)
 
         if not route.pool.submit(event, done, rid, req.body):
             self.logs.emit(
@@ -194,37 +185,18 @@ class Gateway:
         conn: HttpConnection,
         route: Route,
         rid: str,
-        extra: list[tuple[str, str]],
+        cors: _Cors,
         outcome: dict[str, Any],
     ) -> None:
         response = outcome.get("response")
         if response is not None:
-            headers = [(str(k), str(v)) for k, v in (response.get("headers") or {}).items()]
-            bad = _header_problems(headers)
-            if bad:
-                self.logs.emit(
-                    route.function, rid, "ERROR", f"invalid response header(s) {bad}: answered 502"
-                )
-            else:
-                status = int(response.get("status") or 200)
-                if not 100 <= status <= 599:
-                    self.logs.emit(
-                        route.function,
-                        rid,
-                        "ERROR",
-                        f"invalid response status {status}: answered 502",
-                    )
-                else:
-                    if extra and not any(
-                        k.lower().startswith("access-control-") for k, _ in headers
-                    ):
-                        headers.extend(extra)
-                    headers.append(("x-request-id", rid))
-                    body = response.get("body") or b""
-                    if isinstance(body, str):  # an Outcome.to_wire() form
-                        body = base64.b64decode(body)
-                    conn.respond(status, headers, body)
-                    return
+            # checked and rendered by the worker (channel.response_head)
+            head = response["head"]
+            if cors[1] and not response["cors"]:
+                head += cors[1]
+            conn.send(response["status"], f"{head}x-request-id: {rid}\r\n", response["body"])
+            return
+        extra = cors[0]
         error = outcome.get("error") or {}
         code = error.get("status")
         if code == 504:

@@ -113,7 +113,7 @@ class Worker:
         self.requests: Any = None  # the asyncio write transport of the request pipe
         self.transports: list[asyncio.BaseTransport] = []
         self.current: Pending | None = None
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline: float | None = None  # loop time by which the invocation must end
         self.dead = False
         self.idle_since = 0.0
 
@@ -128,7 +128,8 @@ class Worker:
         else:
             frame = channel.encode(channel.REQUEST, message)
         self.requests.write(frame)
-        self.timer = self.pool.loop.call_later(fn.timeout_s, self._timed_out)
+        self.deadline = self.pool.loop.time() + fn.timeout_s
+        self.pool.watch_deadline(self.deadline)
 
     def on_frame(self, kind: bytes, message: Any) -> None:
         pending = self.current
@@ -145,13 +146,10 @@ class Worker:
         ):
             return
         logs = message.get("logs")
-        if logs:
-            emit, name = self.pool.logs.emit, self.pool.fn.name
-            for level, text in logs:
-                emit(name, pending.rid, level, text)
+        if logs:  # formatted by the worker
+            self.pool.logs.write_formatted(self.pool.fn.name, logs[0], logs[1])
         self.current = None
-        if self.timer is not None:
-            self.timer.cancel()
+        self.deadline = None
         if message.get("oom"):
             fn = self.pool.fn
             text = (
@@ -185,9 +183,10 @@ class Worker:
         rid = self.current.rid if self.current else ""
         self.pool.logs.emit(self.pool.fn.name, rid, "INFO", text)
 
-    def _timed_out(self) -> None:
+    def time_out(self) -> None:
+        """The invocation ran past its deadline: kill the worker, answer 504."""
         pending, self.current = self.current, None
-        self.timer = None
+        self.deadline = None
         fn = self.pool.fn
         self.kill()
         if pending is not None:
@@ -211,8 +210,7 @@ class Worker:
             return
         self._close()
         pending, self.current = self.current, None
-        if self.timer is not None:
-            self.timer.cancel()
+        self.deadline = None
         if pending is not None:
             fn = self.pool.fn
             self.pool.crashed.add(self.pid or 0)

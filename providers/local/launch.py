@@ -144,6 +144,8 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
         if settings.sched_batch:
             env["SLS_PY_SCHED_BATCH"] = "1"
+        if options.json_logs:
+            env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records
         envs[fn.name] = env
     prepared = Prepared(settings, envs)
     if launch:

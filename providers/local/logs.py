@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from sls_py.provider import LogRecord
 
+from .logformat import format_record
+
 
 def log_dir(state_dir: Path, stage: str) -> Path:
     """Where a stage's function logs live."""
@@ -50,20 +52,15 @@ class LogSink:
 
     def emit(self, function: str, request_id: str, level: str, message: str) -> None:
         """Record one log message of ``function``."""
-        record = {
-            "time": time.time(),
-            "function": function,
-            "request_id": request_id,
-            "level": level,
-            "message": message,
-        }
-        line = json.dumps(record)
-        self._pending_files.setdefault(function, []).append(line + "\n")
-        if self.json_lines:
-            self._pending_out.append(line + "\n")
-        else:
-            prefix = f"[{function}] {request_id[:8] or '-':8} {level:5} "
-            self._pending_out.extend(prefix + part + "\n" for part in message.splitlines() or [""])
+        line, out = format_record(function, request_id, level, message, self.json_lines)
+        self.write_formatted(function, line, out)
+
+    def write_formatted(self, function: str, lines: str, out: str) -> None:
+        """Record log messages of ``function`` that :func:`format_record` formatted
+        (in the worker that logged them, so the gateway's turn stays short):
+        ``lines`` for the function's log file, ``out`` for the terminal."""
+        self._pending_files.setdefault(function, []).append(lines)
+        self._pending_out.append(out)
         if self._loop is None:
             self.flush()
         elif not self._scheduled:

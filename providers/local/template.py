@@ -36,6 +36,7 @@ import traceback
 from typing import Any
 
 from . import channel
+from .logformat import format_record
 
 PR_SET_PDEATHSIG = 1
 
@@ -115,6 +116,7 @@ def main() -> int:
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
+    json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
     try:
         handler = _load_handler(name)
@@ -158,7 +160,7 @@ def main() -> int:
                 ctrl.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 die_with_parent(me)
-                code = _worker(handler, name, *fds)
+                code = _worker(handler, name, json_logs, *fds)
             finally:
                 os._exit(code)
         for fd in fds:
@@ -192,34 +194,45 @@ def _load_handler(name: str) -> Any:
 
 class _Outbox:
     """Frames from a worker to the gateway. Log records of a quick invocation
-    wait and leave inside its result frame (one write, one wake-up of the
-    gateway, no frame per record); once an invocation has run for
-    ``STREAM_AFTER_S`` its logs go out at once as ``L`` frames."""
+    wait and leave inside its result frame, formatted here (one write, one
+    wake-up of the gateway, which only appends the text); once an invocation
+    has run for ``STREAM_AFTER_S`` its logs go out at once as ``L`` frames."""
 
     STREAM_AFTER_S = 0.05
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.records: list[list[str]] = []
+    def __init__(self, fd: int, function: str, json_lines: bool) -> None:
+        self.fd, self.function, self.json_lines = fd, function, json_lines
+        self.records: list[tuple[str, str]] = []
         self.started = 0.0
         self.request_id = ""
 
     def log(self, level: str, message: str) -> None:
-        self.records.append([level, message])
+        self.records.append((level, message))
         if not self.started or time.monotonic() - self.started > self.STREAM_AFTER_S:
             self.flush()
 
-    def take(self) -> list[list[str]]:
-        """The records still waiting (they go with the result)."""
-        records, self.records = self.records, []
-        return records
+    def take(self) -> list[str] | None:
+        """The records still waiting, as ``[log file lines, terminal text]``
+        (see :func:`~sls_py_local.logformat.format_record`), or ``None``."""
+        if not self.records:
+            return None
+        lines, out = [], []
+        for level, message in self.records:
+            line, text = format_record(
+                self.function, self.request_id, level, message, self.json_lines
+            )
+            lines.append(line)
+            out.append(text)
+        self.records = []
+        return ["".join(lines), "".join(out)]
 
     def flush(self, last: bytes = b"") -> None:
         rid = self.request_id
         frames = [
             channel.encode(channel.LOG, {"id": rid, "level": level, "message": message})
-            for level, message in self.take()
+            for level, message in self.records
         ]
+        self.records = []
         frames.append(last)
         with contextlib.suppress(OSError):
             channel.write_all(self.fd, b"".join(frames))
@@ -273,7 +286,9 @@ class _FrameStream:
         raise OSError("a worker's output is forwarded as log frames")
 
 
-def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> int:
+def _worker(
+    handler: Any, name: str, json_logs: bool, req_fd: int, resp_fd: int, log_fd: int
+) -> int:
     """Serve invocations from ``req_fd`` until it closes; one at a time."""
     from sls_py.runtime import Context, event_from_wire, execute
     from sls_py.runtime.context import make_logger
@@ -288,7 +303,7 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
     limit = vm_bytes() + memory_mb * 1024 * 1024  # the app's imports, plus the function's memory
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    outbox = _Outbox(resp_fd)
+    outbox = _Outbox(resp_fd, name, json_logs)
     sys.stdout = _FrameStream(outbox, "INFO")
     sys.stderr = _FrameStream(outbox, "ERROR")
     # the logging module's documented optimisations: records carry no caller,
@@ -329,7 +344,7 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
             oom = outcome.error is not None and outcome.error.type == "MemoryError"
             sys.stdout.flush()
             sys.stderr.flush()
-            reply = _reply(rid, outcome, oom, outbox.take(), raw)
+            reply = _reply(rid, outcome, oom, outbox, raw)
         except MemoryError:
             oom = True
             with contextlib.suppress(MemoryError):
@@ -343,42 +358,63 @@ def _worker(handler: Any, name: str, req_fd: int, resp_fd: int, log_fd: int) -> 
 
 
 def _http_request(wire: dict[str, Any], body: bytes) -> Any:
-    """The ``HttpRequest`` of a ``B`` frame (the gateway built the wire form:
-    lower-case header names, lists of values)."""
+    """The ``HttpRequest`` of a ``B`` frame: the gateway sends the request's
+    header lines as they came (``raw_headers``, pairs of bytes); their names
+    are lower-cased here, and repeated headers kept as lists of values."""
     from sls_py.runtime import HttpRequest
 
+    headers: dict[str, list[str]] = {}
+    for name, value in wire["raw_headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
     return HttpRequest(
         method=wire["method"],
         path=wire["path"],
         route=wire.get("route", ""),
         path_params=wire.get("path_params") or {},
         query=wire.get("query") or {},
-        headers=wire.get("headers") or {},
+        headers=headers,
         body=body,
         source_ip=wire.get("source_ip", ""),
     )
 
 
-def _reply(rid: str, outcome: Any, oom: bool, logs: list[list[str]], raw: bool) -> bytes:
-    """The result frame: ``S`` with the response body raw for a ``B`` request, else ``R``."""
-    error = outcome.error.to_wire() if outcome.error is not None else None
+def _reply(rid: str, outcome: Any, oom: bool, outbox: _Outbox, raw: bool) -> bytes:
+    """The result frame: ``S`` with the response body raw for a ``B`` request, else ``R``.
+
+    For an ``S`` frame the response is checked and its header lines rendered
+    here, as :func:`~sls_py_local.channel.response_head` says; a response that
+    HTTP cannot carry becomes an error (the gateway answers 502) and a log record."""
     if not raw:
         message = {"id": rid, "outcome": outcome.to_wire(), "oom": oom}
+        logs = outbox.take()
         if logs:
             message["logs"] = logs
         return channel.encode(channel.RESULT, message)
     body = b""
     response = None
+    error = outcome.error.to_wire() if outcome.error is not None else None
     if outcome.response is not None:
         body, headers = outcome.response.encoded()
-        response = {"status": int(outcome.response.status), "headers": headers}
+        try:
+            head, cors = channel.response_head(headers)
+            status = int(outcome.response.status)
+            if not 100 <= status <= 599:
+                raise ValueError(f"invalid response status {status}")
+        except (TypeError, ValueError) as exc:
+            outbox.records.append(("ERROR", f"{exc}: answered 502"))
+            body = b""
+            from sls_py.runtime.errors import ErrorInfo
+
+            error = ErrorInfo("InvalidResponse", str(exc)).to_wire()
+        else:
+            response = {"status": status, "head": head, "cors": cors}
     meta = {
         "id": rid,
         "oom": oom,
         "result": outcome.result,
         "response": response,
         "error": error,
-        "logs": logs,
+        "logs": outbox.take(),
     }
     return channel.encode_raw(channel.RAW_RESULT, meta, body)
 

@@ -68,6 +68,8 @@ class FunctionPool:
         # a template process started before the event loop (see .launch); the
         # first template adopts it
         self.prestarted: Launch | None = None
+        # one timer per pool for the workers' deadlines, not one per invocation
+        self.deadline_timer: asyncio.TimerHandle | None = None
 
     # --- public API -------------------------------------------------------
 
@@ -155,9 +157,35 @@ class FunctionPool:
             w.stop()
             self._forget(w)
 
+    def watch_deadline(self, deadline: float) -> None:
+        """Make sure the workers' deadlines are checked by ``deadline`` (loop time)."""
+        timer = self.deadline_timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self.deadline_timer = self.loop.call_at(deadline, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        """Time out the invocations past their deadline; wait for the next one."""
+        self.deadline_timer = None
+        now = self.loop.time()
+        earliest: float | None = None
+        for w in list(self.workers):
+            deadline = w.deadline
+            if deadline is None:
+                continue
+            if deadline <= now:
+                w.time_out()
+            elif earliest is None or deadline < earliest:
+                earliest = deadline
+        if earliest is not None:
+            self.watch_deadline(earliest)
+
     def close(self) -> None:
         """Kill every worker and template of this function."""
         self.closed = True
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
         if self.starting is not None:
             self.starting.cancel()
         for pending in self.queue:

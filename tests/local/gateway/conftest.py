@@ -125,6 +125,13 @@ def add(nums: Nums, ctx) -> dict:
 
 @app.function(name="binary", triggers=[http("GET", "/binary")])
 def binary(req: HttpRequest, ctx) -> Response:
+    bad = req.query_param("bad", "")
+    if bad == "value":  # header injection
+        return Response(body=b"x", headers={"x-bad": "a\\r\\nx-injected: 1"})
+    if bad == "name":
+        return Response(body=b"x", headers={"bad name": "v"})
+    if bad == "status":
+        return Response(status=999, body=b"x")
     return Response(body=bytes(range(256)), headers={"content-type": "application/octet-stream"})
 
 

@@ -180,6 +180,31 @@ def test_handler_exception_is_502_and_traceback_only_in_log(gw: Server) -> None:
     wait_until(traceback_logged, timeout=10)
 
 
+def test_response_http_cannot_carry_is_502_with_the_reason_in_the_log(gw: Server) -> None:
+    with gw.client() as c:
+        answers = {bad: c.get(f"/binary?bad={bad}") for bad in ("value", "name", "status")}
+        after = c.get("/binary")
+    for r in answers.values():
+        assert (r.status_code, r.json()) == (502, {"message": "Internal server error"})
+        assert "x-injected" not in r.headers
+    assert (after.status_code, after.content) == (200, bytes(range(256)))  # the worker still serves
+    log = gw.project / ".sls-py" / "local" / "dev" / "logs" / "binary.jsonl"
+    expected = {
+        answers["value"].headers["x-request-id"]: "invalid response header(s) ['x-bad']: answered 502",
+        answers["name"].headers["x-request-id"]: "invalid response header(s) ['bad name']: answered 502",
+        answers["status"].headers["x-request-id"]: "invalid response status 999: answered 502",
+    }
+
+    def logged() -> dict[str, str]:
+        if not log.exists():
+            return {}
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        return {r["request_id"]: r["message"] for r in records if r["request_id"] in expected}
+
+    wait_until(lambda: logged() == expected, timeout=10)
+    assert {r["level"] for r in map(json.loads, log.read_text().splitlines())} == {"ERROR"}
+
+
 def test_payload_function_invalid_json_and_validation(gw: Server) -> None:
     with gw.client() as c:
         good = c.post("/add", json={"x": 2, "y": 3})

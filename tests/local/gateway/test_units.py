@@ -134,17 +134,17 @@ def test_raw_frames_carry_bodies_as_bytes_between_json_frames() -> None:
         pass
 
     body = bytes(range(256)) * 3  # not UTF-8, not base64: exactly these bytes
-    meta = {"id": "r1", "event": {"headers": {"h": ["v", "w"]}, "n": 1.5, "none": None}}
+    meta = {"id": "r1", "event": {"raw_headers": [(b"H", b"v"), (b"h", b"w")], "n": 1.5, "none": None}}
     data = (
         channel.encode(b"L", {"id": "r1", "message": "before"})
         + channel.encode_raw(channel.RAW_REQUEST, meta, body)
-        + channel.encode_raw(channel.RAW_RESULT, {"id": Name("r1"), "logs": [["INFO", "é"]]}, b"")
+        + channel.encode_raw(channel.RAW_RESULT, {"id": Name("r1"), "logs": ["é\n", "é\n"]}, b"")
         + channel.encode(b"R", {"id": "r2"})
     )
     expected = [
         (b"L", {"id": "r1", "message": "before"}),
         (b"B", {**meta, "raw": body}),
-        (b"S", {"id": "r1", "logs": [["INFO", "é"]], "raw": b""}),
+        (b"S", {"id": "r1", "logs": ["é\n", "é\n"], "raw": b""}),
         (b"R", {"id": "r2"}),
     ]
     for size in (1, 5, len(data)):
