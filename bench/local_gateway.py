@@ -286,16 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="run (a) with pin_cpus = true (gateway and workers on different cores)",
-    )
-    parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a [tool.sls-py.providers.local] setting for (a), as TOML, e.g. --set max_workers=1",
+        help="a [tool.sls-py.providers.local] setting for (a), as TOML, e.g. --set pin_cpus=false",
     )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -308,10 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         project = workdir / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
-        settings = [*args.set, *(["pin_cpus=true"] if args.pin else [])]
-        if settings:
+        if args.set:
             with open(project / "pyproject.toml", "a") as f:
-                f.write("\n[tool.sls-py.providers.local]\n" + "\n".join(settings) + "\n")
+                f.write("\n[tool.sls-py.providers.local]\n" + "\n".join(args.set) + "\n")
         proj = load_project(project)
         key = load_api_keys(proj.spec(), proj)[0].value
         script = workdir / "starlette_app.py"

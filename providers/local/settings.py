@@ -23,9 +23,9 @@ class PoolSettings:
     queue_size: int = 256
     idle_timeout_s: float = 300.0
     start_timeout_s: float = 30.0
-    # pin the gateway to one core and the workers to the others (2+ cores): faster
-    # on a quiet machine, much slower when other programs keep those cores busy
-    pin_cpus: bool = False
+    # pin the gateway to one core and the workers to the others (2+ cores), so that
+    # they never take turns on one core (see split_cpus)
+    pin_cpus: bool = True
     # workers under SCHED_BATCH: a woken worker does not preempt the gateway
     # mid-turn (see template.batch_scheduling); Linux only
     sched_batch: bool = True
@@ -71,20 +71,38 @@ def pool_settings(spec: Spec) -> PoolSettings:
 
 
 def split_cpus(settings: PoolSettings) -> list[int]:
-    """Pin this (gateway) process to one core and return the cores for workers.
+    """Pin this (gateway) process to the core it runs on and return the other
+    cores, for the workers; ``[]`` (nothing pinned) with ``pin_cpus = false`` or
+    fewer than two cores.
 
-    The gateway and the workers then never take turns on one core, which costs
-    a context switch and cold caches per request; but a pinned process cannot
-    move away from a core that other programs keep busy, so this is opt-in
-    (``pin_cpus = true``). Nothing is pinned on a single-core machine (then ``[]``).
+    Left to itself, Linux often wakes a worker on the core of the gateway that
+    wrote to its pipe, and then the two take turns on one core while another
+    idles: unpinned runs of the same benchmark varied twofold with where the
+    processes happened to settle (README, "Local gateway performance"). The
+    cost: a pinned process cannot move away from a core that other programs keep
+    busy, which is what ``pin_cpus = false`` is for. The gateway keeps the core
+    it happens to run on, so several servers on one machine do not all pile
+    onto core 0.
     """
     if not settings.pin_cpus or not hasattr(os, "sched_getaffinity"):
         return []
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return []
+    here = current_cpu()
+    gateway = here if here in cpus else cpus[0]
     try:
-        os.sched_setaffinity(0, {cpus[0]})
+        os.sched_setaffinity(0, {gateway})
     except OSError:
         return []
-    return cpus[1:]
+    return [c for c in cpus if c != gateway]
+
+
+def current_cpu() -> int | None:
+    """The core this process last ran on (Linux's ``/proc/self/stat``), or ``None``."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            stat = f.read()
+        return int(stat[stat.rfind(")") + 2 :].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,20 @@ from sls_py_local.server import serve
 from .support import run_server, wait_until, write_project
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _keep_cpu_affinity() -> Iterator[None]:
+    """prepare() pins the calling process (the gateway's) to one core: undo it for
+    this test process, so later tests here see every core again."""
+    if not hasattr(os, "sched_getaffinity"):
+        yield
+        return
+    cpus = os.sched_getaffinity(0)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 APP = """
 import os

@@ -128,7 +128,8 @@ def _allowed_cpus(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two or more cores")
-def test_pin_cpus_keeps_gateway_and_workers_apart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pin", [None, True, False])
+def test_pin_cpus_keeps_gateway_and_workers_apart(tmp_path: Path, pin: bool | None) -> None:
     source = """
 import os
 
@@ -141,15 +142,18 @@ app = App("pinned")
 def where(req: HttpRequest, ctx) -> dict:
     return {"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0))}
 """
-    config = "[tool.sls-py.providers.local]\npin_cpus = true\n"
+    config = "" if pin is None else f"[tool.sls-py.providers.local]\npin_cpus = {str(pin).lower()}\n"
     project = write_project(tmp_path / "pinned", "pinnedapp", source, config, "pinned")
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = set(os.sched_getaffinity(0))
     with run_server(project, "--no-reload") as server:
         with server.client() as c:
             worker = c.get("/where").json()
         gateway = _allowed_cpus(server.proc.pid)
-    assert gateway == {cpus[0]}
-    assert worker["cpus"] == cpus[1:]
+    if pin is False:
+        assert (gateway, set(worker["cpus"])) == (cpus, cpus)
+    else:  # on by default: the gateway keeps one core, the workers get the others
+        assert len(gateway) == 1 and gateway < cpus
+        assert set(worker["cpus"]) == cpus - gateway
 
 
 _WHO = """

@@ -220,12 +220,12 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         pool_settings(bad.spec())
     assert "queue_size" in err.value.message and err.value.hint == "for example: queue_size = 256"
-    pinned = load_project(
+    unpinned = load_project(
         write_project(
-            tmp_path / "r", "unitsapp", APP, "[tool.sls-py.providers.local]\npin_cpus = true\n"
+            tmp_path / "r", "unitsapp", APP, "[tool.sls-py.providers.local]\npin_cpus = false\n"
         )
     )
-    assert pool_settings(pinned.spec()) == PoolSettings(pin_cpus=True)
+    assert pool_settings(unpinned.spec()) == PoolSettings(pin_cpus=False)
     wrong = load_project(
         write_project(
             tmp_path / "s", "unitsapp", APP, '[tool.sls-py.providers.local]\npin_cpus = "yes"\n'
