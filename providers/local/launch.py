@@ -67,6 +67,10 @@ def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
         raise
     finally:
         child.close()
+    cpus = env.get("SLS_PY_CPUS")
+    if cpus:  # off the gateway's core from its first instruction (it sets this itself too)
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(proc.pid, {int(c) for c in cpus.split(",")})
     return Launch(proc, parent)
 
 
