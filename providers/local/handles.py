@@ -275,8 +275,8 @@ class Template:
             raise TemplateFailed(
                 f"importing the app took longer than {self.pool.settings.start_timeout_s:g} s"
             ) from None
-        except TemplateFailed:
-            self.close()
+        except (TemplateFailed, asyncio.CancelledError):
+            self.close()  # a cancelled start (shutdown, a superseded reload) leaves no process
             raise
 
     def _on_control(self) -> None:

@@ -6,6 +6,7 @@ start-up that fails leaves nothing running."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
@@ -23,7 +24,7 @@ from sls_py.ui import PlainUI
 from sls_py_local.launch import listen, prepare
 from sls_py_local.server import serve
 
-from .support import run_server, wait_until, write_project
+from .support import alive, run_server, wait_until, write_project
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -251,3 +252,51 @@ def test_run_imports_no_rich_croniter_or_other_providers_runners(tmp_path: Path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "loaded: []"
     assert "ready: http://127.0.0.1:" in r.stderr
+
+
+SLOW_APP = """
+import os
+import time
+
+from sls_py import App, HttpRequest, http
+
+app = App("slowstart")
+if os.environ.get("SLS_PY_FUNCTION"):  # in a template only, not when the test builds the spec
+    time.sleep(60)
+
+
+@app.function(name="slow-import", triggers=[http("GET", "/slow-import")])
+def slow_import(req: HttpRequest, ctx) -> dict:
+    return {}
+"""
+
+
+def test_a_cancelled_template_start_leaves_no_process(tmp_path: Path) -> None:
+    """A template whose start is cancelled (shutdown, a superseded reload) is killed
+    then, not when the gateway exits."""
+    from sls_py_local.handles import Template
+    from sls_py_local.logs import LogSink
+    from sls_py_local.oneshot import function_environment
+    from sls_py_local.settings import PoolSettings
+    from sls_py_local.workers import FunctionPool
+
+    project = load_project(write_project(tmp_path / "slow", "slowapp", SLOW_APP))
+    spec = project.spec()
+    fn = spec.function("slow-import")
+
+    async def cancel_a_start() -> int:
+        loop = asyncio.get_running_loop()
+        env = function_environment(spec, project, fn)
+        logs = LogSink(tmp_path / "logs", stream=io.StringIO())
+        pool = FunctionPool(fn, env, project.root, logs, PoolSettings(pin_cpus=False), loop)
+        template = Template(pool)
+        starting = loop.create_task(template.start())
+        await asyncio.sleep(0.2)  # started, still importing (60 s)
+        assert template.proc is not None and template.proc.poll() is None
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        return template.proc.pid
+
+    pid = asyncio.run(cancel_a_start())
+    assert not alive(pid)
