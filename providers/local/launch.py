@@ -29,6 +29,7 @@ from sls_py.provider import RunOptions
 from sls_py.spec import Spec
 
 from .oneshot import function_environment
+from .runfile import RunLock
 from .settings import PoolSettings, pool_settings, split_cpus
 
 
@@ -84,6 +85,8 @@ class Prepared:
     launches: dict[str, Launch] = field(default_factory=dict)
     #: the gateway's listening socket, bound early (``None`` for a host name)
     listener: socket.socket | None = None
+    #: the stage's run lock, held while this run serves (``run.json``, see .runfile)
+    lock: RunLock | None = None
 
     def take(self, function: str) -> Launch | None:
         """The started template of ``function`` (``None``: not an HTTP function),
@@ -97,6 +100,8 @@ class Prepared:
             launch.close()
         if self.listener is not None:
             self.listener.close()
+        if self.lock is not None:
+            self.lock.release()  # removes run.json
 
 
 def check_port(port: int) -> None:
@@ -135,9 +140,10 @@ def listen_error(host: str, port: int, exc: OSError) -> ConfigError:
 
 
 def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool = True) -> Prepared:
-    """Check the options, settle each function's environment and (with ``launch``)
-    bind the port and start the HTTP functions' templates; on an error nothing is
-    left running or bound."""
+    """Check the options, take the stage's run lock (a second ``sls-py run`` of the
+    stage is refused here), settle each function's environment and (with
+    ``launch``) bind the port and start the HTTP functions' templates; on an
+    error nothing is left running, bound or locked."""
     check_port(options.port)
     settings = pool_settings(spec)
     worker_cpus = split_cpus(settings)
@@ -152,15 +158,18 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records
         envs[fn.name] = env
     prepared = Prepared(settings, envs)
-    if launch:
-        prepared.listener = listen(options.host, options.port)
-        try:
+    lock = RunLock(project.state_dir / "local" / spec.stage)
+    lock.acquire()
+    prepared.lock = lock
+    try:
+        if launch:
+            prepared.listener = listen(options.host, options.port)
             for fn in spec.functions:
                 if fn.http_triggers():
                     prepared.launches[fn.name] = launch_template(
                         envs[fn.name], fn.memory_mb, project.root
                     )
-        except BaseException:
-            prepared.close()
-            raise
+    except BaseException:
+        prepared.close()
+        raise
     return prepared

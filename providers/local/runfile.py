@@ -1,8 +1,11 @@
 """How other commands find a running ``sls-py run`` of a project's stage.
 
-While :class:`~sls_py_local.services.LocalServices` runs, it holds an exclusive
-lock on ``.sls-py/local/<stage>/run.lock`` (``flock``; the kernel drops it when
-the process dies, however it dies) and keeps ``run.json`` beside it::
+While ``sls-py run`` serves a stage (or the services run alone, see
+:mod:`sls_py_local.standalone`), the process holds an exclusive lock on
+``.sls-py/local/<stage>/run.lock`` (``flock``; the kernel drops it when the
+process dies, however it dies) and keeps ``run.json`` beside it: the services
+add the clock and their trigger inbox, the gateway its URL once it serves
+(``sls-py url`` reads it)::
 
     {"version": 1, "pid": 4242, "instance": "3f2c...", "started_at": "2026-01-01T00:00:00Z",
      "clock": "2026-01-01T00:00:00Z@3600" | null, "gateway": "http://127.0.0.1:3000" | null,

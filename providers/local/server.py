@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
-import json
 import os
 import signal
 from collections.abc import Iterable
@@ -34,15 +33,11 @@ from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .launch import Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
+from .runfile import running_instance
 from .settings import PoolSettings, pool_settings, split_cpus
 from .workers import FunctionPool
 
-__all__ = ["LocalServer", "pool_settings", "read_server_url", "serve", "server_file", "split_cpus"]
-
-
-def server_file(project: Project, stage: str) -> Path:
-    """Where a running server records its URL and pid."""
-    return project.state_dir / "local" / stage / "server.json"
+__all__ = ["LocalServer", "pool_settings", "read_server_url", "serve", "split_cpus"]
 
 
 def _load_services() -> Any:
@@ -85,7 +80,8 @@ class LocalServer:
         """Serve until SIGINT/SIGTERM."""
         loop = asyncio.get_running_loop()
         spec, project, options = self.spec, self.project, self.options
-        if self.prepared is None:  # checks the options; starts no template
+        own_prepared = self.prepared is None
+        if self.prepared is None:  # checks the options and takes the lock; starts no template
             self.prepared = prepare(spec, project, options, launch=False)
         prepared = self.prepared
         settings = prepared.settings
@@ -130,17 +126,17 @@ class LocalServer:
             self._banner(routes, limiter, services_cls is not None)
             if services_cls is not None:
                 self.services = services_cls(
-                    spec, project, self.invoke, self.ui, clock=options.clock
+                    spec, project, self.invoke, self.ui, clock=options.clock, lock=prepared.lock
                 )
                 await self.services.start()
-                self.services.publish_gateway(self.url)
             tasks.append(loop.create_task(self._reap(settings)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
                 # let the task reach its first await: awatch registers its watches
                 # synchronously before that, so no edit after "ready" can be missed
                 await asyncio.sleep(0)
-            _write_server_file(server_file(project, spec.stage), self.url)
+            if prepared.lock is not None:  # for `sls-py url`, `trigger`, `send`, tools
+                prepared.lock.publish(gateway=self.url)
             # what start-up imported and built stays for good: out of the collector's
             # sight, a full collection does not walk it (no multi-ms pause under load)
             gc.collect()
@@ -162,8 +158,8 @@ class LocalServer:
                     await asyncio.wait_for(self.services.stop(), grace + 5)
             for pool in self.pools.values():
                 pool.close()
-            with contextlib.suppress(FileNotFoundError):
-                server_file(project, spec.stage).unlink()
+            if own_prepared:
+                prepared.close()
             logs.close()
 
     def _banner(self, routes: list[Route], limiter: UsageLimiter, services: bool) -> None:
@@ -261,20 +257,12 @@ def _forget_bytecode(paths: Iterable[str]) -> None:
                 Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
 
 
-def _write_server_file(path: Path, url: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
-
-
 def read_server_url(project: Project, stage: str) -> str | None:
-    """The URL of the stage's running local server, if one runs."""
-    path = server_file(project, stage)
-    try:
-        data = json.loads(path.read_text())
-        os.kill(int(data["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return str(data["url"])
+    """The URL of the stage's running local server, if one runs (from the
+    ``run.json`` it keeps while it holds the stage's run lock)."""
+    info = running_instance(project.state_dir / "local" / stage)
+    gateway = info.get("gateway") if info is not None else None
+    return str(gateway) if gateway else None
 
 
 def serve(

@@ -119,7 +119,13 @@ class LocalServices:
     stop_grace_s = 10.0  #: how long stop() lets in-flight invocations finish
 
     def __init__(
-        self, spec: Spec, project: Project, invoke: Invoke, ui: UI, clock: str | None = None
+        self,
+        spec: Spec,
+        project: Project,
+        invoke: Invoke,
+        ui: UI,
+        clock: str | None = None,
+        lock: RunLock | None = None,
     ) -> None:
         self.spec, self.project, self.invoke, self.ui = spec, project, invoke, ui
         self.clock_text = clock
@@ -128,7 +134,9 @@ class LocalServices:
         self.driver = LocalDriver(self.root)
         self.buckets_dir = self.driver.buckets_dir
         self.inbox_dir = self.root / "inbox"
-        self.lock = RunLock(self.root)
+        # the stage's run lock: taken by start() unless the caller (sls-py run) holds it
+        self.own_lock = lock is None
+        self.lock = lock if lock is not None else RunLock(self.root)
         self._stop = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._triggers: list[asyncio.Task[None]] = []
@@ -145,7 +153,8 @@ class LocalServices:
         Raises :class:`~sls_py.errors.ProviderError` when another ``sls-py run``
         already serves this stage. Writes ``run.json`` (see :mod:`sls_py_local.runfile`).
         """
-        self.lock.acquire()
+        if self.own_lock:
+            self.lock.acquire()
         try:
             self.buckets_dir.mkdir(parents=True, exist_ok=True)
             for bucket in self.spec.buckets:
@@ -179,7 +188,8 @@ class LocalServices:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        self.lock.release()
+        if self.own_lock:
+            self.lock.release()
 
     def _start_triggers(self) -> None:
         """Start a loop per schedule and per queue trigger of ``self.spec``."""
@@ -207,10 +217,6 @@ class LocalServices:
         for bucket in spec.buckets:
             (self.buckets_dir / bucket.name).mkdir(parents=True, exist_ok=True)
         self._start_triggers()
-
-    def publish_gateway(self, url: str) -> None:
-        """Record the gateway's URL in ``run.json`` (for tools that want to call it)."""
-        self.lock.publish(gateway=url)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

@@ -300,7 +300,7 @@ def test_run_json_and_lock_while_running(tmp_path: Path) -> None:
                 None,
             )
             assert info["inbox"] == str(root / "inbox")
-            services.publish_gateway("http://127.0.0.1:3999")
+            services.lock.publish(gateway="http://127.0.0.1:3999")  # what sls-py run adds
             assert read_run_info(root)["gateway"] == "http://127.0.0.1:3999"  # type: ignore[index]
             second = LocalServices(queue_spec(), project, invoke, PlainUI(quiet=True))
             with pytest.raises(ProviderError, match="another sls-py run already serves"):

@@ -126,9 +126,6 @@ def run_server(
 ) -> Iterator[Server]:
     """Start `sls-py run --port 0` for ``project``; stop it (SIGTERM) afterwards."""
     log_path = project / f"server-{time.monotonic_ns()}.log"
-    state = project / ".sls-py" / "local" / stage / "server.json"
-    with contextlib.suppress(FileNotFoundError):
-        state.unlink()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [

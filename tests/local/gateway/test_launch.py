@@ -133,9 +133,11 @@ def test_a_failing_early_template_is_reported_and_retried(tmp_path: Path) -> Non
         assert sorted(_templates(server.proc.pid).values()) == ["first", "second"]
 
 
-def test_a_failed_start_up_kills_the_early_templates(tmp_path: Path) -> None:
-    pytest.importorskip("sls_py_local.services")
+def test_a_failed_start_up_kills_the_early_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from sls_py.errors import ProviderError
+    from sls_py_local import server as server_module
     from sls_py_local.runfile import RunLock
 
     project = load_project(write_project(tmp_path / "p", "launchapp", APP, CONFIG, "launchtest"))
@@ -146,15 +148,43 @@ def test_a_failed_start_up_kills_the_early_templates(tmp_path: Path) -> None:
     assert prepared.listener is not None
     procs = [launch.proc for launch in prepared.launches.values()]
     assert all(p.poll() is None for p in procs)
-    other = RunLock(project.state_dir / "local" / "dev")  # another sls-py run of the stage
-    other.acquire()
-    try:
-        with pytest.raises(ProviderError, match="another sls-py run already serves"):
-            serve(spec, project, options, PlainUI(io.StringIO()), prepared)
-    finally:
-        other.release()
+
+    def unreadable(*args: object) -> None:
+        raise ProviderError("cannot read the API keys")
+
+    monkeypatch.setattr(server_module, "load_api_keys", unreadable)  # fails after prepare()
+    with pytest.raises(ProviderError, match="cannot read the API keys"):
+        serve(spec, project, options, PlainUI(io.StringIO()), prepared)
     assert all(p.poll() is not None for p in procs)
     assert prepared.listener.fileno() == -1  # closed: the port is free again
+    again = RunLock(project.state_dir / "local" / "dev")
+    again.acquire()  # the stage's run lock was released too
+    again.release()
+
+
+def test_a_second_run_of_the_stage_is_refused_before_any_template_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sls_py.errors import ProviderError
+    from sls_py_local import launch
+
+    project = load_project(write_project(tmp_path / "p", "launchapp", APP, CONFIG, "launchtest"))
+    first = prepare(project.spec(), project, RunOptions(port=0, reload=False))
+    started: list[str] = []
+    real_launch = launch.launch_template
+
+    def counting_launch(env: dict[str, str], memory_mb: int, cwd: Path) -> launch.Launch:
+        started.append(env["SLS_PY_FUNCTION"])
+        return real_launch(env, memory_mb, cwd)
+
+    monkeypatch.setattr(launch, "launch_template", counting_launch)
+    try:
+        with pytest.raises(ProviderError, match="another sls-py run already serves") as err:
+            prepare(project.spec(), project, RunOptions(port=0, reload=False))
+        assert err.value.hint == "stop it first (Ctrl-C in its terminal), or use another --stage"
+        assert started == []  # refused before any template started
+    finally:
+        first.close()
 
 
 def test_a_busy_port_is_refused_before_any_template_starts(tmp_path: Path) -> None:
@@ -209,12 +239,14 @@ import os, signal, sys, threading, time
 from pathlib import Path
 from sls_py.cli import main
 
-state = Path(sys.argv[1]) / ".sls-py" / "local" / "dev" / "server.json"
+from sls_py_local.runfile import read_run_info
+
+state = Path(sys.argv[1]) / ".sls-py" / "local" / "dev"
 heavy = ["croniter", "rich", "sls_py_inprocess.runner"]
 
 
 def probe():
-    while not state.exists():
+    while not (read_run_info(state) or {}).get("gateway"):  # published when ready
         time.sleep(0.02)
     print("loaded:", [m for m in heavy if m in sys.modules], flush=True)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -36,7 +36,7 @@ def test_stop_leaves_no_orphans(reload_project: Path, sig: signal.Signals) -> No
         server.proc.send_signal(sig)
         assert server.proc.wait(timeout=15) == 0
     wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
-    assert not (reload_project / ".sls-py" / "local" / "dev" / "server.json").exists()
+    assert not (reload_project / ".sls-py" / "local" / "dev" / "run.json").exists()
 
 
 def test_ctrl_c_to_the_whole_process_group(reload_project: Path) -> None:

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sls_py_local.runfile import read_run_info
 
 from .support import run_server, write_project
 
@@ -22,8 +23,9 @@ from pathlib import Path
 
 
 class LocalServices:
-    def __init__(self, spec, project, invoke, ui, clock=None):
+    def __init__(self, spec, project, invoke, ui, clock=None, lock=None):
         self.spec, self.project, self.invoke, self.clock = spec, project, invoke, clock
+        self.lock = lock
         self.out = Path(os.environ["FAKE_SERVICES_OUT"])
 
     async def start(self):
@@ -35,11 +37,8 @@ class LocalServices:
             "functions": [f.name for f in self.spec.functions],
             "ok": [ok.result, ok.error],
             "bad": [bad.error.type, bad.error.status],
+            "run_file": sorted(self.lock.info),  # the server's run lock, held and published
         }) + "\\n")
-
-    def publish_gateway(self, url):
-        with open(self.out, "a") as f:
-            f.write("gateway " + url + "\\n")
 
     async def stop(self):
         with open(self.out, "a") as f:
@@ -97,6 +96,7 @@ def test_services_get_the_pool_invoke_and_are_started_and_stopped(
     project = write_project(tmp_path / "svc", "svcapp", APP, "", "svc")
     with run_server(project, "--no-reload", "--clock", "2026-01-01T00:00@3600") as server:
         first = json.loads(out.read_text().splitlines()[0])
+        run_file = read_run_info(project / ".sls-py" / "local" / "dev")
         with server.client() as c:
             broken = c.get("/broken")
             works = c.post("/add", json={"x": 1, "y": 1})
@@ -108,8 +108,14 @@ def test_services_get_the_pool_invoke_and_are_started_and_stopped(
         "functions": ["add", "broken"],
         "ok": [{"sum": 42}, None],
         "bad": ["InvalidInput", 400],
+        "run_file": [],  # nothing published yet: the gateway's URL goes in once started
     }
-    assert out.read_text().splitlines()[1:] == [f"gateway {server.url}", "stopped"]
+    assert run_file is not None and (run_file["gateway"], run_file["pid"]) == (
+        server.url,
+        server.proc.pid,
+    )
+    assert out.read_text().splitlines()[1:] == ["stopped"]
+    assert read_run_info(project / ".sls-py" / "local" / "dev") is None  # removed on the way out
     assert "not emulated locally" not in output  # the services run the other triggers
     # one function whose code cannot import fails alone, with the reason in the log
     assert (broken.status_code, broken.json()) == (502, {"message": "Internal server error"})
