@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_gateway import APP_DIR, first_200, free_port, memory, stop
+from local_gateway import APP_DIR, first_200, free_port, memory, start_local, stop
 
 
 def cpu_ms(pid: int) -> float:
@@ -57,25 +57,7 @@ def start_once(project: Path, key: str, pythonpath: str) -> dict[str, float]:
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH")) if p)
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sls_py",
-            "run",
-            "--provider",
-            "local",
-            "-p",
-            str(project),
-            "--port",
-            str(port),
-            "--no-reload",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=project,
-        env=env,
-    )
+    proc = start_local(project, port, stderr=subprocess.PIPE, env=env)
     ready: dict[str, float] = {}
 
     def watch() -> None:

@@ -233,7 +233,13 @@ def cpu_seconds(pid: int) -> float:
     return used / tick
 
 
-def start_local(project: Path, port: int) -> subprocess.Popen[bytes]:
+def start_local(
+    project: Path,
+    port: int,
+    stderr: int = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``sls-py run --provider local`` of ``project`` on ``port``, without hot reload."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -249,8 +255,9 @@ def start_local(project: Path, port: int) -> subprocess.Popen[bytes]:
             "--no-reload",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         cwd=project,
+        env=env,
     )
 
 

@@ -24,7 +24,7 @@ from sls_py.ui import PlainUI
 from sls_py_local.launch import listen, prepare
 from sls_py_local.server import serve
 
-from .support import alive, run_server, wait_until, write_project
+from .support import alive, descendants, run_server, wait_until, write_project
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,23 +83,17 @@ environment = { GREETING = "hello" }
 def _templates(gateway_pid: int) -> dict[int, str]:
     """The gateway's template processes: pid -> function name (from its environment)."""
     found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in descendants(gateway_pid):
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().split(b"\0")
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = dict(
-                    item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item
-                )
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[1]) == gateway_pid and b"sls_py_local.template" in cmdline and fields[0] != "Z":
-            found[int(entry)] = environ[b"SLS_PY_FUNCTION"].decode()
+        parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+        if parent == gateway_pid and b"sls_py_local.template" in cmdline:
+            name = next(v for v in environ if v.startswith(b"SLS_PY_FUNCTION="))
+            found[pid] = name.split(b"=", 1)[1].decode()
     return found
 
 
