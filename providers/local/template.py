@@ -397,10 +397,14 @@ def _reply(rid: str, outcome: Any, oom: bool, outbox: _Outbox, raw: bool) -> byt
         body, headers = outcome.response.encoded()
         try:
             head, cors = channel.response_head(headers)
-            status = int(outcome.response.status)
+            given = outcome.response.status
+            try:
+                status = int(given)  # an HTTPStatus, or "200", as before
+            except (TypeError, ValueError):
+                status = 0
             if not 100 <= status <= 599:
-                raise ValueError(f"invalid response status {status}")
-        except (TypeError, ValueError) as exc:
+                raise ValueError(f"invalid response status {given}")
+        except ValueError as exc:
             outbox.records.append(("ERROR", f"{exc}: answered 502"))
             body = b""
             from sls_py.runtime.errors import ErrorInfo
