@@ -11,6 +11,8 @@ body over 6 MB                            413 ``{"message": "Request Too Long"}`
 function at concurrency limit, queue full 429 ``{"message": "Too Many Requests"}``
 handler raised (unhandled)                502 ``{"message": "Internal server error"}``
 worker crashed or ran out of memory       502 ``{"message": "Internal server error"}``
+a response HTTP cannot carry (a header    502 ``{"message": "Internal server error"}``,
+with CR/LF, a status outside 100-599)     the reason in the function's log
 timeout                                   504 ``{"message": "Endpoint request timed out"}``
 invalid JSON / validation error           400 with details (from the runtime)
 malformed HTTP, bad UTF-8 in the URL      400 with what is wrong
