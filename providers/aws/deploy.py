@@ -102,7 +102,7 @@ def _deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
     steps = plan_changes(prep.desired, prep.state, cloud)
     if not steps:
         ui.info("No changes: the deployed stage matches the app.")
-    ctx = Ctx(cloud=cloud, names=prep.names, state=prep.state, package=prep.package)
+    ctx = Ctx(cloud=cloud, names=prep.names, state=prep.state, package=prep.package, ui=ui)
     applied = apply_plan(steps, prep.desired, ctx, ui)
     url = prep.state.output(f"stage:{spec.stage}", "url")
     keys = [e.name for e in prep.state.entries.values() if e.kind == "api-key"]
@@ -148,7 +148,7 @@ def remove(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> Plan:
             )
         check_target(state, account, region)
         steps = plan_changes([], state, None, gone_reason=f"stage {spec.stage} removed")
-        ctx = Ctx(cloud=cloud, names=names, state=state)
+        ctx = Ctx(cloud=cloud, names=names, state=state, ui=ui)
         done = apply_plan(steps, [], ctx, ui)
         if not state.entries:
             state.path.unlink(missing_ok=True)

@@ -40,6 +40,12 @@ class Ctx:
     state: State
     package: Any = None  # BuiltPackage, for function code
     cache: dict[str, Any] = field(default_factory=dict)
+    ui: UI | None = None  # where a handler says why it waits
+
+    def note(self, text: str) -> None:
+        """Tell the user something about the step in progress (e.g. a wait)."""
+        if self.ui is not None:
+            self.ui.info(text)
 
     @property
     def region(self) -> str:

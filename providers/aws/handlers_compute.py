@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -245,14 +246,39 @@ def _queue_attributes(ctx: Ctx, res: Resource) -> dict[str, str]:
     }
 
 
+#: SQS refuses to create a queue under the name of one deleted less than 60 s
+#: ago (a `sls-py remove` followed by a `deploy`); waited out for this long
+QUEUE_NAME_REUSE_WAIT_S = 75.0
+_sleep = time.sleep  # tests replace it
+
+
+def create_queue(ctx: Ctx, tolerate: set[str], **params: Any) -> Any:
+    """``sqs.create_queue`` (``None`` for an error code in ``tolerate``), waiting
+    out SQS's refusal to reuse a recently deleted queue's name, and saying so."""
+    deadline = time.monotonic() + QUEUE_NAME_REUSE_WAIT_S
+    told = False
+    while True:
+        try:
+            return ctx.tolerate(tolerate, "sqs", "create_queue", **params)
+        except AwsError as exc:
+            if not exc.code.endswith("QueueDeletedRecently") or time.monotonic() > deadline:
+                raise
+            if not told:
+                ctx.note(
+                    f"SQS does not reuse the name {params['QueueName']} until 60 s after "
+                    "that queue was deleted: waiting"
+                )
+                told = True
+            _sleep(5)
+
+
 def _queue_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     p = res.props
-    dlq = ctx.call("sqs", "create_queue", QueueName=p["dlq"], tags=p["tags"])["QueueUrl"]
+    dlq = create_queue(ctx, set(), QueueName=p["dlq"], tags=p["tags"])["QueueUrl"]
     attrs = _queue_attributes(ctx, res)
-    made = ctx.tolerate(
+    made = create_queue(
+        ctx,
         {"QueueAlreadyExists", "QueueNameExists"},
-        "sqs",
-        "create_queue",
         QueueName=p["name"],
         Attributes=attrs,
         tags=p["tags"],

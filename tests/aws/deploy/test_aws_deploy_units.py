@@ -184,6 +184,73 @@ def test_missing_ok_turns_not_found_into_none_and_counts_calls() -> None:
     ]
 
 
+_REUSE_MESSAGE = (
+    "You must wait 60 seconds after deleting a queue before you can create another "
+    "with the same name."
+)
+
+
+@pytest.mark.parametrize(
+    "code", ["AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"]
+)
+def test_a_queue_name_deleted_moments_ago_is_waited_for_and_said(
+    code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS refuses a queue's name for 60 s after that queue was deleted (a `remove`
+    then a `deploy`); moto does not, so the refusal is stubbed here."""
+    from sls_py.ui import PlainUI
+    from sls_py_aws import handlers_compute
+    from sls_py_aws.executor import Ctx
+
+    cloud, stub = stubbed("sqs")
+    for _ in range(2):
+        stub.add_client_error(
+            "create_queue",
+            service_error_code=code,
+            service_message=_REUSE_MESSAGE,
+            http_status_code=400,
+            expected_params={"QueueName": "clonezero-dev-jobs"},
+        )
+    url = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/clonezero-dev-jobs"
+    stub.add_response("create_queue", {"QueueUrl": url}, {"QueueName": "clonezero-dev-jobs"})
+    slept: list[float] = []
+    monkeypatch.setattr(handlers_compute, "_sleep", slept.append)
+    out = io.StringIO()
+    ctx = Ctx(cloud=cloud, names=None, state=None, ui=PlainUI(out))  # type: ignore[arg-type]
+    with stub:
+        made = handlers_compute.create_queue(ctx, set(), QueueName="clonezero-dev-jobs")
+    stub.assert_no_pending_responses()
+    assert made["QueueUrl"] == url
+    assert slept == [5, 5]
+    assert out.getvalue().count("waiting") == 1  # said once, not per retry
+    assert (
+        "SQS does not reuse the name clonezero-dev-jobs until 60 s after that queue was "
+        "deleted: waiting" in out.getvalue()
+    )
+
+
+def test_a_queue_name_still_refused_after_the_wait_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sls_py_aws import handlers_compute
+    from sls_py_aws.executor import Ctx
+
+    cloud, stub = stubbed("sqs")
+    stub.add_client_error(
+        "create_queue",
+        service_error_code="AWS.SimpleQueueService.QueueDeletedRecently",
+        service_message=_REUSE_MESSAGE,
+        http_status_code=400,
+    )
+    monkeypatch.setattr(handlers_compute, "QUEUE_NAME_REUSE_WAIT_S", -1.0)
+    ctx = Ctx(cloud=cloud, names=None, state=None)  # type: ignore[arg-type]
+    with stub, pytest.raises(ProviderError) as err:
+        handlers_compute.create_queue(ctx, set(), QueueName="clonezero-dev-jobs")
+    assert err.value.message == (
+        "sqs.create_queue failed: AWS.SimpleQueueService.QueueDeletedRecently: " + _REUSE_MESSAGE
+    )
+
+
 def _invoke_response(payload: Any, *, error: str | None = None, log: str = "") -> dict[str, Any]:
     body = json.dumps(payload).encode()
     out: dict[str, Any] = {
