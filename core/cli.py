@@ -213,7 +213,14 @@ def run(
     provider: ProviderOpt = None,
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it private).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the HTTP gateway (0: any free port).")] = 3000,
-    reload: Annotated[bool, typer.Option("--reload/--no-reload", help="Reload on source changes.")] = True,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload/--no-reload",
+            help="Reload the functions on source changes (the whole server, in place, "
+            "when routes, triggers or settings change).",
+        ),
+    ] = True,
     json_logs: Annotated[bool, typer.Option("--json-logs", help="Logs as JSON lines.")] = False,
     clock: Annotated[
         str | None,

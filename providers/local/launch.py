@@ -139,31 +139,56 @@ def listen_error(host: str, port: int, exc: OSError) -> ConfigError:
     )
 
 
+#: a listening socket handed over by a restarting ``sls-py run`` (see server._restart)
+LISTEN_FD_ENV = "SLS_PY_LISTEN_FD"
+
+
+def inherited_listener() -> socket.socket | None:
+    """The listening socket a restarting ``sls-py run`` handed over, if any
+    (taken out of the environment, so no function process inherits it)."""
+    fd = os.environ.pop(LISTEN_FD_ENV, None)
+    if fd is None:
+        return None
+    try:
+        sock = socket.socket(fileno=int(fd))
+    except (OSError, ValueError):
+        return None
+    sock.set_inheritable(False)
+    return sock
+
+
 def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool = True) -> Prepared:
     """Check the options, take the stage's run lock (a second ``sls-py run`` of the
     stage is refused here), settle each function's environment and (with
     ``launch``) bind the port and start the HTTP functions' templates; on an
     error nothing is left running, bound or locked."""
     check_port(options.port)
-    settings = pool_settings(spec)
-    worker_cpus = split_cpus(settings)
-    envs: dict[str, dict[str, str]] = {}
-    for fn in spec.functions:
-        env = function_environment(spec, project, fn)
-        if worker_cpus:
-            env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
-        if settings.sched_batch:
-            env["SLS_PY_SCHED_BATCH"] = "1"
-        if options.json_logs:
-            env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records
-        envs[fn.name] = env
-    prepared = Prepared(settings, envs)
-    lock = RunLock(project.state_dir / "local" / spec.stage)
-    lock.acquire()
+    handed_over = inherited_listener()  # before any function's environment is made
+    try:
+        settings = pool_settings(spec)
+        worker_cpus = split_cpus(settings)
+        envs: dict[str, dict[str, str]] = {}
+        for fn in spec.functions:
+            env = function_environment(spec, project, fn)
+            if worker_cpus:
+                env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
+            if settings.sched_batch:
+                env["SLS_PY_SCHED_BATCH"] = "1"
+            if options.json_logs:
+                env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records
+            envs[fn.name] = env
+        prepared = Prepared(settings, envs, listener=handed_over)
+        lock = RunLock(project.state_dir / "local" / spec.stage)
+        lock.acquire()
+    except BaseException:
+        if handed_over is not None:
+            handed_over.close()
+        raise
     prepared.lock = lock
     try:
-        if launch:
+        if prepared.listener is None and launch:
             prepared.listener = listen(options.host, options.port)
+        if launch:
             for fn in spec.functions:
                 if fn.http_triggers():
                     prepared.launches[fn.name] = launch_template(

@@ -15,8 +15,10 @@ import asyncio
 import contextlib
 import gc
 import importlib.util
+import json
 import os
 import signal
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from sls_py.ui import UI
 from .connection import HttpConnection
 from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
-from .launch import Prepared, listen_error, prepare
+from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
 from .runfile import running_instance
 from .settings import PoolSettings, pool_settings, split_cpus
@@ -68,6 +70,10 @@ class LocalServer:
         self.pools: dict[str, FunctionPool] = {}
         self.url = ""
         self.services: Any = None
+        #: set when a source change altered the spec: serve() then re-executes
+        #: ``sls-py run`` in place, handing over the listening socket
+        self.restart = False
+        self.handoff_fd: int | None = None
 
     async def invoke(self, function: str, event_wire: dict[str, Any]) -> Outcome:
         """Run ``function`` for an event in wire form on its worker pool."""
@@ -147,6 +153,11 @@ class LocalServer:
             return 0
         finally:
             if server is not None:
+                if self.restart and len(server.sockets) == 1:
+                    # the kernel keeps queueing connections on this socket while the
+                    # next process image starts: none is refused during a restart
+                    self.handoff_fd = os.dup(server.sockets[0].fileno())
+                    os.set_inheritable(self.handoff_fd, True)
                 server.close()
             for task in [*tasks, *starting]:
                 task.cancel()
@@ -224,16 +235,28 @@ class LocalServer:
         from watchfiles import PythonFilter, awatch
 
         source = (self.project.root / self.spec.source).resolve()
-        watch_filter = PythonFilter(ignore_paths=[str(self.project.state_dir.resolve())])
+        config = (self.project.root / "pyproject.toml").resolve()
+        paths = [source] if config.is_relative_to(source) else [source, config]
+        watch_filter = PythonFilter(
+            ignore_paths=[str(self.project.state_dir.resolve())], extra_extensions=(".toml",)
+        )
         async for changes in awatch(
-            source, watch_filter=watch_filter, stop_event=self.stop_event, debounce=200
+            *paths, watch_filter=watch_filter, stop_event=self.stop_event, debounce=200
         ):
             names = ", ".join(sorted({Path(p).name for _, p in changes}))
             self.logs.gateway(f"source changed ({names}): reloading the functions")
             _forget_bytecode(path for _, path in changes)
+            # whether routes, triggers or settings changed too, found out meanwhile
+            spec_check = asyncio.get_running_loop().create_task(self._spec_change())
             results = await asyncio.gather(
                 *(p.reload() for p in self.pools.values()), return_exceptions=True
             )
+            changed = await spec_check
+            if changed:
+                self.logs.gateway(f"{changed}: restarting `sls-py run` to apply it")
+                self.restart = True
+                self.stop_event.set()
+                return
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
                 self.logs.gateway(
@@ -242,6 +265,56 @@ class LocalServer:
                 )
             else:
                 self.logs.gateway("reloaded: new requests go to the new code")
+
+    async def _spec_change(self) -> str | None:
+        """What changed in the app's spec since start-up (functions, routes,
+        triggers, settings), or ``None``: unchanged, or the new code does not
+        build a spec (the reload reports why). Built by ``sls-py spec`` in a
+        process of its own: the gateway never imports the app's new code."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sls_py",
+            "spec",
+            "-p",
+            str(self.project.root),
+            "--stage",
+            self.spec.stage,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            return None
+        try:
+            new = json.loads(out)
+        except ValueError:
+            return None
+        return describe_spec_change(json.loads(self.spec.model_dump_json()), new)
+
+
+def describe_spec_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """A line naming what differs between two specs (``Spec.model_dump`` in JSON
+    form), or ``None`` when nothing does."""
+    if old == new:
+        return None
+    before = {f["name"]: f for f in old.get("functions", [])}
+    after = {f["name"]: f for f in new.get("functions", [])}
+    parts = []
+    added = sorted(after.keys() - before.keys())
+    removed = sorted(before.keys() - after.keys())
+    changed = sorted(n for n in before.keys() & after.keys() if before[n] != after[n])
+    if added:
+        parts.append(f"functions added: {', '.join(added)}")
+    if removed:
+        parts.append(f"functions removed: {', '.join(removed)}")
+    if changed:
+        parts.append(f"functions changed: {', '.join(changed)}")
+    others = sorted(k for k in old.keys() | new.keys() if k != "functions" and old.get(k) != new.get(k))
+    if others:
+        parts.append(f"app settings changed: {', '.join(others)}")
+    return "the app's spec changed (" + "; ".join(parts) + ")"
 
 
 def _forget_bytecode(paths: Iterable[str]) -> None:
@@ -282,7 +355,23 @@ def serve(
             factory: Any = uvloop.new_event_loop
         except ImportError:  # not available on this platform: the stdlib loop works too
             factory = None
+        server = LocalServer(spec, project, options, ui, prepared)
         with asyncio.Runner(loop_factory=factory) as runner:
-            return runner.run(LocalServer(spec, project, options, ui, prepared).run())
+            code = runner.run(server.run())
     finally:
         prepared.close()
+    if server.restart:
+        _restart(server.handoff_fd)
+    return code
+
+
+def _restart(listen_fd: int | None) -> None:
+    """Run this ``sls-py run`` again in this process (same pid, same arguments),
+    its listening socket handed over as ``SLS_PY_LISTEN_FD``."""
+    env = dict(os.environ)
+    env.pop(LISTEN_FD_ENV, None)
+    if listen_fd is not None:
+        env[LISTEN_FD_ENV] = str(listen_fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support import Server, alive, descendants, run_server, wait_until
+from .support import Server, alive, descendants, run_server, wait_until, write_project
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -106,3 +106,106 @@ def test_hot_reload_in_flight_finish_on_old_code_and_syntax_errors_keep_old(
     templates_left = {p for p, parent in parents.items() if parent == server.proc.pid}
     assert len(templates_left) == 11
     assert all(parent in templates_left for p, parent in parents.items() if p not in templates_left)
+
+
+RESTART_APP = """
+from sls_py import App, HttpRequest, http
+
+app = App("restarts")
+
+
+@app.function(name="first", triggers=[http("GET", "/first")])
+def first(req: HttpRequest, ctx) -> dict:
+    return {"first": True}
+"""
+
+SECOND_FUNCTION = """
+
+@app.function(name="second", triggers=[http("GET", "/second")])
+def second(req: HttpRequest, ctx) -> dict:
+    return {"second": True}
+"""
+
+
+def test_a_new_route_restarts_the_server_in_place(tmp_path: Path) -> None:
+    """A source change that changes the spec (here: a new function and route) is
+    applied by running `sls-py run` again in the same process, which keeps the
+    listening socket: same pid, same URL, no connection refused meanwhile."""
+    project = write_project(tmp_path / "restart", "restartapp", RESTART_APP)
+    module = project / "restartapp.py"
+    refused = 0
+    with run_server(project) as server:
+        with server.client() as c:
+            assert c.get("/first").json() == {"first": True}
+            assert c.get("/second").status_code == 403  # no such route yet
+        module.write_text(module.read_text() + SECOND_FUNCTION)
+
+        def second_answers() -> bool:
+            nonlocal refused
+            try:
+                return httpx.get(server.url + "/second", timeout=10).status_code == 200
+            except httpx.ConnectError:
+                refused += 1
+                return False
+            except httpx.TransportError:  # a connection the old process had accepted
+                return False
+
+        wait_until(second_answers, timeout=60, interval=0.1)
+        with server.client() as c:
+            assert c.get("/second").json() == {"second": True}
+            assert c.get("/first").json() == {"first": True}
+        assert server.proc.poll() is None  # the same process, running the new spec
+        wait_until(lambda: server.output().count(f"ready: {server.url} ") == 2)  # same URL
+        output = server.output()
+    assert refused == 0
+    assert (
+        "the app's spec changed (functions added: second): restarting `sls-py run` to apply it"
+        in output
+    )
+    assert "Traceback" not in output
+
+
+def test_a_code_only_change_does_not_restart(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "norestart", "restartapp", RESTART_APP)
+    module = project / "restartapp.py"
+    with run_server(project) as server:
+        module.write_text(module.read_text().replace('{"first": True}', '{"first": 2}'))
+        wait_until(lambda: httpx.get(server.url + "/first").json() == {"first": 2}, timeout=30)
+        wait_until(lambda: "reloaded: new requests go to the new code" in server.output())
+        output = server.output()
+    assert "restarting" not in output
+    assert output.count("ready: ") == 1
+
+
+def test_a_configuration_change_restarts_too(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "config", "restartapp", RESTART_APP)
+    config = project / "pyproject.toml"
+    with run_server(project) as server:
+        with server.client() as c:
+            assert c.get("/first").status_code == 200
+        config.write_text(config.read_text() + "\n[tool.sls-py.stages.dev]\nmemory_mb = 256\n")
+        wait_until(lambda: server.output().count(f"ready: {server.url} ") == 2, timeout=60)
+        with server.client() as c:
+            assert c.get("/first").status_code == 200
+        output = server.output()
+    assert "the app's spec changed (functions changed: first): restarting" in output
+
+
+def test_describe_spec_change() -> None:
+    from sls_py_local.server import describe_spec_change
+
+    old = {"app": "a", "stage": "dev", "functions": [{"name": "f", "memory_mb": 128}]}
+    assert describe_spec_change(old, old) is None
+    new = {
+        "app": "a",
+        "stage": "dev",
+        "gateway": {"api_keys": ["k"]},
+        "functions": [{"name": "f", "memory_mb": 256}, {"name": "g"}],
+    }
+    assert describe_spec_change(old, new) == (
+        "the app's spec changed (functions added: g; functions changed: f; "
+        "app settings changed: gateway)"
+    )
+    assert describe_spec_change(new, {**new, "functions": []}) == (
+        "the app's spec changed (functions removed: f, g)"
+    )
