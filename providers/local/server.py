@@ -30,6 +30,7 @@ from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
+from .clock import SimulatedClock, iso_utc
 from .connection import HttpConnection
 from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
@@ -71,9 +72,11 @@ class LocalServer:
         self.url = ""
         self.services: Any = None
         #: set when a source change altered the spec: serve() then re-executes
-        #: ``sls-py run`` in place, handing over the listening socket
+        #: ``sls-py run`` in place, handing over the listening socket and the
+        #: simulated clock's time (``--clock``)
         self.restart = False
         self.handoff_fd: int | None = None
+        self.resume_clock: str | None = None
 
     async def invoke(self, function: str, event_wire: dict[str, Any]) -> Outcome:
         """Run ``function`` for an event in wire form on its worker pool."""
@@ -131,8 +134,10 @@ class LocalServer:
             services_cls = _load_services()
             self._banner(routes, limiter, services_cls is not None)
             if services_cls is not None:
+                # a restart goes on with the simulated clock where it was (see _restart)
+                clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
                 self.services = services_cls(
-                    spec, project, self.invoke, self.ui, clock=options.clock, lock=prepared.lock
+                    spec, project, self.invoke, self.ui, clock=clock, lock=prepared.lock
                 )
                 await self.services.start()
             tasks.append(loop.create_task(self._reap(settings)))
@@ -159,6 +164,9 @@ class LocalServer:
                     self.handoff_fd = os.dup(server.sockets[0].fileno())
                     os.set_inheritable(self.handoff_fd, True)
                 server.close()
+            clock = getattr(self.services, "clock", None)
+            if self.restart and isinstance(clock, SimulatedClock):
+                self.resume_clock = f"{iso_utc(clock.now())}@{clock.speed:g}"
             for task in [*tasks, *starting]:
                 task.cancel()
             if self.services is not None:
@@ -361,17 +369,25 @@ def serve(
     finally:
         prepared.close()
     if server.restart:
-        _restart(server.handoff_fd)
+        _restart(server.handoff_fd, server.resume_clock)
     return code
 
 
-def _restart(listen_fd: int | None) -> None:
+#: the simulated time a restarting ``sls-py run --clock`` had reached
+RESUME_CLOCK_ENV = "SLS_PY_RESUME_CLOCK"
+
+
+def _restart(listen_fd: int | None, resume_clock: str | None) -> None:
     """Run this ``sls-py run`` again in this process (same pid, same arguments),
-    its listening socket handed over as ``SLS_PY_LISTEN_FD``."""
+    its listening socket handed over as ``SLS_PY_LISTEN_FD`` and a simulated
+    clock's time as ``SLS_PY_RESUME_CLOCK`` (schedules do not replay)."""
     env = dict(os.environ)
     env.pop(LISTEN_FD_ENV, None)
+    env.pop(RESUME_CLOCK_ENV, None)
     if listen_fd is not None:
         env[LISTEN_FD_ENV] = str(listen_fd)
+    if resume_clock is not None:
+        env[RESUME_CLOCK_ENV] = resume_clock
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

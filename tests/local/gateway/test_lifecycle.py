@@ -209,3 +209,21 @@ def test_describe_spec_change() -> None:
     assert describe_spec_change(new, {**new, "functions": []}) == (
         "the app's spec changed (functions removed: f, g)"
     )
+
+
+def test_a_restart_goes_on_with_the_simulated_clock(tmp_path: Path) -> None:
+    """`--clock START@SPEED` resumes at the simulated time the restart happened,
+    so schedules already fired do not fire again."""
+    from sls_py_local.runfile import read_run_info
+
+    project = write_project(tmp_path / "clocked", "restartapp", RESTART_APP)
+    module = project / "restartapp.py"
+    state = project / ".sls-py" / "local" / "dev"
+    with run_server(project, "--clock", "2026-01-01T00:00:00Z@3600") as server:
+        assert (read_run_info(state) or {}).get("clock") == "2026-01-01T00:00:00Z@3600"
+        time.sleep(1.0)  # an hour of simulated time, at least
+        module.write_text(module.read_text() + SECOND_FUNCTION)
+        wait_until(lambda: server.output().count(f"ready: {server.url} ") == 2, timeout=60)
+        resumed = (read_run_info(state) or {}).get("clock")
+    assert isinstance(resumed, str) and resumed.endswith("@3600")
+    assert resumed[:19] >= "2026-01-01T01:00:00"  # went on, did not start over
