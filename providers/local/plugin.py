@@ -89,7 +89,7 @@ def sls_py_run(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int
     except BaseException:
         prepared.close()
         raise
-    return serve(spec, project, options, ui, prepared)
+    return serve(spec, project, options, ui, prepared, restart_in_place=True)
 
 
 @hookimpl

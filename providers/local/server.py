@@ -75,6 +75,7 @@ class LocalServer:
         #: ``sls-py run`` in place, handing over the listening socket and the
         #: simulated clock's time (``--clock``)
         self.restart = False
+        self.can_restart = False
         self.handoff_fd: int | None = None
         self.resume_clock: str | None = None
 
@@ -260,11 +261,13 @@ class LocalServer:
                 *(p.reload() for p in self.pools.values()), return_exceptions=True
             )
             changed = await spec_check
-            if changed:
+            if changed and self.can_restart:
                 self.logs.gateway(f"{changed}: restarting `sls-py run` to apply it")
                 self.restart = True
                 self.stop_event.set()
                 return
+            if changed:
+                self.logs.gateway(f"{changed}: restart the server to apply it")
             failures = [r for r in results if isinstance(r, BaseException)]
             if failures:
                 self.logs.gateway(
@@ -347,12 +350,21 @@ def read_server_url(project: Project, stage: str) -> str | None:
 
 
 def serve(
-    spec: Spec, project: Project, options: RunOptions, ui: UI, prepared: Prepared | None = None
+    spec: Spec,
+    project: Project,
+    options: RunOptions,
+    ui: UI,
+    prepared: Prepared | None = None,
+    *,
+    restart_in_place: bool = False,
 ) -> int:
     """Run the local server in a uvloop event loop until stopped.
 
     :param prepared: from :func:`.launch.prepare`, called before this module was
         imported (the templates it started are adopted, and killed on the way out).
+    :param restart_in_place: when a source change alters the spec, re-execute
+        this process's command line (what ``sls-py run`` wants; a program that
+        embeds the server gets a log line asking for a restart instead).
     """
     if prepared is None:
         prepared = prepare(spec, project, options)
@@ -364,6 +376,7 @@ def serve(
         except ImportError:  # not available on this platform: the stdlib loop works too
             factory = None
         server = LocalServer(spec, project, options, ui, prepared)
+        server.can_restart = restart_in_place
         with asyncio.Runner(loop_factory=factory) as runner:
             code = runner.run(server.run())
     finally:

@@ -7,6 +7,8 @@ import contextlib
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -227,3 +229,42 @@ def test_a_restart_goes_on_with_the_simulated_clock(tmp_path: Path) -> None:
         resumed = (read_run_info(state) or {}).get("clock")
     assert isinstance(resumed, str) and resumed.endswith("@3600")
     assert resumed[:19] >= "2026-01-01T01:00:00"  # went on, did not start over
+
+
+EMBEDDED = """
+import sys
+
+from sls_py.config import load_project
+from sls_py.provider import RunOptions
+from sls_py.ui import PlainUI
+from sls_py_local.server import serve
+
+project = load_project(sys.argv[1])
+sys.exit(serve(project.spec(), project, RunOptions(port=0), PlainUI(sys.stderr)))
+"""
+
+
+def test_an_embedded_server_asks_for_a_restart_instead(tmp_path: Path) -> None:
+    """serve() called by another program does not re-execute that program."""
+    project = write_project(tmp_path / "embedded", "restartapp", RESTART_APP)
+    module = project / "restartapp.py"
+    log = tmp_path / "embedded.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", EMBEDDED, str(project)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        found = wait_until(lambda: re.search(r"ready: (http://\S+)", log.read_text()), timeout=60)
+        url = found.group(1)
+        module.write_text(module.read_text() + SECOND_FUNCTION)
+        wait_until(lambda: "restart the server to apply it" in log.read_text(), timeout=60)
+        assert httpx.get(url + "/first").json() == {"first": True}  # still serving
+        assert proc.poll() is None
+        assert log.read_text().count("ready: ") == 1  # not restarted
+        assert (
+            "the app's spec changed (functions added: second): restart the server to apply it"
+            in log.read_text()
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
