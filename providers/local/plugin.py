@@ -77,8 +77,8 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
 
 @hookimpl
 def sls_py_run(spec: Spec, project: Project, options: RunOptions, ui: UI) -> int:
-    """Serve the app: the HTTP gateway with a worker pool per function (and, when
-    ``sls_py_local.services`` is installed, schedules, buckets and queues)."""
+    """Serve the app: the HTTP gateway with a worker pool per function, and the
+    schedules, buckets and queues."""
     from .launch import prepare
 
     # the templates (each a fresh interpreter importing the app) start first, so

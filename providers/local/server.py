@@ -2,9 +2,9 @@
 
 One uvloop event loop in the ``sls-py`` process runs the HTTP gateway
 (:mod:`.connection` + :mod:`.gateway`), talks to every function's workers
-(:mod:`.workers`), watches the source for changes and, when the
-``sls_py_local.services`` module is installed, runs the non-HTTP triggers
-(:class:`LocalServices`) with the pools' ``invoke``. SIGINT and SIGTERM stop it
+(:mod:`.workers`), watches the source for changes (restarting itself in place
+when the spec changes) and runs the non-HTTP triggers
+(:class:`~.services.LocalServices`) with the pools' ``invoke``. SIGINT and SIGTERM stop it
 all; templates and workers are killed, and would die with the gateway anyway
 (PR_SET_PDEATHSIG, closed pipes).
 """
@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sls_py.config import Project
 from sls_py.provider import RunOptions
@@ -40,18 +40,10 @@ from .runfile import running_instance
 from .settings import PoolSettings, pool_settings, split_cpus
 from .workers import FunctionPool
 
+if TYPE_CHECKING:
+    from .services import LocalServices
+
 __all__ = ["LocalServer", "pool_settings", "read_server_url", "serve", "split_cpus"]
-
-
-def _load_services() -> Any:
-    """The services class of the local provider, or ``None`` when not installed."""
-    try:
-        from .services import LocalServices  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.services":
-            raise
-        return None
-    return LocalServices
 
 
 class LocalServer:
@@ -70,7 +62,7 @@ class LocalServer:
         self.stop_event = asyncio.Event()
         self.pools: dict[str, FunctionPool] = {}
         self.url = ""
-        self.services: Any = None
+        self.services: LocalServices | None = None
         #: set when a source change altered the spec: serve() then re-executes
         #: ``sls-py run`` in place, handing over the listening socket and the
         #: simulated clock's time (``--clock``)
@@ -132,15 +124,15 @@ class LocalServer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(ValueError, RuntimeError):  # not the main thread
                     loop.add_signal_handler(sig, self.stop_event.set)
-            services_cls = _load_services()
-            self._banner(routes, limiter, services_cls is not None)
-            if services_cls is not None:
-                # a restart goes on with the simulated clock where it was (see _restart)
-                clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
-                self.services = services_cls(
-                    spec, project, self.invoke, self.ui, clock=clock, lock=prepared.lock
-                )
-                await self.services.start()
+            from .services import LocalServices
+
+            self._banner(routes, limiter)
+            # a restart goes on with the simulated clock where it was (see _restart)
+            clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
+            self.services = LocalServices(
+                spec, project, self.invoke, self.ui, clock=clock, lock=prepared.lock
+            )
+            await self.services.start()
             tasks.append(loop.create_task(self._reap(settings)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
@@ -165,7 +157,7 @@ class LocalServer:
                     self.handoff_fd = os.dup(server.sockets[0].fileno())
                     os.set_inheritable(self.handoff_fd, True)
                 server.close()
-            clock = getattr(self.services, "clock", None)
+            clock = self.services.clock if self.services is not None else None
             if self.restart and isinstance(clock, SimulatedClock):
                 self.resume_clock = f"{iso_utc(clock.now())}@{clock.speed:g}"
             for task in [*tasks, *starting]:
@@ -174,7 +166,7 @@ class LocalServer:
                 with contextlib.suppress(Exception):
                     # services let in-flight invocations finish (their own grace), so
                     # the pools must stay alive until they are done
-                    grace = float(getattr(self.services, "stop_grace_s", 10))
+                    grace = self.services.stop_grace_s
                     await asyncio.wait_for(self.services.stop(), grace + 5)
             for pool in self.pools.values():
                 pool.close()
@@ -182,7 +174,7 @@ class LocalServer:
                 prepared.close()
             logs.close()
 
-    def _banner(self, routes: list[Route], limiter: UsageLimiter, services: bool) -> None:
+    def _banner(self, routes: list[Route], limiter: UsageLimiter) -> None:
         spec, ui = self.spec, self.ui
         ui.info(f"sls-py local: {spec.app} (stage {spec.stage}) at {self.url}")
         if self.options.host not in ("127.0.0.1", "localhost", "::1"):
@@ -220,15 +212,6 @@ class LocalServer:
                 ui.info(
                     "not emulated locally: persistent usage quotas "
                     "(quota counts start from zero each time `sls-py run` starts)"
-                )
-        if not services:
-            kinds = sorted(
-                {t.kind for fn in spec.functions for t in fn.triggers if t.kind != "http"}
-            )
-            if kinds or spec.buckets or spec.queues:
-                ui.info(
-                    f"not emulated locally: {', '.join(kinds) or 'resource'} triggers "
-                    "(the sls_py_local.services module is not installed)"
                 )
         logs = log_dir(self.project.state_dir, spec.stage)
         ui.info(f"hot reload: {'on' if self.options.reload else 'off'}; logs: {logs}")

@@ -100,29 +100,6 @@ def test_idle_workers_are_reaped(limits) -> None:  # type: ignore[no-untyped-def
     assert fresh.status_code == 200 and fresh.json()["pid"] != pid
 
 
-def test_not_emulated_triggers_are_announced_when_services_are_missing(tmp_path: Path) -> None:
-    try:
-        import sls_py_local.services  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("sls_py_local.services is installed: schedules run, nothing to announce")
-    source = """
-from sls_py import App, ScheduleEvent, schedule
-
-app = App("sched")
-
-
-@app.function(name="tick", triggers=[schedule("rate(1 minute)")])
-def tick(event: ScheduleEvent, ctx) -> None:
-    return None
-"""
-    project = write_project(tmp_path / "sched", "schedapp", source, "", "sched")
-    with run_server(project, "--no-reload") as server:
-        out = server.output()
-    assert "not emulated locally: schedule triggers" in out
-
-
 def _allowed_cpus(pid: int) -> set[int]:
     return set(os.sched_getaffinity(pid))
 

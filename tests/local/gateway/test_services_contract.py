@@ -1,6 +1,7 @@
-"""How `sls-py run` drives ``sls_py_local.services.LocalServices``, checked with a
-stand-in module put first on the package's path (the real one is another
-branch's work), and what happens when one function's code cannot import."""
+"""How `sls-py run` drives ``sls_py_local.services.LocalServices`` (its invoke,
+start, stop and the run lock it hands over), checked with a stand-in module put
+first on the package's path, and what happens when one function's code cannot
+import."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from pathlib import Path
 
 
 class LocalServices:
+    stop_grace_s = 10.0
+
     def __init__(self, spec, project, invoke, ui, clock=None, lock=None):
         self.spec, self.project, self.invoke, self.clock = spec, project, invoke, clock
         self.lock = lock
