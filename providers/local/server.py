@@ -147,15 +147,18 @@ class LocalServer:
             gc.freeze()
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
             await self.stop_event.wait()
-            logs.gateway("stopping")
-            return 0
-        finally:
-            if server is not None:
-                if self.restart and len(server.sockets) == 1:
+            if self.restart:
+                if len(server.sockets) == 1:
                     # the kernel keeps queueing connections on this socket while the
                     # next process image starts: none is refused during a restart
                     self.handoff_fd = os.dup(server.sockets[0].fileno())
                     os.set_inheritable(self.handoff_fd, True)
+                server.close()  # no new connection here; the ones open finish their requests
+                await self._drain()
+            logs.gateway("stopping")
+            return 0
+        finally:
+            if server is not None:
                 server.close()
             clock = self.services.clock if self.services is not None else None
             if self.restart and isinstance(clock, SimulatedClock):
@@ -215,6 +218,16 @@ class LocalServer:
                 )
         logs = log_dir(self.project.state_dir, spec.stage)
         ui.info(f"hot reload: {'on' if self.options.reload else 'off'}; logs: {logs}")
+
+    async def _drain(self) -> None:
+        """Wait until no invocation runs or waits (a restart lets them finish),
+        for at most the longest function timeout."""
+        limit = max((fn.timeout_s for fn in self.spec.functions), default=0.0)
+        deadline = asyncio.get_running_loop().time() + limit
+        while any(p.busy() for p in self.pools.values()):
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.02)
 
     async def _reap(self, settings: PoolSettings) -> None:
         period = max(0.05, min(1.0, settings.idle_timeout_s / 2))

@@ -149,6 +149,10 @@ class FunctionPool:
         for _ in range(min(warm, self.max_workers)):
             self._spawn()
 
+    def busy(self) -> bool:
+        """Whether an invocation is running or waiting for a worker."""
+        return bool(self.queue) or any(w.current is not None for w in self.workers)
+
     def reap(self, now: float | None = None) -> None:
         """Stop workers idle for longer than the idle timeout."""
         now = time.monotonic() if now is None else now

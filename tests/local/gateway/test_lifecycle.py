@@ -111,6 +111,8 @@ def test_hot_reload_in_flight_finish_on_old_code_and_syntax_errors_keep_old(
 
 
 RESTART_APP = """
+import time
+
 from sls_py import App, HttpRequest, http
 
 app = App("restarts")
@@ -118,6 +120,7 @@ app = App("restarts")
 
 @app.function(name="first", triggers=[http("GET", "/first")])
 def first(req: HttpRequest, ctx) -> dict:
+    time.sleep(float(req.query_param("s", "0")))
     return {"first": True}
 """
 
@@ -140,7 +143,12 @@ def test_a_new_route_restarts_the_server_in_place(tmp_path: Path) -> None:
         with server.client() as c:
             assert c.get("/first").json() == {"first": True}
             assert c.get("/second").status_code == 403  # no such route yet
-        module.write_text(module.read_text() + SECOND_FUNCTION)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(lambda: httpx.get(server.url + "/first?s=1.5", timeout=30))
+            time.sleep(0.3)
+            module.write_text(module.read_text() + SECOND_FUNCTION)
+            slow = in_flight.result()
+        assert (slow.status_code, slow.json()) == (200, {"first": True})  # finished first
 
         def second_answers() -> bool:
             nonlocal refused
