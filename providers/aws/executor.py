@@ -93,6 +93,16 @@ def handles(kind: str, create: Create, update: Update, delete: Delete) -> None:
     HANDLERS[kind] = Handler(create, update, delete)
 
 
+def create_again(create: Create) -> Update:
+    """The update of a kind whose create puts the whole desired state (an
+    idempotent put): the update is that create, called again."""
+
+    def update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
+        return create(ctx, res)
+
+    return update
+
+
 def _load_handlers() -> None:
     from . import handlers_api, handlers_compute  # noqa: F401  (they register themselves)
 

@@ -13,7 +13,7 @@ from typing import Any
 from sls_py.errors import ProviderError
 
 from .cloud import AwsError
-from .executor import Ctx, handles
+from .executor import Ctx, create_again, handles
 from .model import Resource
 from .state import Entry
 
@@ -231,10 +231,6 @@ def _route_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     return {"resource_id": resource_id}
 
 
-def _route_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
-    return _route_create(ctx, res)
-
-
 def _route_delete(ctx: Ctx, entry: Entry) -> None:
     api_id = _api_id(ctx)
     _drop_method(ctx, api_id, entry.outputs["resource_id"], entry.props["method"])
@@ -296,10 +292,6 @@ def _cors_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     return {"resource_id": resource_id}
 
 
-def _cors_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
-    return _cors_create(ctx, res)
-
-
 def _cors_delete(ctx: Ctx, entry: Entry) -> None:
     api_id = _api_id(ctx)
     _drop_method(ctx, api_id, entry.outputs["resource_id"], "OPTIONS")
@@ -320,12 +312,6 @@ def _gateway_response_put(ctx: Ctx, res: Resource) -> dict[str, Any]:
         },
     )
     return {}
-
-
-def _gateway_response_update(
-    ctx: Ctx, res: Resource, entry: Entry, changes: list[str]
-) -> dict[str, Any]:
-    return _gateway_response_put(ctx, res)
 
 
 def _gateway_response_delete(ctx: Ctx, entry: Entry) -> None:
@@ -359,10 +345,6 @@ def _stage_deploy(ctx: Ctx, res: Resource) -> dict[str, Any]:
     )
     url = f"https://{api_id}.execute-api.{ctx.region}.amazonaws.com/{stage}"
     return {"deployment_id": made["id"], "url": url}
-
-
-def _stage_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
-    return _stage_deploy(ctx, res)
 
 
 def _stage_delete(ctx: Ctx, entry: Entry) -> None:
@@ -504,11 +486,11 @@ def _api_key_delete(ctx: Ctx, entry: Entry) -> None:
 
 
 handles("api", _api_create, _api_update, _api_delete)
-handles("route", _route_create, _route_update, _route_delete)
-handles("cors", _cors_create, _cors_update, _cors_delete)
+handles("route", _route_create, create_again(_route_create), _route_delete)
+handles("cors", _cors_create, create_again(_cors_create), _cors_delete)
 handles(
-    "gateway-response", _gateway_response_put, _gateway_response_update, _gateway_response_delete
+    "gateway-response", _gateway_response_put, create_again(_gateway_response_put), _gateway_response_delete
 )
-handles("stage", _stage_deploy, _stage_update, _stage_delete)
+handles("stage", _stage_deploy, create_again(_stage_deploy), _stage_delete)
 handles("usage-plan", _usage_plan_create, _usage_plan_update, _usage_plan_delete)
 handles("api-key", _api_key_create, _api_key_update, _api_key_delete)

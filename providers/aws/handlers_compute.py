@@ -18,7 +18,7 @@ from sls_py.errors import ProviderError
 
 from . import model
 from .cloud import AwsError
-from .executor import Ctx, handles
+from .executor import Ctx, create_again, handles
 from .iam import POLICY_NAME
 from .model import Resource
 from .state import Entry
@@ -465,10 +465,6 @@ def _permission_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     return {"source_arn": source["SourceArn"]}
 
 
-def _permission_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
-    return _permission_create(ctx, res)
-
-
 def _permission_delete(ctx: Ctx, entry: Entry) -> None:
     ctx.cloud.call(
         "lambda",
@@ -503,12 +499,6 @@ def _notification_put(ctx: Ctx, res: Resource) -> dict[str, Any]:
     return {}
 
 
-def _notification_update(
-    ctx: Ctx, res: Resource, entry: Entry, changes: list[str]
-) -> dict[str, Any]:
-    return _notification_put(ctx, res)
-
-
 def _notification_delete(ctx: Ctx, entry: Entry) -> None:
     ctx.cloud.call(
         "s3",
@@ -537,10 +527,6 @@ def _schedule_put(ctx: Ctx, res: Resource) -> dict[str, Any]:
         Targets=[{"Id": "sls-py", "Arn": p["function_arn"]}],
     )
     return {"arn": out["RuleArn"]}
-
-
-def _schedule_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
-    return _schedule_put(ctx, res)
 
 
 def _schedule_delete(ctx: Ctx, entry: Entry) -> None:
@@ -608,12 +594,12 @@ handles("deployment-bucket", _bucket_create, _bucket_update, _bucket_delete)
 handles("table", _table_create, _table_update, _table_delete)
 handles("queue", _queue_create, _queue_update, _queue_delete)
 handles("function", _function_create, _function_update, _function_delete)
-handles("permission", _permission_create, _permission_update, _permission_delete)
+handles("permission", _permission_create, create_again(_permission_create), _permission_delete)
 handles(
     "notification",
     lambda ctx, res: _notification_put(ctx, res),
-    _notification_update,
+    create_again(_notification_put),
     _notification_delete,
 )
-handles("schedule", lambda ctx, res: _schedule_put(ctx, res), _schedule_update, _schedule_delete)
+handles("schedule", _schedule_put, create_again(_schedule_put), _schedule_delete)
 handles("event-source", _mapping_create, _mapping_update, _mapping_delete)
