@@ -179,3 +179,21 @@ def start_lambda(tmp_path: Path) -> Iterator[Callable[..., LambdaProcess]]:
     yield start
     for lp in started:
         lp.stop()
+
+
+#: what every Lambda zip holds besides the app: the runtime, nothing else
+RUNTIME_FILES = [
+    "sls_py/__init__.py",
+    "sls_py/app.py",
+    "sls_py/runtime/__init__.py",
+    "sls_py/runtime/context.py",
+    "sls_py/runtime/dispatch.py",
+    "sls_py/runtime/drivers.py",
+    "sls_py/runtime/errors.py",
+    "sls_py/runtime/events.py",
+    "sls_py/runtime/records.py",
+    "sls_py/runtime/resources.py",
+    "sls_py_aws/__init__.py",
+    "sls_py_aws/handler.py",
+    "sls_py_aws/resources.py",
+]

@@ -15,6 +15,7 @@ import boto3
 import pytest
 from aws_runtime_support import (
     FIXTURE_APP,
+    RUNTIME_FILES,
     WORK_MAGIC,
     LambdaProcess,
     TaskRoot,
@@ -53,24 +54,9 @@ def _http_event(aws_event: Callable[[str], Any], body: dict[str, Any]) -> dict[s
 
 def test_zip_holds_only_the_runtime_and_the_app(work_magic_root: TaskRoot) -> None:
     sources = [f for f in work_magic_root.files if not f.endswith(".pyc")]
-    assert sources == [
-        "pyproject.toml",
-        "sls_py/__init__.py",
-        "sls_py/app.py",
-        "sls_py/runtime/__init__.py",
-        "sls_py/runtime/context.py",
-        "sls_py/runtime/dispatch.py",
-        "sls_py/runtime/drivers.py",
-        "sls_py/runtime/errors.py",
-        "sls_py/runtime/events.py",
-        "sls_py/runtime/records.py",
-        "sls_py/runtime/resources.py",
-        "sls_py_aws/__init__.py",
-        "sls_py_aws/handler.py",
-        "sls_py_aws/resources.py",
-        "work_magic/__init__.py",
-        "work_magic/app.py",
-    ]
+    assert sources == sorted(
+        ["pyproject.toml", *RUNTIME_FILES, "work_magic/__init__.py", "work_magic/app.py"]
+    )
 
 
 def test_work_magic_http_and_direct_invoke(

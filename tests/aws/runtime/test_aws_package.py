@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from aws_runtime_support import WORK_MAGIC, mini_project, write_wheel
+from aws_runtime_support import RUNTIME_FILES, WORK_MAGIC, mini_project, write_wheel
 from sls_py.config import load_project
 from sls_py_aws.package import (
     HANDLER,
@@ -21,22 +21,6 @@ from sls_py_aws.package import (
     PackageError,
     build_package,
 )
-
-RUNTIME_FILES = [
-    "sls_py/__init__.py",
-    "sls_py/app.py",
-    "sls_py/runtime/__init__.py",
-    "sls_py/runtime/context.py",
-    "sls_py/runtime/dispatch.py",
-    "sls_py/runtime/drivers.py",
-    "sls_py/runtime/errors.py",
-    "sls_py/runtime/events.py",
-    "sls_py/runtime/records.py",
-    "sls_py/runtime/resources.py",
-    "sls_py_aws/__init__.py",
-    "sls_py_aws/handler.py",
-    "sls_py_aws/resources.py",
-]
 
 
 def _build(root: Path, *, bytecode: bool = False, **kw: object) -> BuiltPackage:
