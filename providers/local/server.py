@@ -291,7 +291,12 @@ class LocalServer:
             stderr=asyncio.subprocess.DEVNULL,
             stdin=asyncio.subprocess.DEVNULL,
         )
-        out, _ = await proc.communicate()
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), SPEC_CHECK_TIMEOUT_S)
+        except TimeoutError:  # an import that never ends: the reload reports it
+            proc.kill()
+            await proc.wait()
+            return None
         if proc.returncode != 0:
             return None
         try:
@@ -299,6 +304,10 @@ class LocalServer:
         except ValueError:
             return None
         return describe_spec_change(json.loads(self.spec.model_dump_json()), new)
+
+
+#: longest the spec of changed code may take to build before the check gives up
+SPEC_CHECK_TIMEOUT_S = 60.0
 
 
 def describe_spec_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
