@@ -25,8 +25,14 @@ def _api_id(ctx: Ctx) -> str:
     return str(api)
 
 
-def _tag_arn(ctx: Ctx, path: str) -> str:
-    return f"arn:aws:apigateway:{ctx.region}::{path}"
+def _tag(ctx: Ctx, path: str, tags: dict[str, str]) -> None:
+    """Set ``tags`` on the API Gateway resource at ``path`` (``/restapis/ID``, ...)."""
+    ctx.call(
+        "apigateway",
+        "tag_resource",
+        resourceArn=f"arn:aws:apigateway:{ctx.region}::{path}",
+        tags=tags,
+    )
 
 
 # --- the REST API -------------------------------------------------------------
@@ -71,12 +77,7 @@ def _api_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> di
         _api_patch_binary(
             ctx, entry.outputs["id"], entry.props.get("binary", []), res.props["binary"]
         )
-    ctx.call(
-        "apigateway",
-        "tag_resource",
-        resourceArn=_tag_arn(ctx, f"/restapis/{entry.outputs['id']}"),
-        tags=res.props["tags"],
-    )
+    _tag(ctx, f"/restapis/{entry.outputs['id']}", res.props["tags"])
     return {}
 
 
@@ -337,12 +338,7 @@ def _stage_deploy(ctx: Ctx, res: Resource) -> dict[str, Any]:
         stageName=stage,
         description="sls-py deploy",
     )
-    ctx.call(
-        "apigateway",
-        "tag_resource",
-        resourceArn=_tag_arn(ctx, f"/restapis/{api_id}/stages/{stage}"),
-        tags=res.props["tags"],
-    )
+    _tag(ctx, f"/restapis/{api_id}/stages/{stage}", res.props["tags"])
     url = f"https://{api_id}.execute-api.{ctx.region}.amazonaws.com/{stage}"
     return {"deployment_id": made["id"], "url": url}
 
@@ -472,12 +468,7 @@ def _api_key_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
 
 
 def _api_key_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) -> dict[str, Any]:
-    ctx.call(
-        "apigateway",
-        "tag_resource",
-        resourceArn=_tag_arn(ctx, f"/apikeys/{entry.outputs['id']}"),
-        tags=res.props["tags"],
-    )
+    _tag(ctx, f"/apikeys/{entry.outputs['id']}", res.props["tags"])
     return {}
 
 
