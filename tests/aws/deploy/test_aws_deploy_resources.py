@@ -57,6 +57,10 @@ def tick(event, ctx):
 
 
 def write_app(root: Path, *, batch: int, with_tick: bool, with_get: bool = True) -> None:
+    """Write the ``jobs`` app under ``root``, and forget any ``jobs`` imported
+    before: the next load imports this one, as a new CLI process would."""
+    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
+        del sys.modules[name]
     pkg = root / "jobs"
     pkg.mkdir(parents=True, exist_ok=True)
     (pkg / "__init__.py").write_text("")
@@ -206,8 +210,6 @@ def test_queue_app_deploys_changes_and_deletes_what_the_app_dropped(
 
     # drop the scheduled function, change the batch size
     write_app(root, batch=20, with_tick=False, with_get=False)
-    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
-        del sys.modules[name]  # import the changed app, as a new CLI process would
     project = load_project(root)
     spec = project.spec("dev")
     assert steps(engine.plan(spec, project, cloud)) == [
@@ -252,8 +254,6 @@ def test_big_zips_go_through_a_deployment_bucket(
 
     root = tmp_path / "big"
     write_app(root, batch=5, with_tick=False)
-    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
-        del sys.modules[name]
     project = load_project(root)
     spec = project.spec("big")
     cloud = engine.make_cloud(spec)
@@ -289,8 +289,6 @@ def test_a_package_over_250_mb_unzipped_fails_before_any_aws_call(
 
     root = tmp_path / "huge"
     write_app(root, batch=5, with_tick=False)
-    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
-        del sys.modules[name]
     project = load_project(root)
     spec = project.spec("huge")
     monkeypatch.setattr(packaging, "MAX_UNZIPPED_BYTES", 1000)
@@ -305,8 +303,6 @@ def test_remove_without_a_state_file_finds_the_stage_by_names(
 ) -> None:
     root = tmp_path / "lost"
     write_app(root, batch=5, with_tick=True)
-    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
-        del sys.modules[name]
     project = load_project(root)
     spec = project.spec("lost")
     cloud = engine.make_cloud(spec)
@@ -348,8 +344,6 @@ def test_a_second_deploy_of_a_running_stage_is_refused(aws_env: Moto, tmp_path: 
 
     root = tmp_path / "locked"
     write_app(root, batch=5, with_tick=False)
-    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
-        del sys.modules[name]
     project = load_project(root)
     spec = project.spec("dev")
     with (
@@ -366,8 +360,6 @@ def test_triggers_fire_on_the_deployed_stage(aws_env: Moto, tmp_path: Path) -> N
 
     root = tmp_path / "fire"
     write_app(root, batch=5, with_tick=False)
-    for name in [m for m in sys.modules if m == "jobs" or m.startswith("jobs.")]:
-        del sys.modules[name]
     project = load_project(root)
     spec = project.spec("fire")
     cloud = engine.make_cloud(spec)
