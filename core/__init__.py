@@ -23,6 +23,7 @@ from .app import (
 )
 from .runtime import (
     Bucket,
+    Cache,
     Context,
     HttpError,
     HttpRequest,
@@ -53,6 +54,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "App",
     "Bucket",
+    "Cache",
     "Context",
     "Cors",
     "FunctionDef",

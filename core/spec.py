@@ -30,6 +30,7 @@ CAPABILITIES: dict[str, str] = {
     "resource.bucket": "buckets",
     "resource.queue": "queues",
     "resource.table": "key-value tables",
+    "resource.cache": "caches (Redis protocol)",
     "function.timeout": "function timeouts",
     "function.memory": "function memory limits",
     "function.concurrency": "function concurrency limits",
@@ -137,6 +138,13 @@ class TableSpec(_Model):
     sort_key_type: KeyType = "string"
 
 
+class CacheSpec(_Model):
+    """A Redis-protocol cache (``app.cache``): one server of its own on every provider."""
+
+    name: str
+    qualified_name: str
+
+
 class GatewaySpec(_Model):
     """The app's HTTP gateway: API key names, usage limits, default CORS."""
 
@@ -157,6 +165,7 @@ class Spec(_Model):
     buckets: list[BucketSpec] = []
     queues: list[QueueSpec] = []
     tables: list[TableSpec] = []
+    caches: list[CacheSpec] = []
     gateway: GatewaySpec = GatewaySpec()
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="provider settings from [tool.sls-py.providers.NAME]"
@@ -204,7 +213,12 @@ class Spec(_Model):
             t.api_key for fn in self.functions for t in fn.http_triggers()
         ):
             add("http.usage_limits", "the gateway's usage limits")
-        for kind, items in (("bucket", self.buckets), ("queue", self.queues), ("table", self.tables)):
+        for kind, items in (
+            ("bucket", self.buckets),
+            ("queue", self.queues),
+            ("table", self.tables),
+            ("cache", self.caches),
+        ):
             for item in items:
                 add(f"resource.{kind}", f"{kind} {item.name!r}")
         return need

@@ -7,6 +7,7 @@ package and its import time is cold-start time.
 
 from __future__ import annotations
 
+from .cache import Cache
 from .context import Context
 from .dispatch import Outcome, execute, find_function, load_app, signature_of
 from .errors import ErrorInfo, HttpError, InvalidInput
@@ -25,6 +26,7 @@ from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_dr
 
 __all__ = [
     "Bucket",
+    "Cache",
     "Context",
     "ErrorInfo",
     "Event",

