@@ -84,7 +84,7 @@ class Cache:
         if factory is None:
             raise res.ResourceError(
                 f"cache {self.name!r}: this provider's resource driver has no caches",
-                )
+            )
         impl: CacheDriver = factory(self.name, names.get("caches", {}).get(self.name, ""))
         self._bound = (driver, impl)
         return impl
@@ -278,9 +278,7 @@ class MemoryCache:
             try:
                 value = int(item[0]) + by if item is not None else by
             except ValueError:
-                raise _resources().ResourceError(
-                    f"cache value at {key!r} is not an integer"
-                ) from None
+                raise _resources().ResourceError(f"cache value at {key!r} is not an integer") from None
             self.store[key] = (str(value).encode(), item[1] if item is not None else None)
             return value
 

@@ -82,6 +82,10 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "tables": config.get("tables") or {},
                 "caches": config.get("caches") or {},  # name -> server URL (runtime.cache)
             }
+            # a provider that learns the URLs only at deploy time (AWS) sets them apart
+            extra = os.environ.get("SLS_PY_CACHES")
+            if extra:
+                _names["caches"] = {**_names["caches"], **json.loads(extra)}
         return _driver, _names
 
 

@@ -37,6 +37,7 @@ NOT_FOUND_CODES = frozenset(
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
         "ResourceNotFound",
+        "ServerlessCacheNotFoundFault",
     }
 )
 _READ_PREFIXES = ("get_", "list_", "describe_", "head_", "filter_", "generate_", "wait_")

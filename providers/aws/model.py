@@ -28,6 +28,7 @@ from sls_py.spec import (
 )
 
 from .iam import role_policy, trust_policy
+from .network import network_resources
 
 #: Kinds in the order they are created; deletion runs in reverse.
 KINDS = (
@@ -36,6 +37,8 @@ KINDS = (
     "bucket",
     "table",
     "queue",
+    "network",
+    "cache",
     "function",
     "api",
     "permission",
@@ -280,6 +283,8 @@ def desired_resources(
             )
         )
 
+    out.extend(network_resources(spec, names))  # VPC and ElastiCache (see .network)
+
     for fn in spec.functions:
         add(
             Resource(
@@ -298,6 +303,7 @@ def desired_resources(
                     "concurrency": fn.concurrency,
                     "code_sha256": target.code_sha256,
                     "tags": tags,
+                    "vpc": bool(spec.caches),  # in the stage's network (see .network)
                 },
                 secret_props=("environment",),
             )

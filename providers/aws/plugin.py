@@ -43,6 +43,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.bucket",
                 "resource.queue",
                 "resource.table",
+                "resource.cache",
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",

@@ -45,9 +45,7 @@ def _server(project: Path, stage: str | None, name: str | None) -> tuple[Project
         )
     if name is None:
         if len(names) > 1:
-            raise ConfigError(
-                "the app declares several caches: name one", hint=f"caches: {', '.join(names)}"
-            )
+            raise ConfigError("the app declares several caches: name one", hint=f"caches: {', '.join(names)}")
         name = names[0]
     if name not in names:
         raise ConfigError(f"app {spec.app!r} has no cache {name!r}", hint=f"caches: {', '.join(names)}")

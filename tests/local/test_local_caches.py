@@ -23,7 +23,7 @@ from sls_py.testing.conformance.harness import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-APP = '''
+APP = """
 from sls_py import App, http
 
 app = App("cachetest")
@@ -50,7 +50,7 @@ def put(payload: dict, ctx) -> dict:
 @app.function(name="ping", timeout_s=10, triggers=[http("GET", "/ping")])
 def ping(query: dict, ctx) -> dict:
     return {"pong": True}
-'''
+"""
 
 
 def write_project(root: Path, extra_local: str = "") -> Path:

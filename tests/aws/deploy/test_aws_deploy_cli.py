@@ -51,7 +51,13 @@ def expected_snapshot(
     tags = {"sls-py:app": "clonezero", "sls-py:stage": stage}
     fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{p}"
     uploads, reports = f"{p}-uploads-{ACCOUNT}", f"{p}-reports-{ACCOUNT}"
-    memory = {"work-magic": 128, "catalog-upload": 256, "nightly-report": 256, **(memory or {})}
+    memory = {
+        "work-magic": 128,
+        "catalog-upload": 256,
+        "nightly-report": 256,
+        "spell-counts": 128,
+        **(memory or {}),
+    }
     resources = json.dumps(
         {
             "buckets": {"reports": reports, "uploads": uploads},
@@ -63,19 +69,19 @@ def expected_snapshot(
         separators=(",", ":"),
         sort_keys=True,
     )
-    cors_env = json.dumps(
-        {
-            "POST /work-magic": {
-                "allow_credentials": False,
-                "headers": ["content-type", "x-api-key", "authorization"],
-                "max_age_s": 600,
-                "methods": [],
-                "origins": [origin],
-            }
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    def cors_env(route: str) -> str:
+        rule = {
+            "allow_credentials": False,
+            "headers": ["content-type", "x-api-key", "authorization"],
+            "max_age_s": 600,
+            "methods": [],
+            "origins": [origin],
+        }
+        return json.dumps({route: rule}, separators=(",", ":"), sort_keys=True)
+
+    # the cache's endpoint, as the moto stand-in makes it up (tests/support/moto_serverless.py)
+    endpoint = f"{p}-spells-abc123.serverless.{REGION}.cache.amazonaws.com"
+    caches_env = json.dumps({"spells": f"rediss://{endpoint}:6379/0"}, separators=(",", ":"))
 
     def function(
         name: str, timeout: int, permission: dict[str, Any], extra_env: dict[str, str]
@@ -90,6 +96,7 @@ def expected_snapshot(
                 "SLS_PY_FUNCTION": name,
                 "SLS_PY_RESOURCES": resources,
                 "SLS_PY_STAGE": stage,
+                "SLS_PY_CACHES": caches_env,
                 **extra_env,
             },
             "event_sources": [],
@@ -100,20 +107,34 @@ def expected_snapshot(
             "runtime": "python3.12",
             "tags": tags,
             "timeout": timeout,
+            # every function of an app with a cache runs in the stage's private subnets
+            "vpc": {"groups": ["<sg-0>"], "subnets": ["<subnet-0>", "<subnet-1>"]},
         }
 
     groups = [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{p}-{f}"
-        for f in ("catalog-upload", "nightly-report", "work-magic")
+        for f in ("catalog-upload", "nightly-report", "spell-counts", "work-magic")
     ]
-    cors = {
-        "method.response.header.Access-Control-Allow-Headers": (
-            "'content-type,x-api-key,authorization'"
-        ),
-        "method.response.header.Access-Control-Allow-Methods": "'OPTIONS,POST'",
-        "method.response.header.Access-Control-Allow-Origin": f"'{origin}'",
-        "method.response.header.Access-Control-Max-Age": "'600'",
+
+    def cors_of(methods: str) -> dict[str, str]:
+        return {
+            "method.response.header.Access-Control-Allow-Headers": (
+                "'content-type,x-api-key,authorization'"
+            ),
+            "method.response.header.Access-Control-Allow-Methods": f"'{methods}'",
+            "method.response.header.Access-Control-Allow-Origin": f"'{origin}'",
+            "method.response.header.Access-Control-Max-Age": "'600'",
+        }
+
+    cors = cors_of("OPTIONS,POST")
+    api_permission = {
+        "condition": {
+            "ArnLike": {"AWS:SourceArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:<api-0>/*"}
+        },
+        "principal": {"Service": "apigateway.amazonaws.com"},
+        "sid": "sls-py-api",
     }
+    net = f"{p}-net"
     return {
         "api_keys": [
             {"enabled": True, "id": f"<key-{i}>", "name": f"{p}-{k}", "tags": tags}
@@ -123,7 +144,7 @@ def expected_snapshot(
             {
                 "deployments": True,
                 "id": "<api-0>",
-                "paths": ["/", "/work-magic"],
+                "paths": ["/", "/spells", "/work-magic"],
                 "stages": [stage],
                 "tags": tags,
                 # sls-py asks for ["*/*"] (test_aws_deploy_resources checks the request);
@@ -134,6 +155,22 @@ def expected_snapshot(
                     for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
                 },
                 "methods": {
+                    "GET /spells": {
+                        "api_key": True,
+                        "auth": "NONE",
+                        "integration": "AWS_PROXY",
+                        "uri": f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+                        f"{fn_arn}-spell-counts/invocations",
+                    },
+                    "OPTIONS /spells": {
+                        "api_key": False,
+                        "auth": "NONE",
+                        "integration": "MOCK",
+                        "uri": None,
+                        "method_responses": {"200": dict.fromkeys(cors, False)},
+                        "request_templates": {"application/json": '{"statusCode": 200}'},
+                        "responses": {"200": cors_of("GET,OPTIONS")},
+                    },
                     "OPTIONS /work-magic": {
                         "api_key": False,
                         "auth": "NONE",
@@ -206,7 +243,10 @@ def expected_snapshot(
                     "principal": {"Service": "apigateway.amazonaws.com"},
                     "sid": "sls-py-api",
                 },
-                {"SLS_PY_CORS": cors_env},
+                {"SLS_PY_CORS": cors_env("POST /work-magic")},
+            ),
+            f"{p}-spell-counts": function(
+                "spell-counts", 10, api_permission, {"SLS_PY_CORS": cors_env("GET /spells")}
             ),
         },
         "queues": {},
@@ -268,6 +308,26 @@ def expected_snapshot(
                                     f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog"
                                 ],
                             },
+                            {
+                                "Sid": "VpcNetworkInterfaces",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ec2:AssignPrivateIpAddresses",
+                                    "ec2:CreateNetworkInterface",
+                                    "ec2:DeleteNetworkInterface",
+                                    "ec2:UnassignPrivateIpAddresses",
+                                ],
+                                "Resource": [
+                                    f"arn:aws:ec2:{REGION}:{ACCOUNT}:{kind}/*"
+                                    for kind in ("network-interface", "security-group", "subnet")
+                                ],
+                            },
+                            {
+                                "Sid": "VpcDescribe",
+                                "Effect": "Allow",
+                                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                                "Resource": "*",
+                            },
                         ],
                     }
                 },
@@ -288,6 +348,44 @@ def expected_snapshot(
                 "keys": [{"AttributeName": "key", "KeyType": "HASH"}],
             }
         },
+        # the cache's network: private subnets, functions -> services only, free endpoints
+        "vpcs": {
+            net: {"cidr": "10.42.0.0/16", "dns": [True, True], "id": "<vpc-0>", "tags": {**tags, "Name": net}}
+        },
+        "subnets": {
+            f"{net}-private-{i + 1}": {
+                "cidr": cidr,
+                "id": f"<subnet-{i}>",
+                "public_ip_on_launch": False,
+                "vpc": "<vpc-0>",
+            }
+            for i, cidr in enumerate(("10.42.0.0/20", "10.42.16.0/20"))
+        },
+        "security_groups": {
+            f"{net}-function": {"id": "<sg-0>", "ingress": [], "vpc": "<vpc-0>"},
+            f"{net}-services": {
+                "id": "<sg-1>",
+                "vpc": "<vpc-0>",
+                "ingress": [
+                    {"from_cidrs": [], "from_groups": ["<sg-0>"], "ports": ports, "protocol": "tcp"}
+                    for ports in ([443, 443], [6379, 6380])
+                ],
+            },
+        },
+        "vpc_endpoints": [
+            {"service": f"com.amazonaws.{REGION}.{service}", "type": "Gateway", "vpc": "<vpc-0>"}
+            for service in ("dynamodb", "s3")
+        ],
+        "caches": {
+            f"{p}-spells": {
+                "endpoint": {"Address": endpoint, "Port": 6379},
+                "engine": "valkey",
+                "groups": ["<sg-1>"],
+                "status": "available",
+                "subnets": ["<subnet-0>", "<subnet-1>"],
+                "tags": tags,
+            }
+        },
         "usage_plans": [
             {
                 "keys": sorted(f"{p}-{k}" for k in keys),
@@ -305,14 +403,20 @@ CREATE_ALL = [
     ("create", "bucket", "uploads"),
     ("create", "bucket", "reports"),
     ("create", "table", "catalog"),
+    ("create", "network", "clonezero-dev-net"),
+    ("create", "cache", "spells"),
     ("create", "function", "work-magic"),
     ("create", "function", "catalog-upload"),
     ("create", "function", "nightly-report"),
+    ("create", "function", "spell-counts"),
     ("create", "api", "clonezero-dev"),
     ("create", "permission", "work-magic/sls-py-api"),
+    ("create", "permission", "spell-counts/sls-py-api"),
     ("create", "permission", "catalog-upload/sls-py-s3-uploads"),
     ("create", "permission", "nightly-report/sls-py-events-nightly"),
+    ("create", "route", "GET /spells"),
     ("create", "route", "POST /work-magic"),
+    ("create", "cors", "/spells"),
     ("create", "cors", "/work-magic"),
     ("create", "gateway-response", "DEFAULT_4XX"),
     ("create", "gateway-response", "DEFAULT_5XX"),
@@ -341,8 +445,13 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     args = ["--provider", "aws", "--project", str(project)]
 
     # plan on a fresh stage: everything is created, in dependency order, and nothing is touched
+    cost = (
+        "new; costs money while idle: ElastiCache Serverless for Valkey bills at least 100 MB "
+        "of data stored (about $6/month in us-east-1) plus the ECPUs used"
+    )
     assert plan_json(project, env) == [
-        {"action": a, "kind": k, "name": n, "reason": "new"} for a, k, n in CREATE_ALL
+        {"action": a, "kind": k, "name": n, "reason": cost if k == "cache" else "new"}
+        for a, k, n in CREATE_ALL
     ]
     assert snapshot(moto, "clonezero", "dev") == empty_snapshot()
 
@@ -351,6 +460,7 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     assert r.returncode == 0, r.stderr
     for action, kind, name in CREATE_ALL:
         assert f"{action} {kind} {name} new" in r.stderr
+    assert "create cache spells new; costs money while idle: ElastiCache Serverless" in r.stderr
     api_id = moto.client("apigateway").get_rest_apis()["items"][0]["id"]
     assert f"URL: https://{api_id}.execute-api.{REGION}.amazonaws.com/dev\n" in r.stderr
     assert "API keys: default " in r.stderr
@@ -406,6 +516,12 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "name": "nightly-report",
             "reason": "code changed",
         },
+        {
+            "action": "update",
+            "kind": "function",
+            "name": "spell-counts",
+            "reason": "code changed",
+        },
     ]
     moto.start_recording()
     r = cli(["deploy", *args], env)
@@ -417,6 +533,7 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "PUT /2015-03-31/functions/clonezero-dev-work-magic/configuration",
             "PUT /2015-03-31/functions/clonezero-dev-catalog-upload/code",
             "PUT /2015-03-31/functions/clonezero-dev-nightly-report/code",
+            "PUT /2015-03-31/functions/clonezero-dev-spell-counts/code",
         ]
     )
     new_sha = code_sha256(project)
@@ -447,7 +564,7 @@ def test_two_stages_side_by_side_and_removing_one_keeps_the_other(
     assert prod == expected_snapshot(
         "prod",
         sha,
-        memory={"work-magic": 256},
+        memory={"work-magic": 256, "spell-counts": 256},  # the prod stage's memory_mb
         keys=("partner", "mobile"),
         origin="https://clonezero.example",
         magic="prod-secret",
@@ -513,10 +630,17 @@ def test_iam_policy_command_prints_the_deployed_policy(moto: Moto, tmp_path: Pat
         "PolicyName": "sls-py",
         "PolicyDocument": expected["policies"]["sls-py"],
     }
-    assert all(
-        s["Resource"] != "*" and "*" not in s["Resource"]
-        for s in doc["PolicyDocument"]["Statement"]
-    )
+    # nothing on "*" but the EC2 describe calls Lambda needs for a VPC (the app has a
+    # cache), which AWS grants on "*" only; and they only read
+    wildcard = [s for s in doc["PolicyDocument"]["Statement"] if "*" in s["Resource"]]
+    assert wildcard == [
+        {
+            "Sid": "VpcDescribe",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            "Resource": "*",
+        }
+    ]
 
 
 def test_help_does_not_import_boto3(tmp_path: Path) -> None:

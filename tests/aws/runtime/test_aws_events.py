@@ -496,9 +496,13 @@ def test_status_and_body_match_the_reference_client(
     event = aws_event("apigw_rest_post_base64.json")
     event["body"], event["isBase64Encoded"] = body, False
     event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None  # as sent
+    from sls_py.runtime import MemoryDriver, use_driver
+
+    use_driver(MemoryDriver())  # work-magic counts casts in its cache
     try:
         answer = handler.handle(event, None)
     finally:
+        use_driver(None)
         handler.reset()
     assert (answer["statusCode"], json.loads(answer["body"])) == (
         expected.status,
