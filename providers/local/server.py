@@ -103,7 +103,9 @@ class LocalServer:
             if spec.caches:  # their servers start now, beside the gateway (see .caches)
                 from .caches import LocalCaches
 
-                caches = LocalCaches(spec, project, _threadsafe(loop, logs.gateway))
+                caches = LocalCaches(
+                    spec, project, _threadsafe(loop, logs.gateway), cpus=_cache_cpus(prepared)
+                )
                 caches.start()
             keys = load_api_keys(spec, project)
             limiter = UsageLimiter(spec.gateway.usage)
@@ -317,6 +319,15 @@ class LocalServer:
         except ValueError:
             return None
         return describe_spec_change(json.loads(self.spec.model_dump_json()), new)
+
+
+def _cache_cpus(prepared: Prepared) -> frozenset[int] | None:
+    """Where the cache servers run: on the workers' cores (``SLS_PY_CPUS``), off the
+    gateway's; ``None`` when nothing is pinned."""
+    raw = next(iter(prepared.envs.values()), {}).get("SLS_PY_CPUS") if prepared.envs else None
+    if not raw:
+        return None
+    return frozenset(int(c) for c in raw.split(","))
 
 
 def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:

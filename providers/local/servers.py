@@ -102,6 +102,9 @@ class ServerSpec:
     :param ready_timeout_s: how long a start may take before it counts as failed.
     :param stop_timeout_s: how long :meth:`Supervisor.stop` waits after ``stop_signal``.
     :param stop_signal: the signal that asks the server to shut down cleanly.
+    :param cpus: the cores the server may run on (Linux); ``None``: those of the
+        caller. ``sls-py run`` pins itself to one core: a server it starts would
+        otherwise share that core with the gateway.
     """
 
     name: str
@@ -113,6 +116,7 @@ class ServerSpec:
     ready_timeout_s: float = 20.0
     stop_timeout_s: float = 10.0
     stop_signal: int = signal.SIGTERM
+    cpus: frozenset[int] | None = None
 
     @property
     def log_path(self) -> Path:
@@ -124,6 +128,35 @@ def _die_with_parent() -> None:
     """In the child: SIGKILL when the thread that started it (and so its parent) dies."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() still runs
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:
+    """What the child does before exec: die with its parent, run on ``cpus``."""
+
+    def setup() -> None:
+        _die_with_parent()
+        if cpus:
+            with contextlib.suppress(OSError, AttributeError):
+                os.sched_setaffinity(0, cpus)
+
+    return setup
+
+
+def _popen(spec: ServerSpec, setup: Callable[[], None] | None) -> subprocess.Popen[bytes]:
+    """Start ``spec``'s command in a session of its own (Ctrl-C reaches sls-py, which
+    stops it in order), output appended to its log, ``setup`` run in the child."""
+    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(spec.log_path, "ab") as log:
+        return subprocess.Popen(
+            list(spec.argv),
+            cwd=str(spec.data_dir),
+            env=dict(spec.env) if spec.env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=setup,
+            start_new_session=True,
+        )
 
 
 class Supervisor:
@@ -206,19 +239,7 @@ class Supervisor:
     # --- the supervisor's thread ----------------------------------------------------
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        spec = self.spec
-        spec.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(spec.log_path, "ab") as log:
-            return subprocess.Popen(
-                list(spec.argv),
-                cwd=str(spec.data_dir),
-                env=dict(spec.env) if spec.env is not None else None,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,  # Ctrl-C reaches sls-py, which stops it in order
-            )
+        return _popen(self.spec, _child_setup(self.spec.cpus))
 
     def _probe_until_ready(self, proc: subprocess.Popen[bytes]) -> str | None:
         """``None`` once ready; else why not (exited, timed out, or stopping)."""
@@ -386,22 +407,12 @@ def stable_port(path: Path, host: str = "127.0.0.1", in_use_by_us: bool = False)
 def start_detached(spec: ServerSpec) -> int:
     """Start the server in a session of its own (it outlives the caller), wait
     until ready, and return its pid; :class:`ServerError` if it does not start."""
-    spec.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(spec.log_path, "ab") as log:
-        try:
-            proc = subprocess.Popen(
-                list(spec.argv),
-                cwd=str(spec.data_dir),
-                env=dict(spec.env) if spec.env is not None else None,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ServerError(
-                f"{spec.name} could not be started ({exc.strerror or exc})", hint=spec.install_hint
-            ) from None
+    try:
+        proc = _popen(spec, None)
+    except OSError as exc:
+        raise ServerError(
+            f"{spec.name} could not be started ({exc.strerror or exc})", hint=spec.install_hint
+        ) from None
     sup = Supervisor(spec)
     why = sup._probe_until_ready(proc)
     if why is not None:

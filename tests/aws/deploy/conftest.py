@@ -15,3 +15,14 @@ def moto() -> Iterator[Moto]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """The moto server, with this process's boto3 pointed at it (for in-process deploys)."""
+    for name, value in moto.env().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    return moto
