@@ -119,7 +119,7 @@ def test_cli_workflow_plan_deploy_invoke_remove(shop: Path) -> None:
     deploy = sls(shop, "deploy")
     assert deploy.returncode == 0, deploy.stderr
     assert (
-        "warning: queue 'events': failed messages go to the dead-letter file at once"
+        "warning: queue 'events': failed messages are retried at once, without"
         in deploy.stderr
     )
     assert json.loads(sls(shop, "plan", "--json").stdout) == {"steps": []}

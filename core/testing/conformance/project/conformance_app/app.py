@@ -309,3 +309,7 @@ if has("trigger.queue", "resource.queue", "resource.table"):
                     "has_id": bool(message.id),
                 }
             )
+
+
+# the functions of the contract checks (sls_py.testing.conformance.contracts) join this app
+from . import contracts  # noqa: E402, F401
