@@ -63,6 +63,8 @@ def contract_rows(cls: type) -> dict[str, list[str]]:
     """Contract row id -> the names of the tests of ``cls`` that check it."""
     out: dict[str, list[str]] = {}
     for name in dir(cls):
+        if not name.startswith("test_"):
+            continue
         for row in getattr(getattr(cls, name), "contract_rows", ()):
             out.setdefault(row, []).append(name)
     return out
@@ -520,8 +522,12 @@ class ContractConformance:
     # --- run ----------------------------------------------------------------------------
 
     @contract("run.sigterm")
-    def test_contract_run_stops_on_sigterm(self, conformance: Harness) -> None:
-        """SIGTERM to ``sls-py run`` ends it with exit code 0 and no process left behind."""
+    def check_run_stops_on_sigterm(self, conformance: Harness) -> None:
+        """SIGTERM to ``sls-py run`` ends it with exit code 0 and no process left behind.
+
+        ``ProviderConformance`` runs it last, as ``test_contract_run_stops_on_sigterm``
+        (the HTTP checks after it would have to start the server again).
+        """
         self.row(conformance, "run.sigterm")
         if not isinstance(conformance, PluginHarness) or conformance.deployed_url is not None:
             pytest.skip("the app is deployed: no `sls-py run` process to stop")

@@ -364,3 +364,7 @@ class ProviderConformance(ContractConformance):
         assert inv.error is None, inv.error
         sent = conformance.wait_for_records(f"queue:text-{run}", 1)
         assert [r["body"] for r in sent] == [f"text-{run}"]
+
+    # --- last: stopping the `run` server (the checks above share one) -----------------
+
+    test_contract_run_stops_on_sigterm = ContractConformance.check_run_stops_on_sigterm
