@@ -222,10 +222,10 @@ if has("trigger.queue", "trigger.upload", "resource.queue", "resource.bucket", "
 
     @app.function(name="write-and-look", timeout_s=10)
     def write_and_look(run: Run) -> dict[str, Any]:
-        """delivery.after-write: send and put, then look whether the triggers already ran."""
+        """delivery.after-send/-put: look right after each write whether its trigger ran
+        (a provider that delivers inside ``send``/``put`` is seen every time)."""
         jobs.send(f"look-{run.run}")
+        after_send = events.get(f"queue:look-{run.run}") is not None
         inbox.put(f"in/look-{run.run}.dat", b"looked")
-        return {
-            "queue_delivered_inside_send": events.get(f"queue:look-{run.run}") is not None,
-            "upload_delivered_inside_put": events.get(f"upload:in/look-{run.run}.dat") is not None,
-        }
+        after_put = events.get(f"upload:in/look-{run.run}.dat") is not None
+        return {"queue_delivered_inside_send": after_send, "upload_delivered_inside_put": after_put}
