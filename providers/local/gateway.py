@@ -25,13 +25,13 @@ only ever go to the server log.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import httptools
 from sls_py.routing import Router
+from sls_py.runtime.events import dumps
 from sls_py.spec import CorsSpec
 
 from .connection import HttpConnection, Request
@@ -46,7 +46,7 @@ _counter = itertools.count(1)
 
 
 def _message(text: str) -> bytes:
-    return json.dumps({"message": text}).encode()
+    return dumps({"message": text})
 
 
 class Route:
