@@ -147,7 +147,8 @@ def non_finite_path(value: Any) -> list[str | int] | None:
 
 def check_finite(value: Any, what: str) -> None:
     """Raise :class:`InvalidJson` if plain data ``value`` holds NaN or an infinity
-    (data that some other parser accepted, such as a Lambda invocation's payload)."""
+    (data that some other parser accepted: a payload given to ``AppClient.invoke``
+    or parsed by a provider with Python's lenient ``json``)."""
     path = non_finite_path(value)
     if path is not None:
         found = value

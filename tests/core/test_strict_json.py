@@ -7,14 +7,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 from sls_py import Context, HttpError, HttpRequest, Response
+from sls_py.errors import FunctionFailed
 from sls_py.runtime import Payload, execute
 from sls_py.runtime.events import dumps
 from sls_py.runtime.jsonwire import InvalidJson, loads
+
+from tests.conftest import WORK_MAGIC as WORK_MAGIC_APP
+from tests.conftest import run_cli
 
 
 class Pair(BaseModel):
@@ -178,8 +183,8 @@ def test_a_nan_result_of_an_invocation_is_a_function_error() -> None:
 
 
 def test_a_payload_parsed_elsewhere_with_nan_is_a_400() -> None:
-    # Lambda's runtime client parses an invocation's payload with Python's json,
-    # which accepts NaN: the runtime checks it before the handler sees it
+    # a provider that parses an invocation's payload with Python's json (which
+    # accepts NaN), or AppClient.invoke: the runtime checks it before the handler
     outcome = execute(add, Payload({"x": 1.0, "y": [float("-inf")]}), ctx())
     assert outcome.error is not None
     assert (outcome.error.type, outcome.error.status, outcome.error.message) == (
@@ -203,3 +208,39 @@ def test_dumps_refuses_nan_and_says_where() -> None:
     with pytest.raises(ValueError, match=r"the body cannot be sent as JSON: .* \(at a\.b\)"):
         dumps({"a": {"b": float("nan")}}, "the body")
     assert dumps({"a": 1.5, "b": "NaN"}) == b'{"a":1.5,"b":"NaN"}'
+
+
+# --- the CLI and the testing client, as a user runs them -----------------------------
+
+
+def test_cli_payload_with_nan_is_one_clear_line(work_magic: Path) -> None:
+    spell = '{"magic-word": "clonezero-token", "spell": "adder", "x": NaN, "y": 1}'
+    done = run_cli("invoke", "work-magic", spell, "--project", str(work_magic))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines()[0] == (
+        f"error: the payload argument is not valid JSON: NaN is not a number JSON allows (at x); {FIX}"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_result_of_infinity_is_a_function_error_not_infinity(work_magic: Path) -> None:
+    spell = '{"magic-word": "clonezero-token", "spell": "multiplier", "x": 1e308, "y": 10}'
+    done = run_cli("invoke", "work-magic", spell, "--provider", "local", "--project", str(work_magic))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(
+        "work-magic failed: ValueError: the function's result cannot be sent as JSON: "
+    )
+    assert "(at result)" in done.stderr
+
+
+def test_app_client_answers_as_the_gateway_does() -> None:
+    from sls_py.testing import AppClient
+
+    client = AppClient(WORK_MAGIC_APP)
+    nan = client.post("/work-magic", json={"magic-word": "m", "spell": "adder", "x": float("nan"), "y": 1})
+    assert (nan.status, nan.json()["message"]) == (
+        400,
+        f"Request body is not valid JSON: NaN is not a number JSON allows (at x); {FIX}",
+    )
+    with pytest.raises(FunctionFailed, match="Payload is not valid JSON: Infinity"):
+        client.invoke("work-magic", {"magic-word": "m", "spell": "adder", "x": float("inf"), "y": 1})
