@@ -39,32 +39,39 @@ class InvalidJson(InvalidInput, ValueError):
 class _Bad:
     """What a refused literal parses to, so that the path to it can be found."""
 
-    __slots__ = ("problem", "text")
+    __slots__ = ("fix", "problem", "text")
 
-    def __init__(self, text: str, problem: str) -> None:
-        self.text, self.problem = text, problem
+    def __init__(self, text: str, problem: str, fix: str) -> None:
+        self.text, self.problem, self.fix = text, problem, fix
+
+
+class _Refused(Exception):
+    """Raised by the fast path's hooks; the value is then found by a second parse."""
+
+
+def _refuse_constant(text: str) -> Any:
+    raise _Refused
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
+        return value
+    raise _Refused
+
+
+# built once: json.loads with hooks would build a decoder and a scanner per call
+_strict = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def loads(data: bytes | bytearray | str, what: str = "Request body") -> Any:
     """``data`` parsed as strict JSON; raises :class:`InvalidJson` saying what is
     wrong with it (``what`` names it in the message)."""
-    found: list[_Bad] = []
-
-    def constant(text: str) -> _Bad:
-        bad = _Bad(text, f"{text} is not a number JSON allows")
-        found.append(bad)
-        return bad
-
-    def number(text: str) -> float | _Bad:
-        value = float(text)
-        if value - value == 0.0:  # finite (inf - inf and nan - nan are nan)
-            return value
-        bad = _Bad(_short(text), f"{_short(text)} is too large for a JSON number")
-        found.append(bad)
-        return bad
-
     try:
-        value = json.loads(data, parse_constant=constant, parse_float=number)
+        text = data if isinstance(data, str) else data.decode(json.detect_encoding(data), "surrogatepass")
+        return _strict.decode(text)
+    except _Refused:
+        raise _located(data, what) from None
     except json.JSONDecodeError as exc:
         raise InvalidJson(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -77,10 +84,44 @@ def loads(data: bytes | bytearray | str, what: str = "Request body") -> Any:
             f"keep arrays and objects under {_depth_hint()} levels deep"
         ) from None
     except ValueError:  # int("1" * 5000): Python's limit on the digits of an integer
-        raise _long_integer(data, what) from None
-    if found:
-        raise _refused(found[0], value, what, _FIX_NUMBER)
-    return value
+        raise _located(data, what) from None
+
+
+def _located(data: bytes | bytearray | str, what: str) -> InvalidJson:
+    """The error for the first refused number (NaN, an infinity, an overflowing
+    float, an integer over ``sys.get_int_max_str_digits()`` digits), located by a
+    second parse whose hooks leave a marker where each one was."""
+    limit = sys.get_int_max_str_digits()
+    found: list[_Bad] = []
+
+    def mark(text: str, problem: str, fix: str) -> _Bad:
+        bad = _Bad(_short(text), problem, fix)
+        found.append(bad)
+        return bad
+
+    def constant(text: str) -> _Bad:
+        return mark(text, f"{text} is not a number JSON allows", _FIX_NUMBER)
+
+    def number(text: str) -> float | _Bad:
+        value = float(text)
+        if value - value == 0.0:
+            return value
+        return mark(text, f"{_short(text)} is too large for a JSON number", _FIX_NUMBER)
+
+    def integer(text: str) -> int | _Bad:
+        digits = len(text) - text.startswith("-")
+        if not limit or digits <= limit:
+            return int(text)
+        problem = f"an integer of {digits} digits is longer than the {limit} digits allowed"
+        return mark(text, problem, "send it as a string")
+
+    try:
+        value = json.loads(data, parse_constant=constant, parse_float=number, parse_int=integer)
+    except ValueError as exc:  # not a number after all: say what the parser said
+        return InvalidJson(f"{what} is not valid JSON: {exc}")
+    if not found:
+        return InvalidJson(f"{what} holds a number that cannot be read")
+    return _refused(found[0], value, what)
 
 
 def _short(text: str) -> str:
@@ -91,33 +132,11 @@ def _depth_hint() -> int:
     return max(100, sys.getrecursionlimit() - 200)
 
 
-def _long_integer(data: bytes | bytearray | str, what: str) -> InvalidJson:
-    """The error for an integer over ``sys.get_int_max_str_digits()`` digits, located."""
-    limit = sys.get_int_max_str_digits()
-    found: list[_Bad] = []
-
-    def integer(text: str) -> int | _Bad:
-        digits = len(text) - text.startswith("-")
-        if not limit or digits <= limit:
-            return int(text)
-        bad = _Bad(text, f"an integer of {digits} digits is longer than the {limit} digits allowed")
-        found.append(bad)
-        return bad
-
-    try:
-        value = json.loads(data, parse_int=integer, parse_constant=float)
-    except ValueError as exc:  # not the integer after all: say what the parser said
-        return InvalidJson(f"{what} is not valid JSON: {exc}")
-    if not found:
-        return InvalidJson(f"{what} holds a number that cannot be read")
-    return _refused(found[0], value, what, "send it as a string")
-
-
-def _refused(bad: _Bad, value: Any, what: str, fix: str) -> InvalidJson:
+def _refused(bad: _Bad, value: Any, what: str) -> InvalidJson:
     path = _path_to(value, lambda v: v is bad)
     where = f" (at {describe(path)})" if path is not None else ""
     error = {"loc": path if path is not None else [], "msg": bad.problem, "type": "json_invalid"}
-    return InvalidJson(f"{what} is not valid JSON: {bad.problem}{where}; {fix}", [error])
+    return InvalidJson(f"{what} is not valid JSON: {bad.problem}{where}; {bad.fix}", [error])
 
 
 def describe(path: list[str | int]) -> str:

@@ -121,6 +121,13 @@ def test_an_integer_over_pythons_digit_limit_is_a_400(caplog: pytest.LogCaptureF
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+def test_the_first_refused_number_is_the_one_named() -> None:
+    with pytest.raises(InvalidJson, match=r"NaN is not a number JSON allows \(at a\)"):
+        loads('{"a": NaN, "b": ' + "1" * 5000 + "}")
+    with pytest.raises(InvalidJson, match=r"5000 digits .* \(at a\)"):
+        loads('{"a": ' + "1" * 5000 + ', "b": NaN}')
+
+
 def test_deep_nesting_is_a_400_not_a_recursion_error(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
         status, body = _answer(anything, b"[" * 100_000 + b"]" * 100_000)
