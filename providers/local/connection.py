@@ -12,7 +12,8 @@ for a moment, so that it sees the answer rather than a reset):
 
 - a ``Content-Length`` over the 6 MB payload limit: 413 at once (a chunked body
   gets it as soon as it passes the limit);
-- an HTTP/1.1 request without ``Host``: 400.
+- an HTTP/1.1 request without ``Host``: 400;
+- a URL over 8 KB (414) or headers over 10 KB (431).
 
 Slow clients do not hold a connection forever (:class:`Timeouts`, from
 ``[tool.sls-py.providers.local]``): a request whose head and body have not all
@@ -211,9 +212,9 @@ class HttpConnection(asyncio.Protocol):
         if self.broken:  # bytes after a refused request's head: parsed, never answered
             return
         if len(self.url) > MAX_URL:
-            self.reject = (414, f"The request URL is longer than {MAX_URL} bytes")
+            self._refuse(414, f"The request URL is longer than {MAX_URL} bytes")
         elif self.header_bytes > MAX_HEADERS:
-            self.reject = (431, f"Request headers are larger than {MAX_HEADERS} bytes")
+            self._refuse(431, f"Request headers are larger than {MAX_HEADERS} bytes")
         else:
             length = self.content_length
             if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
