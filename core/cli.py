@@ -305,14 +305,28 @@ def remove(
     stage: StageOpt = None,
     provider: ProviderOpt = None,
     json_out: JsonOpt = False,
+    purge_config: Annotated[
+        bool,
+        typer.Option("--purge-config", help="Also delete the stage's config and secrets (kept otherwise)."),
+    ] = False,
 ) -> None:
     """Delete everything the stage deployed (and nothing of other stages)."""
+    from .config_cli import kept_config_note
+    from .config_cli import purge_config as purge
+
     s = _session(project, stage, provider)
     result = s.call("sls_py_remove", ui=s.ui)
+    purged = purge(s) if purge_config else []
     if json_out:
-        _print_json({"steps": _steps_json(result.steps)})
+        out: dict[str, Any] = {"steps": _steps_json(result.steps)}
+        if purge_config:
+            out["config_deleted"] = purged
+        _print_json(out)
     else:
         s.ui.info(f"Removed {s.spec.app} stage {s.spec.stage}: {len(result.steps)} resource(s).")
+        note = None if purge_config else kept_config_note(s)
+        if note:
+            s.ui.info(note)
 
 
 @cli.command()
@@ -457,6 +471,11 @@ def new(
     typer.echo(f"Created {target}")
     typer.echo(f"  cd {target} && sls-py invoke hello '{{\"name\": \"you\"}}'")
     typer.echo(f"  cd {target} && python -m pytest")
+
+
+from .config_cli import config_cli  # noqa: E402  (it uses _session above)
+
+cli.add_typer(config_cli, name="config")
 
 
 def _add_plugin_commands() -> None:
