@@ -48,9 +48,9 @@ def _session(project: Path, stage: str | None, provider: str | None, quiet: bool
 
 
 def _key(key: str) -> str:
-    from .runtime.config import KEY_RE
+    from .runtime.config import valid_key
 
-    if not KEY_RE.match(key):
+    if not valid_key(key):
         raise ConfigError(
             f"config key {key!r} is not valid",
             hint="use letters, digits, '-', '_' and '.', starting with a letter or digit "

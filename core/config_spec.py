@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, SpecError
-from .runtime.config import KEY_RE, model_keys
+from .runtime.config import model_keys, valid_key
 from .spec import ConfigSpec
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def stage_defaults(project: Project, stage: str) -> dict[str, str]:
     st = conf.stages.get(stage)
     merged = {**conf.config, **(st.config if st is not None else {})}
     for key in merged:
-        if not KEY_RE.match(key):
+        if not valid_key(key):
             raise ConfigError(
                 f"{project.pyproject}: config key {key!r} is not valid",
                 hint="use letters, digits, '-', '_' and '.', starting with a letter or digit",
@@ -59,7 +59,7 @@ def config_specs(project: Project, app: App, stage: str) -> list[ConfigSpec]:
                 hint="pass a pydantic BaseModel subclass (or no model, for plain get())",
             )
         keys = model_keys(model) if model is not None else []
-        bad = [k for k in keys if not KEY_RE.match(k)]
+        bad = [k for k in keys if not valid_key(k)]
         if bad:
             raise SpecError(
                 f"config {name!r}: field key {bad[0]!r} is not a valid config key",

@@ -26,7 +26,6 @@ when :meth:`Config.load` validates a model).
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 
@@ -38,14 +37,26 @@ if TYPE_CHECKING:
 
     from .drivers import ConfigDriver
 
-#: What a config key may look like (SSM parameter names allow these, too).
-KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _MISSING: Any = object()
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def valid_key(key: object) -> bool:
+    """Whether ``key`` is a config key: letters, digits, ``_ . -``, starting with a
+    letter or digit, 1-128 characters (SSM parameter names allow all of these).
+    Checked without ``re``, which a function need not import."""
+    return (
+        isinstance(key, str)
+        and 0 < len(key) <= 128
+        and key[0].isascii()
+        and key[0].isalnum()
+        and all(c in _KEY_CHARS for c in key)
+    )
 
 
 def check_key(key: str) -> str:
     """Return ``key`` if it is a valid config key; raise :class:`ConfigKeyError` saying why not."""
-    if not isinstance(key, str) or not KEY_RE.match(key):
+    if not valid_key(key):
         raise ConfigKeyError(
             f"config key {key!r} is not valid: use letters, digits, '-', '_' and '.', "
             "starting with a letter or digit, at most 128 characters"
