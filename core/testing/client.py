@@ -110,7 +110,7 @@ class AppClient:
 
     @contextmanager
     def _environment(self, fn: FunctionSpec) -> Iterator[None]:
-        env = resolve_environment(fn.environment)
+        env = {**resolve_environment(fn.environment), "SLS_PY_STAGE": self.spec.stage}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         use_driver(self.driver, self._config_names())
