@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sls_py.errors import FunctionFailed
@@ -166,8 +167,6 @@ def test_the_magic_word_is_config(sls_app: AppClient) -> None:
 def test_config_set_changes_the_magic_word_of_a_running_server(sls_local_server: object) -> None:
     """`sls-py config set magic-word ... --secret` reaches the warm workers of a running
     `sls-py run` within the handle's 5 s TTL: no restart, no deploy."""
-    import time
-
     from sls_py.testing import LocalServer
 
     assert isinstance(sls_local_server, LocalServer)
@@ -179,6 +178,15 @@ def test_config_set_changes_the_magic_word_of_a_running_server(sls_local_server:
 
     assert cast(WORD) == 200
     sls_local_server._cli("config", "set", "magic-word", "abracadabra", "--secret")
+    try:
+        _check_live_change(sls_local_server, cast)
+    finally:  # the server is shared by the module's tests: back to dev's default
+        sls_local_server._cli("config", "unset", "magic-word")
+
+
+def _check_live_change(sls_local_server: Any, cast: Any) -> None:
+    import time
+
     deadline = time.monotonic() + 20
     while cast("abracadabra") != 200 and time.monotonic() < deadline:
         time.sleep(0.25)
