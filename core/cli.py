@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
 from .errors import ConfigError, FunctionFailed, SlsPyError
 
 if TYPE_CHECKING:
@@ -37,17 +38,6 @@ cli = typer.Typer(
 trigger_cli = typer.Typer(help="Fire a trigger by hand: an upload or a schedule.", no_args_is_help=True)
 cli.add_typer(trigger_cli, name="trigger")
 
-ProjectOpt = Annotated[
-    Path, typer.Option("--project", "-p", help="The project folder (holding pyproject.toml).")
-]
-StageOpt = Annotated[
-    str | None, typer.Option("--stage", "-s", help="Stage (default: [tool.sls-py] stage, else dev).")
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", "-P", help="Provider (default: [tool.sls-py] provider, else local)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 _state: dict[str, Any] = {}
 

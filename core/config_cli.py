@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,17 +28,6 @@ config_cli = typer.Typer(
 
 MASK = "********"
 
-ProjectOpt = Annotated[
-    Path, typer.Option("--project", "-p", help="The project folder (holding pyproject.toml).")
-]
-StageOpt = Annotated[
-    str | None, typer.Option("--stage", "-s", help="Stage (default: [tool.sls-py] stage, else dev).")
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", "-P", help="Provider (default: [tool.sls-py] provider, else local)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 RevealOpt = Annotated[bool, typer.Option("--reveal", help="Print secrets' values too.")]
 
 
