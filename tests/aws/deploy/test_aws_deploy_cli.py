@@ -397,9 +397,9 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     pyproject = project / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
-            "[tool.sls-py.stages.dev]\n",
+            "[tool.sls-py.stages.dev.config]\n",
             "[tool.sls-py.stages.dev.functions.work-magic]\nmemory_mb = 512\n\n"
-            "[tool.sls-py.stages.dev]\n",
+            "[tool.sls-py.stages.dev.config]\n",
         )
     )
     assert plan_json(project, env) == [
