@@ -8,6 +8,11 @@ the SQS poller from the configuration the provider deployed. What the Lambda
 service and API Gateway enforce themselves (timeouts, memory, concurrency,
 payload limits, usage plans) is left out, with the reason. Without those parts (an
 earlier build), only the deploy level runs: deploy to moto, plan, remove.
+
+The config section runs whole on moto: ``sls-py config`` writes moto's SSM and
+the functions, under awslambdaric, read it through boto3. What moto cannot
+play (it enforces no IAM or KMS policy: a refused decrypt) is checked with
+botocore's Stubber in ``tests/aws/deploy/test_aws_config.py``.
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ for a body over 6 MB, 403 ``Forbidden`` for a missing or wrong API key, 502
 from __future__ import annotations
 
 import hmac
-import json
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,6 +20,7 @@ from urllib.parse import parse_qs
 
 from sls_py.routing import Router
 from sls_py.runtime import HttpRequest
+from sls_py.runtime.events import dumps  # strict JSON, as every body the runtime writes
 from sls_py.spec import CorsSpec, FunctionSpec, HttpTriggerSpec
 
 from .runner import Runner
@@ -34,7 +34,7 @@ ANY_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
 def _json(
     status: int, body: Any, headers: Mapping[str, str] | None = None
 ) -> tuple[int, Headers, bytes]:
-    return status, {**JSON, **(headers or {})}, json.dumps(body).encode()
+    return status, {**JSON, **(headers or {})}, dumps(body)
 
 
 class Gateway:
