@@ -35,6 +35,7 @@ from .runtime import (
     Table,
     UploadEvent,
 )
+from .runtime.config import Config, ConfigMissing
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,8 @@ __all__ = [
     "App",
     "Bucket",
     "Cache",
+    "Config",
+    "ConfigMissing",
     "Context",
     "Cors",
     "FunctionDef",

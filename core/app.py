@@ -9,6 +9,7 @@ that name the function and the field.
 from __future__ import annotations
 
 from .runtime.cache import Cache
+from .runtime.config import Config
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -250,6 +251,18 @@ class CacheDef(FrozenRecord):
         super().__init__(name=name)
 
 
+class ConfigDef(Record):
+    """A config handle as declared with :meth:`App.config` (the handle is ``handle``)."""
+
+    __match_args__ = ("name", "model", "ttl_s", "handle")
+
+    def __init__(self, name: str, model: Any, ttl_s: float, handle: Config) -> None:
+        self.name = name
+        self.model = model
+        self.ttl_s = ttl_s
+        self.handle = handle
+
+
 class App:
     """A serverless app: its functions, the resources they use, its HTTP gateway.
 
@@ -276,6 +289,7 @@ class App:
         self.queues: dict[str, QueueDef] = {}
         self.tables: dict[str, TableDef] = {}
         self.caches: dict[str, CacheDef] = {}
+        self.configs: dict[str, ConfigDef] = {}
 
     def function(
         self,
@@ -349,6 +363,20 @@ class App:
         """Declare a Redis-protocol cache and return its handle (see :mod:`sls_py.runtime.cache`)."""
         self.caches[name] = CacheDef(name)
         return Cache(name)
+
+    def config(self, name: str = "settings", *, model: Any = None, ttl_s: float = 5.0) -> Config:
+        """Declare the app's use of per-stage config and secrets; return its handle.
+
+        Values are read at call time and kept ``ttl_s`` seconds, so
+        ``sls-py config set KEY VALUE --stage S`` takes effect without a deploy.
+        With a pydantic ``model``, :meth:`Config.load` returns it validated
+        (field ``magic_word`` reads key ``magic-word``; an alias names the key).
+        """
+        if name in self.configs:
+            raise ValueError(f"config {name!r} is declared twice in app {self.name!r}")
+        handle = Config(name, model=model, ttl_s=ttl_s)
+        self.configs[name] = ConfigDef(name, model, ttl_s, handle)
+        return handle
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, functions={list(self.functions)})"

@@ -29,9 +29,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, CacheDriver, Driver, QueueDriver, TableDriver
+    from .drivers import BucketDriver, CacheDriver, ConfigDriver, Driver, QueueDriver, TableDriver
 
-_PROTOCOLS = ("BucketDriver", "CacheDriver", "QueueDriver", "TableDriver", "Driver")
+_PROTOCOLS = ("BucketDriver", "CacheDriver", "QueueDriver", "TableDriver", "Driver", "ConfigDriver")
 
 
 def __getattr__(name: str) -> object:
@@ -81,6 +81,9 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
                 "caches": config.get("caches") or {},  # name -> server URL (runtime.cache)
+                # app.config handles: name -> the store's address; the stage's defaults
+                "configs": config.get("configs") or {},
+                "config_defaults": config.get("config_defaults") or {},
             }
             # a provider that learns the URLs only at deploy time (AWS) sets them apart
             extra = os.environ.get("SLS_PY_CACHES")
@@ -286,6 +289,8 @@ class MemoryDriver:
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
         self.caches: dict[str, dict[str, tuple[bytes, float | None]]] = {}
         self._cache_lock = threading.Lock()
+        #: the stage's config values (one store, whatever the handle's name)
+        self.config_values: dict[str, str] = {}
 
     def bucket(self, name: str, physical: str) -> BucketDriver:
         return _MemoryBucket(self.buckets.setdefault(name, {}))
@@ -300,3 +305,8 @@ class MemoryDriver:
         from .cache import MemoryCache
 
         return MemoryCache(self.caches.setdefault(name, {}), self._cache_lock)
+
+    def config(self, name: str, physical: str) -> ConfigDriver:
+        from .config import MemoryConfig
+
+        return MemoryConfig(self.config_values)

@@ -38,6 +38,7 @@ NOT_FOUND_CODES = frozenset(
         "QueueDoesNotExist",
         "ResourceNotFound",
         "ServerlessCacheNotFoundFault",
+        "ParameterNotFound",
     }
 )
 _READ_PREFIXES = ("get_", "list_", "describe_", "head_", "filter_", "generate_", "wait_")
@@ -54,6 +55,7 @@ _SERVICE_PREFIX = {
     "dynamodb": "dynamodb",
     "iam": "iam",
     "sts": "sts",
+    "ssm": "ssm",
 }
 
 

@@ -74,7 +74,8 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         "upload (storage) triggers (function 'catalog-upload'); "
         "schedule triggers (function 'nightly-report'); "
         "buckets (bucket 'uploads'); key-value tables (table 'catalog'); "
-        "caches (Redis protocol) (cache 'spells')"
+        "caches (Redis protocol) (cache 'spells'); "
+        "per-stage config and secrets, read at call time (config 'settings')"
     )
     assert fake.calls == []
 
