@@ -18,7 +18,7 @@ def moto() -> Iterator[Moto]:
 
 
 @pytest.fixture
-def moto_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
     """The moto server, with this process's boto3 pointed at it (for in-process deploys)."""
     for name, value in moto.env().items():
         if name.startswith("AWS_"):

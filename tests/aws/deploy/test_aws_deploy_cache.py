@@ -78,12 +78,12 @@ def function_vpc(moto: Moto, stage: str) -> tuple[list[str], dict[str, str]]:
     return (cfg.get("VpcConfig") or {}).get("SubnetIds", []), json.loads(env.get("SLS_PY_CACHES", "{}"))
 
 
-def test_adding_then_dropping_a_cache(moto_env: Moto, tmp_path: Path) -> None:
+def test_adding_then_dropping_a_cache(aws_env: Moto, tmp_path: Path) -> None:
     root = tmp_path / "proj"
     write_app(root, with_cache=False)
     deploy(root, "dev")
-    assert function_vpc(moto_env, "dev") == ([], {})
-    assert snapshot(moto_env, "cacheapp", "dev")["vpcs"] == {}
+    assert function_vpc(aws_env, "dev") == ([], {})
+    assert snapshot(aws_env, "cacheapp", "dev")["vpcs"] == {}
 
     write_app(root, with_cache=True)
     cost = (
@@ -97,8 +97,8 @@ def test_adding_then_dropping_a_cache(moto_env: Moto, tmp_path: Path) -> None:
         ("update", "function", "count", "code, vpc changed"),
     ]
     deploy(root, "dev")
-    subnets, caches = function_vpc(moto_env, "dev")
-    snap = snapshot(moto_env, "cacheapp", "dev")
+    subnets, caches = function_vpc(aws_env, "dev")
+    snap = snapshot(aws_env, "cacheapp", "dev")
     assert len(subnets) == 2 and set(snap["subnets"]) == {
         "cacheapp-dev-net-private-1",
         "cacheapp-dev-net-private-2",
@@ -116,17 +116,17 @@ def test_adding_then_dropping_a_cache(moto_env: Moto, tmp_path: Path) -> None:
         ("update", "function", "count", "code, vpc, caches changed"),
     ]
     deploy(root, "dev")
-    assert function_vpc(moto_env, "dev") == ([], {})
-    snap = snapshot(moto_env, "cacheapp", "dev")
+    assert function_vpc(aws_env, "dev") == ([], {})
+    snap = snapshot(aws_env, "cacheapp", "dev")
     assert {k: snap[k] for k in ("vpcs", "subnets", "security_groups", "vpc_endpoints", "caches")} == {
         k: empty_snapshot()[k] for k in ("vpcs", "subnets", "security_groups", "vpc_endpoints", "caches")
     }
-    policy = moto_env.client("iam").get_role_policy(RoleName="cacheapp-dev-lambda", PolicyName="sls-py")
+    policy = aws_env.client("iam").get_role_policy(RoleName="cacheapp-dev-lambda", PolicyName="sls-py")
     assert "ec2:" not in json.dumps(policy["PolicyDocument"])  # VPC permissions only with a cache
 
 
-def test_a_vpc_named_in_config_is_used_and_left_alone(moto_env: Moto, tmp_path: Path) -> None:
-    ec2 = moto_env.client("ec2")
+def test_a_vpc_named_in_config_is_used_and_left_alone(aws_env: Moto, tmp_path: Path) -> None:
+    ec2 = aws_env.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnets = sorted(
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"][
@@ -137,19 +137,19 @@ def test_a_vpc_named_in_config_is_used_and_left_alone(moto_env: Moto, tmp_path: 
     root = tmp_path / "proj"
     write_app(root, with_cache=True, aws=f'vpc = "{vpc}"\nsubnets = {json.dumps(subnets)}\n')
     deploy(root, "byo")
-    assert sorted(function_vpc(moto_env, "byo")[0]) == subnets
-    snap = snapshot(moto_env, "cacheapp", "byo")
+    assert sorted(function_vpc(aws_env, "byo")[0]) == subnets
+    snap = snapshot(aws_env, "cacheapp", "byo")
     assert snap["vpcs"] == {} and snap["subnets"] == {}  # none of ours: the given ones
     assert {g["vpc"] for g in snap["security_groups"].values()} == {"<vpc-0>"}
     assert sorted(snap["caches"]["cacheapp-byo-hits"]["subnets"]) == ["<subnet-0>", "<subnet-1>"]
 
-    moto_env.start_recording()
+    aws_env.start_recording()
     assert deploy(root, "byo") == []
-    assert mutating(moto_env.stop_recording()) == []
+    assert mutating(aws_env.stop_recording()) == []
 
     project = load_project(root)
     spec = project.spec("byo")
     engine.remove(spec, project, engine.make_cloud(spec), PlainUI(quiet=True))
-    assert snapshot(moto_env, "cacheapp", "byo") == empty_snapshot()
+    assert snapshot(aws_env, "cacheapp", "byo") == empty_snapshot()
     left = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
     assert sorted(s["SubnetId"] for s in left) == subnets  # the user's VPC is untouched
