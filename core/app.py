@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
+    from .runtime.fanout import Fanout
+
     F = TypeVar("F", bound=Callable[..., Any])
 
 # The declarations are value classes (repr, equality; frozen ones immutable and
@@ -174,6 +176,7 @@ class FunctionDef(Record):
         "concurrency",
         "triggers",
         "description",
+        "invokes",
     )
 
     def __init__(
@@ -186,6 +189,7 @@ class FunctionDef(Record):
         concurrency: int | None = None,
         triggers: tuple[Trigger, ...] = (),
         description: str = "",
+        invokes: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.handler = handler
@@ -195,6 +199,7 @@ class FunctionDef(Record):
         self.concurrency = concurrency
         self.triggers = triggers
         self.description = description
+        self.invokes = invokes
 
     @property
     def handler_ref(self) -> str:
@@ -277,6 +282,7 @@ class App:
         concurrency: int | None = None,
         triggers: Sequence[Trigger] = (),
         description: str | None = None,
+        invokes: Sequence[str] = (),
     ) -> Callable[[F], F]:
         """Declare a function. The decorated callable is returned unchanged.
 
@@ -288,6 +294,9 @@ class App:
         :param concurrency: at most this many invocations at once.
         :param triggers: what calls it: :func:`http`, :func:`schedule`,
             :func:`upload`, :func:`queue`.
+        :param invokes: the functions this one may call with ``ctx.invoke``,
+            ``ctx.invoke_async``, ``ctx.continue_with`` (itself) or a fan-out;
+            any other target is refused at run time. The spec records them.
         """
 
         def register(func: F) -> F:
@@ -303,6 +312,7 @@ class App:
                 concurrency=concurrency,
                 triggers=tuple(triggers),
                 description=description if description is not None else (func.__doc__ or "").strip(),
+                invokes=tuple(invokes),
             )
             return func
 
@@ -334,6 +344,21 @@ class App:
         """
         self.tables[name] = TableDef(name, key, sort_key, key_type, sort_key_type)
         return Table(name, key, sort_key, key_type=key_type, sort_key_type=sort_key_type)
+
+    def fanout(self, worker: str) -> Fanout:
+        """Declare a fan-out over function ``worker`` and return its handle.
+
+        ``handle.map(items, ctx, chunk=..., parallel=...)`` splits ``items`` into
+        chunks, invokes ``worker`` asynchronously once per chunk (at most
+        ``parallel`` at a time) and gathers the chunks' results, in order, from
+        a table the helper owns (declared here as ``sls-py-fanout``). The
+        calling function must declare ``invokes=[worker]``.
+        """
+        from .runtime.fanout import TABLE, Fanout
+
+        if TABLE not in self.tables:
+            self.table(TABLE, key="job", sort_key="index", sort_key_type="number")
+        return Fanout(worker)
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, functions={list(self.functions)})"

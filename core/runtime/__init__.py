@@ -21,6 +21,8 @@ from .events import (
     UploadEvent,
     event_from_wire,
 )
+from .fanout import Fanout, FanoutFailed
+from .invoke import InvokeError, InvokeFailed
 from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_driver
 
 __all__ = [
@@ -28,9 +30,13 @@ __all__ = [
     "Context",
     "ErrorInfo",
     "Event",
+    "Fanout",
+    "FanoutFailed",
     "HttpError",
     "HttpRequest",
     "InvalidInput",
+    "InvokeError",
+    "InvokeFailed",
     "MemoryDriver",
     "Outcome",
     "Payload",

@@ -59,6 +59,31 @@ class Context(Record):
     # AWS's name for the same thing, so code written for Lambda keeps working.
     get_remaining_time_in_millis = remaining_ms
 
+    def invoke(self, function: str, payload: Any = None) -> Any:
+        """Invoke ``function`` (declared in ``invokes=[...]``) and wait for its result.
+
+        Raises :class:`~sls_py.runtime.invoke.InvokeFailed` when it fails, and
+        :class:`~sls_py.runtime.invoke.InvokeError` for an undeclared target.
+        """
+        from .invoke import invoke
+
+        return invoke(self.function_name, function, payload)
+
+    def invoke_async(self, function: str, payload: Any = None) -> str:
+        """Invoke ``function`` without waiting (at least once; retried, then
+        dead-lettered); the payload may be at most 256 KB of JSON. Returns an id."""
+        from .invoke import invoke_async
+
+        return invoke_async(self.function_name, function, payload)
+
+    def continue_with(self, state: Any) -> dict[str, str]:
+        """Re-invoke this function asynchronously with ``state`` as its payload, to
+        go on with long work in a fresh invocation (the function must declare
+        itself in ``invokes``). Return what it returns and stop."""
+        from .invoke import invoke_async
+
+        return {"continued": invoke_async(self.function_name, self.function_name, state)}
+
 
 def make_logger(function_name: str, request_id: str) -> logging.LoggerAdapter[Any]:
     """A logger whose records carry the function name and request id."""

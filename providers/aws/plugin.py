@@ -46,6 +46,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
+                "function.invoke",
             }
         ),
     )

@@ -139,6 +139,43 @@ class AwsTable:
         return items
 
 
+class AwsFunction:
+    """A Lambda function another function may invoke (``ctx.invoke``, ``invoke_async``).
+
+    A waiting call is ``Invoke`` with ``RequestResponse``; its function error
+    comes back as the target's :class:`~sls_py.runtime.errors.ErrorInfo` (read
+    from ``errorType``/``errorMessage`` as :func:`sls_py_aws.handler.error_info`
+    writes them). An asynchronous call is ``Invoke`` with ``Event``: Lambda
+    queues it, retries it (as the deploy configured) and then sends it to the
+    function's on-failure destination (an SQS dead-letter queue).
+    """
+
+    def __init__(self, client: Any, name: str, physical: str) -> None:
+        self.client, self.name, self.physical = client, name, physical
+
+    def invoke(self, payload: str) -> dict[str, Any]:
+        import json
+
+        response = self.client.invoke(
+            FunctionName=self.physical, InvocationType="RequestResponse", Payload=payload.encode()
+        )
+        raw = response["Payload"].read()
+        data = json.loads(raw) if raw else None
+        if response.get("FunctionError"):
+            from .handler import error_info
+
+            data = data if isinstance(data, dict) else {}
+            info = error_info(str(data.get("errorType", "")), str(data.get("errorMessage", "")))
+            return {"result": None, "error": info.to_wire()}
+        return {"result": data, "error": None}
+
+    def invoke_async(self, payload: str) -> str:
+        response = self.client.invoke(
+            FunctionName=self.physical, InvocationType="Event", Payload=payload.encode()
+        )
+        return str(response.get("ResponseMetadata", {}).get("RequestId", ""))
+
+
 class AwsDriver:
     """The runtime driver for AWS: S3 buckets, SQS queues, DynamoDB tables.
 
@@ -191,6 +228,20 @@ class AwsDriver:
                 raise
             self._queue_urls[physical] = url
         return AwsQueue(self.client("sqs"), name, url)
+
+    def function(self, name: str, physical: str) -> AwsFunction:
+        with self._lock:
+            client = self._clients.get("lambda-invoke")
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                # a waiting call lasts as long as the target may run (900 s at most), and
+                # is never re-sent by the client: that would run the target twice
+                config = Config(read_timeout=905, retries={"max_attempts": 1, "mode": "standard"})
+                client = boto3.client("lambda", config=config, **self._session_kwargs())
+                self._clients["lambda-invoke"] = client
+        return AwsFunction(client, name, physical)
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> AwsTable:
         with self._lock:

@@ -48,6 +48,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
+                "function.invoke",
             }
         ),
         # usage limits are enforced by the gateway (token bucket and quota per key)

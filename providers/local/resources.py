@@ -290,6 +290,12 @@ class LocalDriver:
                 self._tables[ident] = table
             return table
 
+    def function(self, name: str, physical: str = "") -> Any:
+        """A function the calling function may invoke (see :mod:`.invoking`)."""
+        from .invoking import LocalFunction
+
+        return LocalFunction(_check_name("function", name), self.queue_store())
+
     def queue_store(self) -> QueueStore:
         """The stage's queue store (one SQLite file for every queue)."""
         with self._lock:
