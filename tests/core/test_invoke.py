@@ -177,7 +177,8 @@ def test_fanout_gathers_in_order_with_bounded_parallelism(
 def test_fanout_gives_up_when_time_runs_out(driver: FunctionsDriver) -> None:
     import time
 
-    ctx = Context(request_id="r", function_name="boss", stage="dev", deadline_ms=int(time.time() * 1000) + 500)
+    soon = int(time.time() * 1000) + 500
+    ctx = Context(request_id="r", function_name="boss", stage="dev", deadline_ms=soon)
     with pytest.raises(FanoutFailed) as late:
         squares.map([1, 2, 3, 4], ctx, chunk=1)  # nothing delivers: no result arrives
     assert "0 of 4 chunks done when this invocation ran out of time" in str(late.value)

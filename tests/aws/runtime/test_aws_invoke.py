@@ -52,7 +52,11 @@ def test_invoke_waits_for_the_result(stubbed: Stubber) -> None:
     stubbed.add_response(
         "invoke",
         {"StatusCode": 200, "Payload": body({"sum": 42})},
-        {"FunctionName": "app-dev-worker", "InvocationType": "RequestResponse", "Payload": b'{"x":29,"y":13}'},
+        {
+            "FunctionName": "app-dev-worker",
+            "InvocationType": "RequestResponse",
+            "Payload": b'{"x":29,"y":13}',
+        },
     )
     assert ctx().invoke("worker", {"x": 29, "y": 13}) == {"sum": 42}
 
