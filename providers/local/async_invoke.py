@@ -26,14 +26,12 @@ from typing import TYPE_CHECKING, Any
 from sls_py.runtime import Outcome
 from sls_py.spec import FunctionSpec, Spec
 
-from .invoking import MAX_RECEIVES, invoke_queue
+from .invoking import MAX_RECEIVES, RETRY_DELAY_S, invoke_queue
 from .queues import QueueStore, Received, dead_letter_queue
 
 if TYPE_CHECKING:
     from .services import LocalServices
 
-#: seconds before the first retry of a failed asynchronous invocation (doubled after)
-RETRY_DELAY_S = 0.5
 #: seconds before a throttled (429) attempt is tried again
 THROTTLE_DELAY_S = 0.2
 

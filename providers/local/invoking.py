@@ -7,8 +7,12 @@
 - **asynchronous**: the payload is a message of the stage's durable SQLite
   queue ``sls-py-invoke-<target>`` (:mod:`.queues`); the local services deliver
   it to the target's worker pool, retry it (:data:`MAX_RECEIVES` attempts in all,
-  as AWS's two retries) and then move it to ``sls-py-invoke-<target>-dlq``. A
-  message sent while no ``sls-py run`` serves the stage waits for the next one.
+  as AWS's two retries) and then move it to ``sls-py-invoke-<target>-dlq``.
+  When nothing serves the stage (the caller runs under ``sls-py invoke`` or
+  ``sls-py trigger`` alone), a thread of the calling process delivers it at
+  once in a fresh process, with the same retries, while the caller lives (so
+  a fan-out under ``sls-py invoke`` completes); what it did not finish waits
+  in the queue for the next ``sls-py run``.
 - **waiting**, inside ``sls-py run``: a POST to the run's internal invoke
   endpoint (``SLS_PY_INVOKE_URL``, on 127.0.0.1 only, with the run's generated
   token ``SLS_PY_INVOKE_TOKEN``; see :mod:`.invoke_server`), which runs the
@@ -48,13 +52,54 @@ class LocalFunction:
 
     def invoke_async(self, payload: str) -> str:
         source = os.environ.get("SLS_PY_FUNCTION", "")
-        return self.store.send(invoke_queue(self.name), payload, {"source": source})
+        message_id = self.store.send(invoke_queue(self.name), payload, {"source": source})
+        if not os.environ.get(INVOKE_URL_ENV) and not _served(self.store):
+            import threading
+
+            threading.Thread(target=_deliver_here, args=(self.name, self.store), daemon=True).start()
+        return message_id
 
     def invoke(self, payload: str) -> dict[str, Any]:
         url = os.environ.get(INVOKE_URL_ENV)
         if url:
             return _over_http(url, os.environ.get(INVOKE_TOKEN_ENV, ""), self.name, payload)
         return _in_new_process(self.name, payload)
+
+
+def _served(store: QueueStore) -> bool:
+    """Whether a ``sls-py run`` (or the standalone services) delivers this stage's queues."""
+    from .runfile import running_instance
+
+    return running_instance(store.path.parent, wait_s=0) is not None
+
+
+#: seconds before the first retry of a failed asynchronous invocation (doubled after)
+RETRY_DELAY_S = 0.5
+
+
+def _deliver_here(target: str, store: QueueStore) -> None:
+    """Deliver one queued invocation of ``target`` in a fresh process, with retries."""
+    import time
+
+    queue = invoke_queue(target)
+    while True:
+        got = store.receive(queue, 1, 905, MAX_RECEIVES)
+        if not got:
+            return
+        message, receipt = got[0].message, got[0].receipt
+        try:
+            failed = bool(_in_new_process(target, message.body).get("error"))
+        except Exception:
+            failed = True
+        if not failed:
+            store.delete(queue, message.id, receipt)
+            return
+        if message.receive_count >= MAX_RECEIVES:
+            store.retry_later(queue, message.id, receipt, 0.0)  # dead-lettered on next receive
+            return
+        delay = RETRY_DELAY_S * 2 ** (message.receive_count - 1)
+        store.retry_later(queue, message.id, receipt, delay)
+        time.sleep(delay)
 
 
 def _over_http(url: str, token: str, target: str, payload: str) -> dict[str, Any]:

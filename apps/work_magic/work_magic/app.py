@@ -2,7 +2,9 @@
 
 - ``work-magic``: cast a spell on two numbers, behind an API key, with CORS.
 - ``catalog-upload``: a photo uploaded under ``photos/`` is recorded in the catalog.
-- ``nightly-report``: every night, a summary of the catalog is written to ``reports``.
+- ``nightly-report``: every night, a summary of the catalog is written to ``reports``;
+  the catalog is counted in chunks by ``count-chunk`` invocations (a fan-out)
+  whose counts are gathered and added up.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ app = App("clonezero", api_keys=["default"])
 uploads = app.bucket("uploads")
 reports = app.bucket("reports")
 catalog = app.table("catalog", key="key")
+counting = app.fanout("count-chunk")
+#: catalog keys per count-chunk invocation, and how many run at once
+CHUNK = 50
+PARALLEL = 4
 
 SPELLS = {
     "adder": lambda x, y: x + y,
@@ -99,24 +105,52 @@ class Report(BaseModel):
     kind: Literal["catalog-summary"] = "catalog-summary"
 
 
+class Counts(BaseModel):
+    """What one count-chunk invocation found."""
+
+    photos: int = 0
+    total_bytes: int = 0
+    largest: str | None = None
+    largest_size: int = -1
+
+
 @app.function(
     name="nightly-report",
     memory_mb=256,
     timeout_s=60,
     triggers=[schedule("cron(0 2 * * ? *)", name="nightly")],
+    invokes=["count-chunk"],
 )
 def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
-    """Write a summary of the catalog to the reports bucket."""
-    items = catalog.scan()
-    largest = max(items, key=lambda i: int(i["size"]), default=None)
+    """Write a summary of the catalog to the reports bucket, counted in chunks."""
+    keys = sorted(str(item["key"]) for item in catalog.scan())
+    parts = [Counts(**c) for c in counting.map(keys, ctx, chunk=CHUNK, parallel=PARALLEL)]
+    largest = max(parts, key=lambda c: c.largest_size, default=None)
     report = Report(
         generated_at=datetime.now(UTC).isoformat(),
         schedule_time=event.time,
-        photos=len(items),
-        total_bytes=sum(int(i["size"]) for i in items),
-        largest=largest["key"] if largest else None,
+        photos=sum(c.photos for c in parts),
+        total_bytes=sum(c.total_bytes for c in parts),
+        largest=largest.largest if largest else None,
     )
     day = event.time[:10]
     key = f"catalog/{day}.json"
     reports.put(key, json.dumps(report.model_dump(), indent=2), content_type="application/json")
+    ctx.logger.info("report %s: %d photos counted in %d chunks", key, report.photos, len(parts))
     return {"report": key, "photos": report.photos}
+
+
+@app.function(name="count-chunk", memory_mb=128, timeout_s=30)
+def count_chunk(keys: list[str], ctx: Context) -> dict[str, object]:
+    """Count one chunk of catalog keys: photos, bytes, and the largest photo."""
+    counts = Counts()
+    for key in keys:
+        item = catalog.get(key)
+        if item is None:  # deleted since the report listed it
+            continue
+        size = int(item["size"])
+        counts.photos += 1
+        counts.total_bytes += size
+        if size > counts.largest_size:
+            counts.largest, counts.largest_size = key, size
+    return counts.model_dump()
