@@ -198,7 +198,7 @@ class Spec(_Model):
             if fn.concurrency is not None:
                 add("function.concurrency", f"function {fn.name!r}")
             if fn.invokes:
-                add("function.invoke", f"function {fn.name!r} (invokes {', '.join(fn.invokes)})")
+                add("function.invoke", f"function {fn.name!r}, which invokes {', '.join(fn.invokes)}")
             for t in fn.triggers:
                 add(f"trigger.{t.kind}", f"function {fn.name!r}")
                 if isinstance(t, HttpTriggerSpec):

@@ -18,7 +18,7 @@ target, queue messages per the event source mapping (polled from moto's SQS).
 The functions' buckets, queues and tables are moto's S3, SQS and DynamoDB.
 What it cannot check is a timeout (enforced by the Lambda service itself).
 A function's own ``lambda.invoke`` calls (``ctx.invoke``, ``invoke_async``, fan-out)
-go to :class:`~lambda_invoke.LambdaInvokeService`, which plays Lambda's Invoke
+go to :class:`~support.lambda_invoke.LambdaInvokeService`, which plays Lambda's Invoke
 API (retries and on-failure destination as deployed) since moto runs no code.
 """
 
@@ -38,9 +38,8 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 from sls_py.provider import Invocation
 from sls_py.routing import Router
 from sls_py.testing.conformance import HttpResult, PluginHarness
+from support.lambda_invoke import LambdaInvokeService, dead_letters
 from support.lambda_runtime_api import FAKE_AWS, LambdaProcess, unpack_package
-
-from .lambda_invoke import LambdaInvokeService, dead_letters
 
 
 class MotoHarness(PluginHarness):

@@ -54,7 +54,7 @@ def test_spec_records_the_edges_and_the_fanout_table(tmp_path: Path) -> None:
     assert [(t.name, t.key, t.sort_key, t.sort_key_type) for t in spec.tables] == [
         (TABLE, "job", "index", "number")
     ]
-    assert spec.required_capabilities()["function.invoke"] == "function 'report' (invokes count, report)"
+    assert spec.required_capabilities()["function.invoke"] == "function 'report', which invokes count, report"
 
 
 def test_an_unknown_target_is_refused_with_the_fix(tmp_path: Path) -> None:

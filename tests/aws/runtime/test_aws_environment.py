@@ -37,7 +37,10 @@ def test_work_magic_environment(spec: Spec) -> None:
                 "driver": "sls_py_aws.resources:AwsDriver",
                 "options": {},
                 "queues": {},
-                "tables": {"catalog": "clonezero-dev-catalog"},
+                "tables": {
+                    "catalog": "clonezero-dev-catalog",
+                    "sls-py-fanout": "clonezero-dev-sls-py-fanout",
+                },
             },
             separators=(",", ":"),
         ),
@@ -62,7 +65,10 @@ def test_secrets_resolve_from_the_deploying_environment(spec: Spec) -> None:
         staging, staging.function("work-magic"), environ={"CLONEZERO_MAGIC_WORD": "s3cret"}
     )
     assert env["MAGIC_WORD"] == "s3cret"
-    assert json.loads(env["SLS_PY_RESOURCES"])["tables"] == {"catalog": "clonezero-staging-catalog"}
+    assert json.loads(env["SLS_PY_RESOURCES"])["tables"] == {
+        "catalog": "clonezero-staging-catalog",
+        "sls-py-fanout": "clonezero-staging-sls-py-fanout",
+    }
 
 
 def _with_env(spec: Spec, environment: dict[str, str]) -> FunctionSpec:
