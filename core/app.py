@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
-    from .runtime.fanout import Fanout
+    from .runtime.invoke import Fanout
 
     F = TypeVar("F", bound=Callable[..., Any])
 
@@ -346,15 +346,10 @@ class App:
         return Table(name, key, sort_key, key_type=key_type, sort_key_type=sort_key_type)
 
     def fanout(self, worker: str) -> Fanout:
-        """Declare a fan-out over function ``worker`` and return its handle.
-
-        ``handle.map(items, ctx, chunk=..., parallel=...)`` splits ``items`` into
-        chunks, invokes ``worker`` asynchronously once per chunk (at most
-        ``parallel`` at a time) and gathers the chunks' results, in order, from
-        a table the helper owns (declared here as ``sls-py-fanout``). The
-        calling function must declare ``invokes=[worker]``.
-        """
-        from .runtime.fanout import TABLE, Fanout
+        """Declare a fan-out over function ``worker`` (and the table it owns, ``sls-py-fanout``);
+        in a function that declares ``invokes=[worker]``, ``fanout.map(items, ctx, chunk=...,
+        parallel=...)`` runs ``worker`` on chunks asynchronously and gathers their results."""
+        from .runtime.invoke import TABLE, Fanout
 
         if TABLE not in self.tables:
             self.table(TABLE, key="job", sort_key="index", sort_key_type="number")

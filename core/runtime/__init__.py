@@ -21,8 +21,7 @@ from .events import (
     UploadEvent,
     event_from_wire,
 )
-from .fanout import Fanout, FanoutFailed
-from .invoke import InvokeError, InvokeFailed
+from .invoke import Fanout, FanoutFailed, InvokeError, InvokeFailed
 from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_driver
 
 __all__ = [

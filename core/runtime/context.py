@@ -60,26 +60,22 @@ class Context(Record):
     get_remaining_time_in_millis = remaining_ms
 
     def invoke(self, function: str, payload: Any = None) -> Any:
-        """Invoke ``function`` (declared in ``invokes=[...]``) and wait for its result.
-
-        Raises :class:`~sls_py.runtime.invoke.InvokeFailed` when it fails, and
-        :class:`~sls_py.runtime.invoke.InvokeError` for an undeclared target.
-        """
+        """Invoke ``function`` (declared in ``invokes``) and wait: its result, or
+        ``InvokeFailed`` with its error; ``InvokeError`` for an undeclared target."""
         from .invoke import invoke
 
         return invoke(self.function_name, function, payload)
 
     def invoke_async(self, function: str, payload: Any = None) -> str:
-        """Invoke ``function`` without waiting (at least once; retried, then
-        dead-lettered); the payload may be at most 256 KB of JSON. Returns an id."""
+        """Invoke ``function`` without waiting (at least once, retried, then
+        dead-lettered; at most 256 KB of JSON); returns an id."""
         from .invoke import invoke_async
 
         return invoke_async(self.function_name, function, payload)
 
     def continue_with(self, state: Any) -> dict[str, str]:
-        """Re-invoke this function asynchronously with ``state`` as its payload, to
-        go on with long work in a fresh invocation (the function must declare
-        itself in ``invokes``). Return what it returns and stop."""
+        """Go on in a fresh invocation of this function (which must declare itself in
+        ``invokes``) with ``state`` as its payload; return what this returns."""
         from .invoke import invoke_async
 
         return {"continued": invoke_async(self.function_name, self.function_name, state)}

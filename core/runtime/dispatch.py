@@ -45,7 +45,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-#: The key of a fan-out chunk's envelope (see :mod:`sls_py.runtime.fanout`).
+#: The key of a fan-out chunk's envelope (see :mod:`sls_py.runtime.invoke`).
 FANOUT_KEY = "sls_py_fanout"
 
 STYLES = {
@@ -261,7 +261,7 @@ def execute(func: Any, event: Event, ctx: Context) -> Outcome:
 
 def _fanout_chunk(func: Any, sig: Signature, envelope: dict[str, Any], ctx: Context) -> Outcome:
     """Run a fan-out worker on its chunk and record the result (or error) for ``map``."""
-    from .fanout import record_chunk
+    from .invoke import record_chunk
 
     try:
         result = to_jsonable(_call(func, sig, _validate(sig.annotation, envelope.get("items")), ctx))

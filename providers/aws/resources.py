@@ -140,15 +140,9 @@ class AwsTable:
 
 
 class AwsFunction:
-    """A Lambda function another function may invoke (``ctx.invoke``, ``invoke_async``).
-
-    A waiting call is ``Invoke`` with ``RequestResponse``; its function error
-    comes back as the target's :class:`~sls_py.runtime.errors.ErrorInfo` (read
-    from ``errorType``/``errorMessage`` as :func:`sls_py_aws.handler.error_info`
-    writes them). An asynchronous call is ``Invoke`` with ``Event``: Lambda
-    queues it, retries it (as the deploy configured) and then sends it to the
-    function's on-failure destination (an SQS dead-letter queue).
-    """
+    """A target of ``ctx.invoke`` (Lambda ``Invoke``, ``RequestResponse``: a function
+    error comes back as the target's ErrorInfo) and ``invoke_async`` (``Event``: Lambda
+    retries it as deployed, then sends it to the on-failure SQS queue)."""
 
     def __init__(self, client: Any, name: str, physical: str) -> None:
         self.client, self.name, self.physical = client, name, physical

@@ -48,6 +48,11 @@ async def invoke_loop(services: LocalServices, fn: FunctionSpec) -> None:
     queue = invoke_queue(fn.name)
     slots = asyncio.Semaphore(fn.concurrency or 4)
     visibility = fn.timeout_s + 5
+    services.ui.info(
+        f"async invoke -> {fn.name} ({MAX_RECEIVES} attempts, retried after {RETRY_DELAY_S:g} s "
+        f"and {2 * RETRY_DELAY_S:g} s where AWS waits about 1 and 2 minutes; then "
+        f"{dead_letter_queue(queue)})"
+    )
     pause = 0.02
     while True:
         await slots.acquire()

@@ -16,7 +16,7 @@ from sls_py import App, Context, FanoutFailed, InvokeFailed
 from sls_py.config import load_project
 from sls_py.errors import SpecError
 from sls_py.runtime import MemoryDriver, Payload, execute, use_driver
-from sls_py.runtime.fanout import TABLE
+from sls_py.runtime.invoke import TABLE
 
 
 def write_project(root: Path, app: str) -> Path:
@@ -164,7 +164,7 @@ def test_fanout_gathers_in_order_with_bounded_parallelism(
         seen.append(len(driver.queued))
         driver.deliver()
 
-    monkeypatch.setattr("sls_py.runtime.fanout.time.sleep", deliver_while_waiting)
+    monkeypatch.setattr("sls_py.runtime.invoke.time.sleep", deliver_while_waiting)
     ctx = Context(request_id="r", function_name="boss", stage="dev", deadline_ms=2**62)
     assert boss({"items": list(range(10))}, ctx) == [[0, 1, 4], [9, 16, 25], [36, 49, 64], [81]]
     assert max(seen) == 2
@@ -182,3 +182,34 @@ def test_fanout_gives_up_when_time_runs_out(driver: FunctionsDriver) -> None:
     with pytest.raises(FanoutFailed) as late:
         squares.map([1, 2, 3, 4], ctx, chunk=1)  # nothing delivers: no result arrives
     assert "0 of 4 chunks done when this invocation ran out of time" in str(late.value)
+
+
+CLIENT_APP = """
+    from sls_py import App, InvokeFailed
+    app = App("edges")
+    seen = app.table("seen", key="id")
+
+    @app.function(name="target")
+    def target(p: dict, ctx):
+        seen.put({"id": f"{p['n']}:{ctx.request_id}"})
+        if p.get("fail"):
+            raise ValueError("no")
+        return p["n"] * 2
+
+    @app.function(name="caller", invokes=["target"])
+    def caller(p: dict, ctx):
+        if p["mode"] == "sync":
+            return ctx.invoke("target", {"n": p["n"]})
+        return ctx.invoke_async("target", {"n": p["n"], "fail": True})
+"""
+
+
+def test_app_client_runs_invocations_in_process(tmp_path: Path) -> None:
+    from sls_py.testing import AppClient
+
+    client = AppClient(write_project(tmp_path / "p", CLIENT_APP))
+    assert client.invoke("caller", {"mode": "sync", "n": 21}) == 42
+    assert isinstance(client.invoke("caller", {"mode": "async", "n": 5}), str)
+    assert client.dead_letters == {"target": [{"n": 5, "fail": True}]}
+    attempts = [r for r in client.table("seen").scan() if r["id"].startswith("5:")]
+    assert len(attempts) == 3

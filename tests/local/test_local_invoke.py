@@ -75,7 +75,7 @@ def caller(p: dict, ctx: Context) -> object:
         return ctx.invoke("add", {"x": p["x"], "y": p["y"]})
     if mode == "narrow":
         try:
-            return ctx.invoke("narrow", {"run": p["run"], "sleep": 0.5})
+            return ctx.invoke("narrow", {"run": p["run"], "sleep": 2})
         except InvokeFailed as exc:
             return {"status": exc.error.status, "message": exc.error.message}
     if mode == "sync-fail":

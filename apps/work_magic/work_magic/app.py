@@ -105,15 +105,6 @@ class Report(BaseModel):
     kind: Literal["catalog-summary"] = "catalog-summary"
 
 
-class Counts(BaseModel):
-    """What one count-chunk invocation found."""
-
-    photos: int = 0
-    total_bytes: int = 0
-    largest: str | None = None
-    largest_size: int = -1
-
-
 @app.function(
     name="nightly-report",
     memory_mb=256,
@@ -124,14 +115,14 @@ class Counts(BaseModel):
 def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
     """Write a summary of the catalog to the reports bucket, counted in chunks."""
     keys = sorted(str(item["key"]) for item in catalog.scan())
-    parts = [Counts(**c) for c in counting.map(keys, ctx, chunk=CHUNK, parallel=PARALLEL)]
-    largest = max(parts, key=lambda c: c.largest_size, default=None)
+    parts = counting.map(keys, ctx, chunk=CHUNK, parallel=PARALLEL)
+    largest = max(parts, key=lambda c: c["largest_size"], default=None)
     report = Report(
         generated_at=datetime.now(UTC).isoformat(),
         schedule_time=event.time,
-        photos=sum(c.photos for c in parts),
-        total_bytes=sum(c.total_bytes for c in parts),
-        largest=largest.largest if largest else None,
+        photos=sum(c["photos"] for c in parts),
+        total_bytes=sum(c["total_bytes"] for c in parts),
+        largest=largest["largest"] if largest else None,
     )
     day = event.time[:10]
     key = f"catalog/{day}.json"
@@ -143,14 +134,11 @@ def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
 @app.function(name="count-chunk", memory_mb=128, timeout_s=30)
 def count_chunk(keys: list[str], ctx: Context) -> dict[str, object]:
     """Count one chunk of catalog keys: photos, bytes, and the largest photo."""
-    counts = Counts()
-    for key in keys:
-        item = catalog.get(key)
-        if item is None:  # deleted since the report listed it
-            continue
-        size = int(item["size"])
-        counts.photos += 1
-        counts.total_bytes += size
-        if size > counts.largest_size:
-            counts.largest, counts.largest_size = key, size
-    return counts.model_dump()
+    sizes = {k: int(item["size"]) for k in keys if (item := catalog.get(k)) is not None}
+    largest = max(sizes, key=lambda k: sizes[k], default=None)
+    return {
+        "photos": len(sizes),
+        "total_bytes": sum(sizes.values()),
+        "largest": largest,
+        "largest_size": sizes[largest] if largest else -1,
+    }

@@ -191,7 +191,6 @@ RUNTIME_FILES = [
     "sls_py/runtime/drivers.py",
     "sls_py/runtime/errors.py",
     "sls_py/runtime/events.py",
-    "sls_py/runtime/fanout.py",
     "sls_py/runtime/invoke.py",
     "sls_py/runtime/records.py",
     "sls_py/runtime/resources.py",
