@@ -24,11 +24,8 @@ from .app import (
 from .runtime import (
     Bucket,
     Context,
-    FanoutFailed,
     HttpError,
     HttpRequest,
-    InvokeError,
-    InvokeFailed,
     Queue,
     QueueBatch,
     QueueMessage,
@@ -44,6 +41,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
+    from .runtime.invoke import FanoutFailed, InvokeError, InvokeFailed
+
 
 def __getattr__(name: str) -> Any:
     # hookimpl is for plugins; importing pluggy only when asked keeps functions light
@@ -51,6 +50,10 @@ def __getattr__(name: str) -> Any:
         from .hookspecs import hookimpl
 
         return hookimpl
+    if name in ("FanoutFailed", "InvokeError", "InvokeFailed"):  # loaded on first use
+        from .runtime import invoke
+
+        return getattr(invoke, name)
     raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
 
 __all__ = [
