@@ -94,15 +94,16 @@ def caller(p: dict, ctx: Context) -> object:
     raise ValueError(mode)
 
 
-@app.function(name="job", timeout_s=0.5, invokes=["job"])
+@app.function(name="job", timeout_s=1, invokes=["job"])
 def job(state: dict, ctx: Context) -> dict:
-    """100 pieces of 50 ms: ten times the 0.5 s timeout, done in pieces."""
+    """100 pieces of 0.1 s: ten times the 1 s timeout, done in pieces. The margin is
+    wide (0.7 s) so that a busy machine does not stop one mid-piece."""
     i = state.get("next", 0)
     while i < state["total"]:
-        if ctx.remaining_ms() < 250:
+        if ctx.remaining_ms() < 700:
             return ctx.continue_with({**state, "next": i})
         if pieces.get(i) is None:  # the piece's idempotency key: done once
-            time.sleep(0.05)
+            time.sleep(0.1)
             traces.put(f"{i}/{ctx.request_id}", b"done")  # every execution leaves a trace
             pieces.put({"piece": i, "request_id": ctx.request_id})
         i += 1
@@ -261,7 +262,7 @@ def test_continue_with_finishes_a_job_ten_times_its_timeout(server: LocalServer)
     assert sorted(r["piece"] for r in rows) == list(range(100))  # nothing lost
     traces = d.bucket("traces").list()
     assert sorted(int(k.split("/")[0]) for k in traces) == list(range(100))  # nothing done twice
-    assert len({r["request_id"] for r in rows}) >= 10  # in pieces: many invocations
+    assert len({r["request_id"] for r in rows}) >= 10  # in pieces: ten invocations or more
 
 
 def test_oneshot_invoke_waits_for_the_target_in_a_fresh_process(tmp_path: Path) -> None:
