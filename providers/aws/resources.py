@@ -168,6 +168,20 @@ class AwsFunction:
             FunctionName=self.physical, InvocationType="Event", Payload=payload.encode()
         )
         return str(response.get("ResponseMetadata", {}).get("RequestId", ""))
+class AwsConfig:
+    """The stage's config: SSM parameters under one path, secrets decrypted."""
+
+    def __init__(self, client: Any, path: str) -> None:
+        self.client, self.path = client, path
+
+    def read(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        paginator = self.client.get_paginator("get_parameters_by_path")
+        pages = paginator.paginate(Path=self.path.rstrip("/"), Recursive=False, WithDecryption=True)
+        for page in pages:
+            for param in page.get("Parameters", []):
+                values[str(param["Name"])[len(self.path) :]] = str(param["Value"])
+        return values
 
 
 class AwsDriver:
@@ -236,6 +250,9 @@ class AwsDriver:
                 client = boto3.client("lambda", config=config, **self._session_kwargs())
                 self._clients["lambda-invoke"] = client
         return AwsFunction(client, name, physical)
+    def config(self, name: str, physical: str) -> AwsConfig:
+        """``physical`` is the stage's parameter path, ``/<app>/<stage>/``."""
+        return AwsConfig(self.client("ssm"), physical)
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> AwsTable:
         with self._lock:

@@ -272,6 +272,7 @@ class LocalDriver:
         self._tables: dict[tuple[str, str, str | None], LocalTable] = {}
         self._queues: QueueStore | None = None
         self._lock = threading.Lock()
+        self._config: Any = None
 
     def bucket(self, name: str, physical: str = "") -> BucketDriver:
         return LocalBucket(self.buckets_dir / _check_name("bucket", name), self.tmp_dir)
@@ -295,6 +296,14 @@ class LocalDriver:
         from .invoking import LocalFunction
 
         return LocalFunction(_check_name("function", name), self.queue_store())
+    def config(self, name: str, physical: str = "") -> Any:
+        """The stage's config files (see :mod:`sls_py_local.config`); one store per stage."""
+        with self._lock:
+            if self._config is None:
+                from sls_py.configfile import FileConfigStore
+
+                self._config = FileConfigStore(self.root)
+            return self._config
 
     def queue_store(self) -> QueueStore:
         """The stage's queue store (one SQLite file for every queue)."""
