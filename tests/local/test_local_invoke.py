@@ -272,11 +272,14 @@ def test_oneshot_invoke_waits_for_the_target_in_a_fresh_process(tmp_path: Path) 
          "--project", str(project)],
         capture_output=True, text=True, timeout=120,
     )
-    assert (proc.returncode, json.loads(proc.stdout)) == (0, {"sum": 5}), proc.stderr
-    # no `sls-py run`: the caller's process delivers its fan-out's chunks itself
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"sum": 5}
+    # no `sls-py run`: the caller's process delivers its fan-out's chunks itself, each in
+    # fresh processes (slow on a busy machine: two chunks, delivered side by side)
     proc = subprocess.run(
         [sys.executable, "-m", "sls_py", "invoke", "caller",
-         '{"mode": "fanout", "n": 5, "chunk": 2, "parallel": 2}', "--project", str(project)],
+         '{"mode": "fanout", "n": 3, "chunk": 2, "parallel": 2}', "--project", str(project)],
         capture_output=True, text=True, timeout=120,
     )
-    assert (proc.returncode, json.loads(proc.stdout)) == (0, [[0, 1], [4, 9], [16]]), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [[0, 1], [4]]
