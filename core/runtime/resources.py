@@ -50,7 +50,7 @@ class ResourceError(Exception):
 
 _lock = threading.Lock()
 _driver: Driver | None = None
-_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}}
+_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}, "functions": {}}
 
 
 def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = None) -> None:
@@ -58,7 +58,7 @@ def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = 
     global _driver, _names
     with _lock:
         _driver = driver
-        _names = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}, **(names or {})}
+        _names = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}, "functions": {}, **(names or {})}
 
 
 def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
@@ -81,6 +81,8 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
                 "caches": config.get("caches") or {},  # name -> server URL (runtime.cache)
+                # the functions this one may invoke (see sls_py.runtime.invoke)
+                "functions": config.get("functions") or {},
                 # app.config handles: name -> the store's address; the stage's defaults
                 "configs": config.get("configs") or {},
                 "config_defaults": config.get("config_defaults") or {},

@@ -21,7 +21,14 @@ from sls_py.errors import ProviderError
 from .cloud import AwsError
 from .executor import Ctx, handles
 from .model import Resource
-from .network import CACHE_PORTS, CACHES_ENV, SUBNET_CIDRS, cache_urls, recorded_network
+from .network import (
+    CACHE_PORTS,
+    CACHES_ENV,
+    INTERFACE_ENDPOINTS,
+    SUBNET_CIDRS,
+    cache_urls,
+    recorded_network,
+)
 from .state import Entry
 
 #: how long a delete waits for AWS to release network interfaces
@@ -184,7 +191,7 @@ def _endpoints(ctx: Ctx, p: dict[str, Any], vpc: str, subnets: list[str], servic
             "ServiceName": f"com.amazonaws.{ctx.region}.{service}",
             "TagSpecifications": _tag_spec(ctx, "vpc-endpoint", p["name"], p["tags"]),
         }
-        if service == "sqs":
+        if service in INTERFACE_ENDPOINTS:
             params.update(
                 VpcEndpointType="Interface",
                 SubnetIds=subnets,

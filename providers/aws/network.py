@@ -8,11 +8,12 @@ stage gets (no network needed to work this out):
   (the functions; no ingress) and ``<app>-<stage>-net-services`` (ingress only
   from the function group: 6379-6380 for the caches, 443 for an interface
   endpoint). Nothing has a route to the internet. Gateway endpoints for S3 and
-  DynamoDB (free) are added when the app has buckets or tables, and an SQS
-  interface endpoint (billed by the hour) when it has queues, so functions in
-  the VPC still reach them. With ``vpc = "vpc-..."`` and ``subnets = [...]`` in
-  ``[tool.sls-py.providers.aws]`` the given VPC and subnets are used instead
-  (only the security groups and endpoints are created in it, and removed).
+  DynamoDB (free) are added when the app has buckets or tables, and interface
+  endpoints (billed by the hour) for SQS when it has queues, for Lambda when a
+  function invokes another (``invokes=``, fan-out) and for SSM when it reads
+  ``app.config``, so functions in the VPC still reach them. With
+  ``vpc = "vpc-..."`` and ``subnets = [...]`` in ``[tool.sls-py.providers.aws]``
+  the given VPC and subnets are used instead (only the security groups and endpoints are created in it, and removed).
 - ``cache``: one ElastiCache Serverless cache per ``app.cache`` (engine Valkey,
   in the private subnets, behind the services group).
 - every function gets the VPC config (the private subnets, the function
@@ -20,8 +21,8 @@ stage gets (no network needed to work this out):
   its environment, filled in at apply time from the cache's endpoint, which
   AWS makes up. The planner compares that variable with the recorded endpoints.
 
-Idle costs are said in the plan (:func:`idle_cost`): the caches and an SQS
-interface endpoint cost money while nothing runs; the VPC, subnets, security
+Idle costs are said in the plan (:func:`idle_cost`): the caches and interface
+endpoints cost money while nothing runs; the VPC, subnets, security
 groups and gateway endpoints do not.
 """
 
@@ -50,10 +51,17 @@ CACHE_IDLE_COST = (
     "costs money while idle: ElastiCache Serverless for Valkey bills at least 100 MB of "
     "data stored (about $6/month in us-east-1) plus the ECPUs used"
 )
-SQS_ENDPOINT_IDLE_COST = (
-    "costs money while idle: the SQS interface endpoint bills per hour in each of its 2 "
-    "subnets (about $15/month in us-east-1), so functions in the VPC reach their queues"
-)
+#: services a function in the private subnets reaches through a billed interface endpoint
+INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm")
+
+
+def interface_idle_cost(services: list[str]) -> str:
+    """The plan's note for interface endpoints (each bills per hour in both subnets)."""
+    return (
+        f"costs money while idle: {len(services)} VPC interface endpoint(s) ({', '.join(services)}) "
+        f"bill per hour in each of the 2 subnets (about ${15 * len(services)}/month in us-east-1), "
+        "so functions in the VPC reach those services"
+    )
 
 
 def network_name(spec: Spec) -> str:
@@ -110,6 +118,10 @@ def network_resources(spec: Spec, names: Names) -> list[Resource]:
         endpoints.append("dynamodb")
     if spec.queues:
         endpoints.append("sqs")
+    if any(fn.invokes for fn in spec.functions):  # ctx.invoke / fan-out call Lambda's API
+        endpoints.append("lambda")
+    if spec.configs:  # app.config reads SSM at call time
+        endpoints.append("ssm")
     out = [
         Resource(
             "network",
@@ -144,8 +156,9 @@ def idle_cost(res: Resource) -> str:
     """What a new resource costs while nothing runs, for the plan ('' if nothing)."""
     if res.kind == "cache":
         return CACHE_IDLE_COST
-    if res.kind == "network" and "sqs" in res.props.get("endpoints", []):
-        return SQS_ENDPOINT_IDLE_COST
+    interfaces = [e for e in res.props.get("endpoints", []) if e in INTERFACE_ENDPOINTS]
+    if res.kind == "network" and interfaces:
+        return interface_idle_cost(interfaces)
     return ""
 
 

@@ -55,23 +55,28 @@ def expected_snapshot(
         "catalog-upload": 256,
         "nightly-report": 256,
         "spell-counts": 128,
+        "count-chunk": 128,
         **(memory or {}),
     }
     # the magic word is config: only dev has a default (pyproject.toml), values live in SSM
     defaults = {"magic-word": "clonezero-token"} if stage == "dev" else {}
-    resources = json.dumps(
-        {
-            "buckets": {"reports": reports, "uploads": uploads},
-            "config_defaults": defaults,
-            "configs": {"settings": f"/clonezero/{stage}/"},
-            "driver": "sls_py_aws.resources:AwsDriver",
-            "options": {},
-            "queues": {},
-            "tables": {"catalog": f"{p}-catalog"},
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+
+    def resources(**extra: Any) -> str:
+        return json.dumps(
+            {
+                "buckets": {"reports": reports, "uploads": uploads},
+                "config_defaults": defaults,
+                "configs": {"settings": f"/clonezero/{stage}/"},
+                "driver": "sls_py_aws.resources:AwsDriver",
+                "options": {},
+                "queues": {},
+                "tables": {"catalog": f"{p}-catalog", "sls-py-fanout": f"{p}-sls-py-fanout"},
+                **extra,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
     def cors_env(route: str) -> str:
         rule = {
             "allow_credentials": False,
@@ -87,8 +92,13 @@ def expected_snapshot(
     caches_env = json.dumps({"spells": f"rediss://{endpoint}:6379/0"}, separators=(",", ":"))
 
     def function(
-        name: str, timeout: int, permission: dict[str, Any], extra_env: dict[str, str]
+        name: str,
+        timeout: int,
+        permission: dict[str, Any] | None,
+        extra_env: dict[str, str],
+        invokes: tuple[str, ...] = (),
     ) -> Any:
+        targets = {"functions": {t: f"{p}-{t}" for t in invokes}} if invokes else {}
         return {
             "architectures": ["x86_64"],
             "code_sha256": sha,
@@ -96,7 +106,7 @@ def expected_snapshot(
             "environment": {
                 "SLS_PY_APP": "work_magic.app:app",
                 "SLS_PY_FUNCTION": name,
-                "SLS_PY_RESOURCES": resources,
+                "SLS_PY_RESOURCES": resources(**targets),
                 "SLS_PY_STAGE": stage,
                 "SLS_PY_CACHES": caches_env,
                 **extra_env,
@@ -104,7 +114,7 @@ def expected_snapshot(
             "event_sources": [],
             "handler": "sls_py_aws.handler.handle",
             "memory": memory[name],
-            "permissions": [permission],
+            "permissions": [permission] if permission else [],
             "role": f"arn:aws:iam::{ACCOUNT}:role/{p}-lambda",
             "runtime": "python3.12",
             "tags": tags,
@@ -115,7 +125,7 @@ def expected_snapshot(
 
     groups = [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{p}-{f}"
-        for f in ("catalog-upload", "nightly-report", "spell-counts", "work-magic")
+        for f in ("catalog-upload", "count-chunk", "nightly-report", "spell-counts", "work-magic")
     ]
 
     def cors_of(methods: str) -> dict[str, str]:
@@ -232,7 +242,9 @@ def expected_snapshot(
                     "sid": "sls-py-events-nightly",
                 },
                 {"SLS_PY_CORS": "{}"},
+                invokes=("count-chunk",),
             ),
+            f"{p}-count-chunk": function("count-chunk", 30, None, {"SLS_PY_CORS": "{}"}),
             f"{p}-work-magic": function(
                 "work-magic",
                 10,
@@ -251,7 +263,9 @@ def expected_snapshot(
                 "spell-counts", 10, api_permission, {"SLS_PY_CORS": cors_env("GET /spells")}
             ),
         },
-        "queues": {},
+        "queues": {
+            f"{p}-count-chunk-async-dlq": {"visibility": "30", "redrive": None, "tags": tags},
+        },
         "roles": {
             f"{p}-lambda": {
                 "attached": [],
@@ -307,7 +321,8 @@ def expected_snapshot(
                                     "dynamodb:UpdateItem",
                                 ],
                                 "Resource": [
-                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog"
+                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog",
+                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-sls-py-fanout",
                                 ],
                             },
                             {
@@ -343,6 +358,18 @@ def expected_snapshot(
                                     f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/clonezero/{stage}/*",
                                 ],
                             },
+                            {
+                                "Sid": "InvokeTargets",
+                                "Effect": "Allow",
+                                "Action": ["lambda:InvokeFunction"],
+                                "Resource": [f"{fn_arn}-count-chunk"],
+                            },
+                            {
+                                "Sid": "InvokeDeadLetters",
+                                "Effect": "Allow",
+                                "Action": ["sqs:SendMessage"],
+                                "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{p}-count-chunk-async-dlq"],
+                            },
                         ],
                     }
                 },
@@ -361,7 +388,15 @@ def expected_snapshot(
                 "billing": "PAY_PER_REQUEST",
                 "tags": tags,
                 "keys": [{"AttributeName": "key", "KeyType": "HASH"}],
-            }
+            },
+            f"{p}-sls-py-fanout": {
+                "billing": "PAY_PER_REQUEST",
+                "tags": tags,
+                "keys": [
+                    {"AttributeName": "job", "KeyType": "HASH"},
+                    {"AttributeName": "index", "KeyType": "RANGE"},
+                ],
+            },
         },
         # the cache's network: private subnets, functions -> services only, free endpoints
         "vpcs": {
@@ -418,12 +453,15 @@ CREATE_ALL = [
     ("create", "bucket", "uploads"),
     ("create", "bucket", "reports"),
     ("create", "table", "catalog"),
+    ("create", "table", "sls-py-fanout"),
     ("create", "network", "clonezero-dev-net"),
     ("create", "cache", "spells"),
     ("create", "function", "work-magic"),
     ("create", "function", "catalog-upload"),
     ("create", "function", "nightly-report"),
     ("create", "function", "spell-counts"),
+    ("create", "function", "count-chunk"),
+    ("create", "async-config", "count-chunk"),
     ("create", "api", "clonezero-dev"),
     ("create", "permission", "work-magic/sls-py-api"),
     ("create", "permission", "spell-counts/sls-py-api"),
@@ -537,6 +575,12 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "name": "spell-counts",
             "reason": "code changed",
         },
+        {
+            "action": "update",
+            "kind": "function",
+            "name": "count-chunk",
+            "reason": "code changed",
+        },
     ]
     moto.start_recording()
     r = cli(["deploy", *args], env)
@@ -549,6 +593,7 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "PUT /2015-03-31/functions/clonezero-dev-catalog-upload/code",
             "PUT /2015-03-31/functions/clonezero-dev-nightly-report/code",
             "PUT /2015-03-31/functions/clonezero-dev-spell-counts/code",
+            "PUT /2015-03-31/functions/clonezero-dev-count-chunk/code",
         ]
     )
     new_sha = code_sha256(project)
@@ -579,7 +624,7 @@ def test_two_stages_side_by_side_and_removing_one_keeps_the_other(
     assert prod == expected_snapshot(
         "prod",
         sha,
-        memory={"work-magic": 256, "spell-counts": 256},  # the prod stage's memory_mb
+        memory={"work-magic": 256, "spell-counts": 256, "count-chunk": 256},  # prod memory_mb
         keys=("partner", "mobile"),
         origin="https://clonezero.example",
         usage={
@@ -711,17 +756,17 @@ def test_logs_and_invoke_of_a_stage_that_is_not_deployed(moto: Moto, tmp_path: P
 def test_an_interrupted_cli_deploy_resumes_where_it_stopped(moto: Moto, tmp_path: Path) -> None:
     project = copy_app(tmp_path)
     args = ["deploy", "--provider", "aws", "--project", str(project), "--stage", "resume"]
-    # step 7 creates work-magic (after the role, 2 buckets, the table, the network, the cache)
-    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="7"))
+    # step 8 creates work-magic (after the role, 2 buckets, 2 tables, the network, the cache)
+    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="8"))
     assert r.returncode == 2
     assert r.stderr.splitlines()[-2:] == [
-        "error: stopped after step 7 because SLS_PY_FAIL_AFTER_STEP=7 (a testing aid)",
+        "error: stopped after step 8 because SLS_PY_FAIL_AFTER_STEP=8 (a testing aid)",
         "hint: unset SLS_PY_FAIL_AFTER_STEP and deploy again: it picks up where it stopped",
     ]
     r = cli(args, moto.env())
     assert r.returncode == 0, r.stderr
-    assert f"Deployed clonezero stage resume: {len(CREATE_ALL) - 7} change(s)." in r.stderr
-    assert " create function work-magic new" not in r.stderr  # step 7: done before
+    assert f"Deployed clonezero stage resume: {len(CREATE_ALL) - 8} change(s)." in r.stderr
+    assert " create function work-magic new" not in r.stderr  # step 8: done before
     assert " create network " not in r.stderr and " create cache " not in r.stderr
     assert " create function catalog-upload new" in r.stderr
     r = cli(["remove", *args[1:]], moto.env())
