@@ -13,7 +13,8 @@ stage gets (no network needed to work this out):
   function invokes another (``invokes=``, fan-out) and for SSM when it reads
   ``app.config``, so functions in the VPC still reach them. With
   ``vpc = "vpc-..."`` and ``subnets = [...]`` in ``[tool.sls-py.providers.aws]``
-  the given VPC and subnets are used instead (only the security groups and endpoints are created in it, and removed).
+  the given VPC and subnets are used instead (only the security groups and
+  endpoints are created in it, and removed).
 - ``cache``: one ElastiCache Serverless cache per ``app.cache`` (engine Valkey,
   in the private subnets, behind the services group).
 - every function gets the VPC config (the private subnets, the function
