@@ -422,9 +422,16 @@ def expected_snapshot(
                 ],
             },
         },
+        # gateway endpoints (free) for the tables and buckets; interface endpoints (billed)
+        # for the fan-out's Lambda calls and app.config's SSM reads
         "vpc_endpoints": [
-            {"service": f"com.amazonaws.{REGION}.{service}", "type": "Gateway", "vpc": "<vpc-0>"}
-            for service in ("dynamodb", "s3")
+            {"service": f"com.amazonaws.{REGION}.{service}", "type": kind, "vpc": "<vpc-0>"}
+            for service, kind in (
+                ("dynamodb", "Gateway"),
+                ("lambda", "Interface"),
+                ("s3", "Gateway"),
+                ("ssm", "Interface"),
+            )
         ],
         "caches": {
             f"{p}-spells": {
@@ -502,9 +509,14 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
         "new; costs money while idle: ElastiCache Serverless for Valkey bills at least 100 MB "
         "of data stored (about $6/month in us-east-1) plus the ECPUs used"
     )
+    endpoints_cost = (
+        "new; costs money while idle: 2 VPC interface endpoint(s) (lambda, ssm) bill per hour in "
+        "each of the 2 subnets (about $30/month in us-east-1), so functions in the VPC reach "
+        "those services"
+    )
+    reasons = {"cache": cost, "network": endpoints_cost}
     assert plan_json(project, env) == [
-        {"action": a, "kind": k, "name": n, "reason": cost if k == "cache" else "new"}
-        for a, k, n in CREATE_ALL
+        {"action": a, "kind": k, "name": n, "reason": reasons.get(k, "new")} for a, k, n in CREATE_ALL
     ]
     assert snapshot(moto, "clonezero", "dev") == empty_snapshot()
 
