@@ -149,6 +149,11 @@ def is_package(folder: Path) -> bool:
     return read_manifest(folder) is not None
 
 
+def is_staging(name: str) -> bool:
+    """Whether a folder name is one :func:`write_package` uses while it works."""
+    return name.startswith(".") and name.endswith((".sls-py-new", ".sls-py-old"))
+
+
 def require_hook(provider: Provider, hook: str, command: str) -> None:
     """Refuse, before anything runs, a provider that does not implement ``hook``."""
     if not provider.implements(hook):
@@ -308,8 +313,7 @@ def deploy_package(provider: Provider, spec: Spec, project: Project, folder: Pat
     package, packed = open_package(folder, provider=provider.name, app=spec.app, stage=spec.stage, ui=ui)
     if packed != spec:
         ui.warn(
-            f"the app in {project.root} has changed since package {folder} was built; "
-            "deploying the package as it was built"
+            "the app has changed since this package was built; deploying the package as it was built"
         )
         for note in provider.check(packed, project):
             ui.warn(note)

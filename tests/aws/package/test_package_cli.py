@@ -160,6 +160,13 @@ def test_a_rerun_is_byte_identical(project: Path, packaged: Path, tmp_path: Path
     assert sorted(p.name for p in packaged.parent.iterdir()) == ["package"]  # no staging left behind
 
 
+def test_a_package_inside_the_app_folder_is_not_packed_again(project: Path, packaged: Path) -> None:
+    inside = project / "build-output"
+    assert _package(project, inside)[0] == 0
+    assert _package(project, inside)[0] == 0
+    assert tree_hashes(inside) == tree_hashes(packaged)
+
+
 def test_an_earlier_package_is_replaced_whole(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "pkg"
     assert _package(project, out)[0] == 0
