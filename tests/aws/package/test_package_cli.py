@@ -230,8 +230,7 @@ def test_deploy_refuses_a_folder_that_is_not_a_package(project: Path, tmp_path: 
     code, err = _deploy(project, tmp_path / "x")
     assert code == 2
     assert (
-        err[0]
-        == f"error: --package {tmp_path / 'x'} is not an sls-py package "
+        err[0] == f"error: --package {tmp_path / 'x'} is not an sls-py package "
         "(no manifest.json written by `sls-py package`)"
     )
     assert err[1].startswith("hint: build one with `sls-py package --provider aws --stage dev")
