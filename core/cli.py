@@ -244,16 +244,7 @@ def _print_plan(plan: Any, ui: UI, empty: str) -> None:
 
 
 def _steps_json(steps: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "action": s.action,
-            "kind": s.kind,
-            "name": s.name,
-            "reason": s.reason,
-            "details": dict(s.details),
-        }
-        for s in steps
-    ]
+    return [s.to_data() for s in steps]
 
 
 @cli.command()

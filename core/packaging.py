@@ -312,9 +312,7 @@ def deploy_package(provider: Provider, spec: Spec, project: Project, folder: Pat
     require_hook(provider, DEPLOY_HOOK, "deploy --package")
     package, packed = open_package(folder, provider=provider.name, app=spec.app, stage=spec.stage, ui=ui)
     if packed != spec:
-        ui.warn(
-            "the app has changed since this package was built; deploying the package as it was built"
-        )
+        ui.warn("the app has changed since this package was built; deploying the package as it was built")
         for note in provider.check(packed, project):
             ui.warn(note)
     return provider.call(DEPLOY_HOOK, spec=packed, project=project, package=package, ui=ui)

@@ -164,16 +164,7 @@ def plan_document(spec: Spec, desired: list[Resource]) -> dict[str, Any]:
         "basis": "empty-account",
         "account": "${AWS::AccountId}",
         "region": "${AWS::Region}",
-        "steps": [
-            {
-                "action": s.action,
-                "kind": s.kind,
-                "name": s.name,
-                "reason": s.reason,
-                "details": dict(s.details),
-            }
-            for s in steps
-        ],
+        "steps": [s.to_data() for s in steps],
         "resources": resources,
     }
     return dict(_placeholders(doc, tokens))

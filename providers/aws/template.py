@@ -146,7 +146,7 @@ class Template:
         return {"Fn::Sub": text}
 
     def _env_parameter(self, variable: str) -> str:
-        name = "Env" + _camel(variable)
+        name = "Env" + "".join(w.capitalize() for w in re.split(r"[^A-Za-z0-9]+", variable) if w)
         if name not in self.parameters:
             self.parameter(
                 name,

@@ -11,7 +11,6 @@ import hashlib
 import json
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,25 +69,14 @@ def template_environment(packaged: Path, function: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start(task_root: Path, moto: Moto, tmp_path: Path) -> Iterator[Any]:
-    started: list[LambdaProcess] = []
+def start(task_root: Path, moto: Moto, start_lambda: Any) -> Any:
+    """Start a function of the package under awslambdaric, its AWS calls going to moto."""
 
     def run(function: str, env: dict[str, str]) -> LambdaProcess:
-        started.append(
-            LambdaProcess(
-                task_root,
-                handler="sls_py_aws.handler.handle",
-                name=f"clonezero-dev-{function}",
-                env={**FAKE_AWS, "AWS_ENDPOINT_URL": moto.endpoint, **env},
-                log_path=tmp_path / f"{function}.log",
-                memory_mb=256,
-            )
-        )
-        return started[-1]
+        aws = {**FAKE_AWS, "AWS_ENDPOINT_URL": moto.endpoint}
+        return start_lambda(task_root, {**aws, **env}, name=f"clonezero-dev-{function}")
 
-    yield run
-    for lp in started:
-        lp.stop()
+    return run
 
 
 def test_the_template_points_every_function_at_the_zips_handler(packaged: Path, task_root: Path) -> None:
