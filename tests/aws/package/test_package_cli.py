@@ -180,8 +180,15 @@ def test_an_earlier_package_is_replaced_whole(project: Path, tmp_path: Path) -> 
 def test_an_empty_folder_is_used(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "empty"
     out.mkdir()
-    assert _package(project, out)[0] == 0
-    assert (out / "manifest.json").is_file()
+    done = cli(
+        ["package", "--provider", "aws", "--project", str(project), "--output", str(out), "--json"],
+        offline_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "output": str(out),
+        "manifest": json.loads((out / "manifest.json").read_text()),
+    }
 
 
 def test_a_folder_that_is_not_a_package_is_refused_and_left_alone(project: Path, tmp_path: Path) -> None:
