@@ -7,6 +7,14 @@ import json
 import re
 from typing import Any
 
+#: Plain words YAML 1.1 reads as booleans or null (CloudFormation's parser among them).
+_SPECIAL = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
+
+
+def _bare(key: str) -> bool:
+    """Whether ``key`` can be written unquoted and read back as the same string."""
+    return bool(re.fullmatch(r"[A-Za-z][A-Za-z0-9_:.-]*", key)) and key.lower() not in _SPECIAL
+
 
 def to_yaml(value: Any, indent: int = 0) -> str:
     """``value`` (dicts, lists, strings, numbers, booleans) as block YAML; strings are
@@ -17,7 +25,7 @@ def to_yaml(value: Any, indent: int = 0) -> str:
             return "{}\n"
         lines = []
         for key, item in value.items():
-            label = key if re.fullmatch(r"[A-Za-z0-9_:.-]+", key) else json.dumps(key)
+            label = key if _bare(key) else json.dumps(key)
             if isinstance(item, (dict, list)) and item:
                 lines.append(f"{pad}{label}:\n{to_yaml(item, indent + 1)}")
             else:

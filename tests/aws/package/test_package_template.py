@@ -123,3 +123,18 @@ def test_a_long_bucket_name_is_a_parameter(tmp_path: Path) -> None:
     assert bucket["BucketName"] == deployed and len(deployed) <= 63
     (perm,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
     assert perm["SourceArn"] == f"arn:aws:s3:::{deployed}"
+
+
+def test_the_yaml_reads_back_as_the_same_data() -> None:
+    import yaml
+    from sls_py_aws.yaml_text import to_yaml
+
+    value = {
+        "Fn::Sub": "a ${!literal} and ${AWS::Region}",
+        "ON": "yes",
+        "200": ["no", 1, 2.5, True, None, {}, [], "line\nbreak", 'quote " and \\ slash'],
+        "application/json": {"nested": [{"a": "b", "c": [1]}, [["deep"]]]},
+        "method.response.header.Access-Control-Allow-Origin": "'*'",
+        "unicode": "héllo ✓",
+    }
+    assert yaml.safe_load(to_yaml(value)) == value
