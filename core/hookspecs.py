@@ -173,8 +173,6 @@ def sls_py_package(spec: Spec, project: Project, output: Path, ui: UI) -> Packag
         ``manifest.json`` (hashes of every file), so do not write those two.
     :return: a :class:`~sls_py.packaging.PackageResult`: lines for the user,
         and notes the manifest records for :func:`sls_py_deploy_package`.
-
-    .. versionadded:: 0.2
     """
     raise NotImplementedError
 
@@ -195,8 +193,6 @@ def sls_py_deploy_package(
         :meth:`~sls_py.packaging.DeployPackage.read_bytes` (which checks the
         hash again).
     :return: a :class:`~sls_py.provider.DeployResult`, as from :func:`sls_py_deploy`.
-
-    .. versionadded:: 0.2
     """
     raise NotImplementedError
 
