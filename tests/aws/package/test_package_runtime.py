@@ -29,21 +29,20 @@ def _event(name: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def packaged(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = copy_app(tmp_path_factory.mktemp("rt"))
-    out = tmp_path_factory.mktemp("rt-out") / "package"
-    done = cli(["package", "--provider", "aws", "--project", str(project), "--output", str(out)], moto.env())
-    assert done.returncode == 0, done.stderr
-    return out
+def work_magic(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The example app's package, and its zip extracted as Lambda does (``/var/task``)."""
+    tmp = tmp_path_factory.mktemp("rt")
+    return _package_and_extract(copy_app(tmp), moto, tmp)
 
 
 @pytest.fixture(scope="module")
-def task_root(packaged: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The package's zip extracted as Lambda does (``/var/task``)."""
-    root = tmp_path_factory.mktemp("task")
-    with zipfile.ZipFile(next(packaged.glob("code-*.zip"))) as zf:
-        zf.extractall(root)
-    return root
+def packaged(work_magic: tuple[Path, Path]) -> Path:
+    return work_magic[0]
+
+
+@pytest.fixture(scope="module")
+def task_root(work_magic: tuple[Path, Path]) -> Path:
+    return work_magic[1]
 
 
 def _resolve(value: Any, params: dict[str, str]) -> Any:
@@ -55,15 +54,14 @@ def _resolve(value: Any, params: dict[str, str]) -> Any:
     return value
 
 
-def template_environment(packaged: Path, function: str) -> dict[str, str]:
+def template_environment(packaged: Path, function: str, app: str = "clonezero") -> dict[str, str]:
     """The environment ``template.yaml`` sets for ``function`` in moto's account."""
     doc = yaml.safe_load((packaged / "template.yaml").read_text())
     params = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION}
     fn = next(
         r["Properties"]
         for r in doc["Resources"].values()
-        if r["Type"] == "AWS::Lambda::Function"
-        and r["Properties"]["FunctionName"] == f"clonezero-dev-{function}"
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"]["FunctionName"] == f"{app}-dev-{function}"
     )
     return {k: _resolve(v, params) for k, v in fn["Environment"]["Variables"].items()}
 
@@ -72,11 +70,21 @@ def template_environment(packaged: Path, function: str) -> dict[str, str]:
 def start(task_root: Path, moto: Moto, start_lambda: Any) -> Any:
     """Start a function of the package under awslambdaric, its AWS calls going to moto."""
 
-    def run(function: str, env: dict[str, str]) -> LambdaProcess:
+    def run(function: str, env: dict[str, str], root: Path = task_root) -> LambdaProcess:
         aws = {**FAKE_AWS, "AWS_ENDPOINT_URL": moto.endpoint}
-        return start_lambda(task_root, {**aws, **env}, name=f"clonezero-dev-{function}")
+        return start_lambda(root, {**aws, **env}, name=function)
 
     return run
+
+
+def _package_and_extract(project: Path, moto: Moto, tmp: Path) -> tuple[Path, Path]:
+    out = tmp / "package"
+    done = cli(["package", "--provider", "aws", "--project", str(project), "--output", str(out)], moto.env())
+    assert done.returncode == 0, done.stderr
+    root = tmp / "task"
+    with zipfile.ZipFile(next(out.glob("code-*.zip"))) as zf:
+        zf.extractall(root)
+    return out, root
 
 
 def test_the_template_points_every_function_at_the_zips_handler(packaged: Path, task_root: Path) -> None:
@@ -90,7 +98,7 @@ def test_the_template_points_every_function_at_the_zips_handler(packaged: Path, 
 
 def test_work_magic_over_http(packaged: Path, start: Any) -> None:
     env = template_environment(packaged, "work-magic")
-    fn = start("work-magic", env)
+    fn = start("clonezero-dev-work-magic", env)
     event = _event("apigw_rest_post_base64.json")
     spell = {"magic-word": "clonezero-token", "spell": "adder", "x": 40, "y": 2}
     event["body"] = base64.b64encode(json.dumps(spell).encode()).decode()
@@ -127,7 +135,7 @@ def test_upload_then_nightly_report_on_the_templates_resources(
     record = event["Records"][0]  # key "photos/my+photo.jpg", URL-encoded as S3 sends it
     record["s3"]["bucket"]["name"] = names["buckets"]["uploads"]
     record["s3"]["object"]["size"] = len(photo)
-    upload = start("catalog-upload", env)
+    upload = start("clonezero-dev-catalog-upload", env)
     answer = upload.invoke({"Records": [record]})
     assert (answer.ok, answer.payload) == (
         True,
@@ -139,10 +147,38 @@ def test_upload_then_nightly_report_on_the_templates_resources(
         },
     ), upload.log()
 
-    report = start("nightly-report", template_environment(packaged, "nightly-report"))
+    report = start("clonezero-dev-nightly-report", template_environment(packaged, "nightly-report"))
     answer = report.invoke(_event("eventbridge_scheduled.json"))
     assert (answer.ok, answer.payload) == (True, {"report": "catalog/2026-11-27.json", "photos": 1}), (
         report.log()
     )
     body = s3.get_object(Bucket=names["buckets"]["reports"], Key="catalog/2026-11-27.json")["Body"].read()
     assert json.loads(body)["total_bytes"] == len(photo)
+
+
+def test_a_queue_batch_with_one_failing_message(moto: Moto, start: Any, tmp_path: Path) -> None:
+    import shutil
+
+    project = tmp_path / "fixture_app"
+    shutil.copytree(
+        EVENTS.parent / "fixture_app", project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__")
+    )
+    packaged, root = _package_and_extract(project, moto, tmp_path)
+    env = template_environment(packaged, "worker", app="fixture")
+    queues = json.loads(env["SLS_PY_RESOURCES"])["queues"]
+    assert queues == {"jobs": "fixture-dev-jobs", "done": "fixture-dev-done"}
+    sqs = moto.client("sqs")
+    for name in queues.values():
+        sqs.create_queue(QueueName=name)
+    worker = start("fixture-dev-worker", env, root)
+    event = _event("sqs_batch_three.json")
+    for record in event["Records"]:
+        record["eventSourceARN"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:fixture-dev-jobs"
+    answer = worker.invoke(event)
+    assert (answer.ok, answer.payload) == (
+        True,
+        {"batchItemFailures": [{"itemIdentifier": "2e1424d4-f796-459a-8184-9c92662be6da"}]},
+    ), worker.log()
+    done_url = sqs.get_queue_url(QueueName="fixture-dev-done")["QueueUrl"]
+    received = sqs.receive_message(QueueUrl=done_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+    assert sorted(json.loads(m["Body"])["done"] for m in received["Messages"]) == [1, 3]
