@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .errors import ConfigError, FunctionFailed, SlsPyError
+from .runtime import jsonwire
 
 if TYPE_CHECKING:
     from .config import Project
@@ -163,12 +164,9 @@ def _read_payload(payload: str | None, file: Path | None) -> Any:
     else:
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            hint="""quote JSON for the shell, e.g. '{"x": 1}'""",
-        ) from None
+        return jsonwire.loads(text, source)  # strict: no NaN, Infinity, 1e999
+    except jsonwire.InvalidJson as exc:
+        raise ConfigError(exc.message, hint="""quote JSON for the shell, e.g. '{"x": 1}'""") from None
 
 
 @cli.command()

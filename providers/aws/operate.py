@@ -28,7 +28,7 @@ def invoke(spec: Spec, cloud: Cloud, function: str, payload: Any, logs: bool) ->
     log tail (the last 4 KB, as Lambda returns it) is in :attr:`Invocation.logs`.
     """
     name = spec.qualified(function)
-    params: dict[str, Any] = {"FunctionName": name, "Payload": json.dumps(payload).encode()}
+    params: dict[str, Any] = {"FunctionName": name, "Payload": json.dumps(payload, allow_nan=False).encode()}
     if logs:
         params["LogType"] = "Tail"
     out = cloud.call("lambda", "invoke", missing_ok=True, **params)

@@ -7,14 +7,18 @@ no route for method and path              403 ``{"message": "Missing Authenticat
 OPTIONS on a path with a CORS route       204 preflight from the route's CORS config
 ``api_key`` route without a valid key     403 ``{"message": "Forbidden"}``
 key over its usage plan                   429 ``Too Many Requests`` / ``Limit Exceeded``
-body over 6 MB                            413 ``{"message": "Request Too Long"}``
+body over 6 MB                            413 ``{"message": "Request Too Long"}``, at once
+                                          for a ``Content-Length`` over it
+HTTP/1.1 without ``Host``                 400, from the head (see :mod:`.connection`)
+request not all there after 10 s          408, and the connection closes (``read_timeout_s``)
 function at concurrency limit, queue full 429 ``{"message": "Too Many Requests"}``
 handler raised (unhandled)                502 ``{"message": "Internal server error"}``
 worker crashed or ran out of memory       502 ``{"message": "Internal server error"}``
 a response HTTP cannot carry (a header    502 ``{"message": "Internal server error"}``,
 with CR/LF, a status outside 100-599)     the reason in the function's log
 timeout                                   504 ``{"message": "Endpoint request timed out"}``
-invalid JSON / validation error           400 with details (from the runtime)
+invalid JSON / validation error           400 with details (from the runtime; NaN,
+                                          ``1e999``, 5,000 digits, too deep included)
 malformed HTTP, bad UTF-8 in the URL      400 with what is wrong
 ========================================  =====================================
 
@@ -25,13 +29,13 @@ only ever go to the server log.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import httptools
 from sls_py.routing import Router
+from sls_py.runtime.events import dumps
 from sls_py.spec import CorsSpec
 
 from .connection import HttpConnection, Request
@@ -46,7 +50,7 @@ _counter = itertools.count(1)
 
 
 def _message(text: str) -> bytes:
-    return json.dumps({"message": text}).encode()
+    return dumps({"message": text})
 
 
 class Route:

@@ -34,7 +34,7 @@ SPELLS = {
 class Spell(BaseModel):
     """The payload of work-magic."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, allow_inf_nan=False)  # "NaN" as a string too
 
     magic_word: str = Field(alias="magic-word")
     spell: str

@@ -191,6 +191,7 @@ RUNTIME_FILES = [
     "sls_py/runtime/drivers.py",
     "sls_py/runtime/errors.py",
     "sls_py/runtime/events.py",
+    "sls_py/runtime/jsonwire.py",
     "sls_py/runtime/records.py",
     "sls_py/runtime/resources.py",
     "sls_py_aws/__init__.py",

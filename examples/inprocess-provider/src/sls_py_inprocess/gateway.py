@@ -11,7 +11,6 @@ for an unknown route, 403 ``Forbidden`` for a missing or wrong API key, 502
 from __future__ import annotations
 
 import hmac
-import json
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs
 
 from sls_py.routing import Router
 from sls_py.runtime import HttpRequest
+from sls_py.runtime.events import dumps  # strict JSON, as every body the runtime writes
 from sls_py.spec import CorsSpec, FunctionSpec, HttpTriggerSpec
 
 from .runner import Runner
@@ -30,7 +30,7 @@ JSON = {"content-type": "application/json"}
 def _json(
     status: int, body: Any, headers: Mapping[str, str] | None = None
 ) -> tuple[int, Headers, bytes]:
-    return status, {**JSON, **(headers or {})}, json.dumps(body).encode()
+    return status, {**JSON, **(headers or {})}, dumps(body)
 
 
 class Gateway:
