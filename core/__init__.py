@@ -34,6 +34,7 @@ from .runtime import (
     Table,
     UploadEvent,
 )
+from .runtime.config import Config, ConfigMissing
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "App",
     "Bucket",
+    "Config",
+    "ConfigMissing",
     "Context",
     "Cors",
     "FunctionDef",

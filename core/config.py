@@ -99,6 +99,7 @@ class StageConfig(FunctionOverride):
     usage: UsageConfig | None = None
     functions: dict[str, FunctionOverride] = {}
     providers: dict[str, dict[str, Any]] = {}
+    config: dict[str, str | int | float | bool] = {}
 
 
 class ProjectConfig(_Conf):
@@ -114,6 +115,7 @@ class ProjectConfig(_Conf):
     usage: UsageConfig | None = None
     stages: dict[str, StageConfig] = {}
     providers: dict[str, dict[str, Any]] = {}
+    config: dict[str, str | int | float | bool] = {}
 
 
 @dataclass
@@ -428,6 +430,9 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
         providers.setdefault(pname, {}).update(settings)
 
     source = os.path.relpath(project.source_dir, project.root)
+    from .config_spec import config_specs
+
+    configs = config_specs(project, app, stage)
     return Spec(
         app=app.name,
         stage=stage,
@@ -448,6 +453,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             _table_spec(app.name, stage, t)
             for t in app.tables.values()
         ],
+        configs=configs,
         gateway=gateway,
         providers=providers,
     )

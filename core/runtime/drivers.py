@@ -35,3 +35,14 @@ class Driver(Protocol):
     def bucket(self, name: str, physical: str) -> BucketDriver: ...
     def queue(self, name: str, physical: str) -> QueueDriver: ...
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver: ...
+
+
+class ConfigDriver(Protocol):
+    """A stage's config store as a function reads it (``Driver.config(name, physical)``).
+
+    ``config`` is optional on a :class:`Driver`: a provider without config
+    support leaves it out (and does not declare the ``resource.config``
+    capability).
+    """
+
+    def read(self) -> dict[str, str]: ...

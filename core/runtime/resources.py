@@ -25,9 +25,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, Driver, QueueDriver, TableDriver
+    from .drivers import BucketDriver, ConfigDriver, Driver, QueueDriver, TableDriver
 
-_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "Driver")
+_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "Driver", "ConfigDriver")
 
 
 def __getattr__(name: str) -> object:
@@ -76,6 +76,9 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "buckets": config.get("buckets") or {},
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
+                # app.config handles: name -> the store's address; the stage's defaults
+                "configs": config.get("configs") or {},
+                "config_defaults": config.get("config_defaults") or {},
             }
         return _driver, _names
 
@@ -275,6 +278,8 @@ class MemoryDriver:
         self.buckets: dict[str, dict[str, bytes]] = {}
         self.queues: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        #: the stage's config values (one store, whatever the handle's name)
+        self.config_values: dict[str, str] = {}
 
     def bucket(self, name: str, physical: str) -> BucketDriver:
         return _MemoryBucket(self.buckets.setdefault(name, {}))
@@ -284,3 +289,8 @@ class MemoryDriver:
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return _MemoryTable(self.tables.setdefault(name, {}), key, sort_key)
+
+    def config(self, name: str, physical: str) -> ConfigDriver:
+        from .config import MemoryConfig
+
+        return MemoryConfig(self.config_values)

@@ -110,10 +110,10 @@ class AppClient:
 
     @contextmanager
     def _environment(self, fn: FunctionSpec) -> Iterator[None]:
-        env = resolve_environment(fn.environment)
+        env = {**resolve_environment(fn.environment), "SLS_PY_STAGE": self.spec.stage}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        use_driver(self.driver)
+        use_driver(self.driver, self._config_names())
         try:
             yield
         finally:
@@ -123,6 +123,25 @@ class AppClient:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+    def _config_names(self) -> dict[str, dict[str, str]]:
+        """The names the config handles read: the stage's store and its defaults."""
+        if not self.spec.configs:
+            return {}
+        return {
+            "configs": {c.name: c.name for c in self.spec.configs},
+            "config_defaults": dict(self.spec.configs[0].defaults),
+        }
+
+    def set_config(self, key: str, value: str | None) -> None:
+        """Set (or, with ``None``, unset) a config value of the in-memory store, as
+        ``sls-py config set`` does for a provider; the next call sees it."""
+        if value is None:
+            self.driver.config_values.pop(key, None)
+        else:
+            self.driver.config_values[key] = value
+        for decl in self.app.configs.values():
+            decl.handle.refresh()
 
     def run(self, function: str, event: Event) -> Outcome:
         """Run ``function`` for ``event`` and return the raw outcome."""

@@ -37,6 +37,7 @@ NOT_FOUND_CODES = frozenset(
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
         "ResourceNotFound",
+        "ParameterNotFound",
     }
 )
 _READ_PREFIXES = ("get_", "list_", "describe_", "head_", "filter_", "generate_", "wait_")
@@ -53,6 +54,7 @@ _SERVICE_PREFIX = {
     "dynamodb": "dynamodb",
     "iam": "iam",
     "sts": "sts",
+    "ssm": "ssm",
 }
 
 

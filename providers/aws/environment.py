@@ -61,6 +61,9 @@ def resource_names(
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
     }
+    if spec.configs:  # app.config handles: the stage's SSM path, and its defaults
+        out["configs"] = {c.name: f"/{spec.app}/{spec.stage}/" for c in spec.configs}
+        out["config_defaults"] = dict(spec.configs[0].defaults)
     for kind, mapping in (names or {}).items():
         out.setdefault(kind, {}).update(mapping)
     return out

@@ -40,13 +40,17 @@ def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict
 
 def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
     """The ``SLS_PY_RESOURCES`` value pointing functions at the local driver."""
-    return {
+    out: dict[str, Any] = {
         "driver": "sls_py_local.resources:LocalDriver",
         "options": {"root": str(project.state_dir / "local" / spec.stage)},
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
     }
+    if spec.configs:  # app.config handles read the stage's config files, over its defaults
+        out["configs"] = {c.name: c.name for c in spec.configs}
+        out["config_defaults"] = dict(spec.configs[0].defaults)
+    return out
 
 
 def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:

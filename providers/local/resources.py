@@ -272,6 +272,7 @@ class LocalDriver:
         self._tables: dict[tuple[str, str, str | None], LocalTable] = {}
         self._queues: QueueStore | None = None
         self._lock = threading.Lock()
+        self._config: Any = None
 
     def bucket(self, name: str, physical: str = "") -> BucketDriver:
         return LocalBucket(self.buckets_dir / _check_name("bucket", name), self.tmp_dir)
@@ -289,6 +290,15 @@ class LocalDriver:
                 table = LocalTable(name, self.tables_dir / f"{name}.sqlite3", key, sort_key)
                 self._tables[ident] = table
             return table
+
+    def config(self, name: str, physical: str = "") -> Any:
+        """The stage's config files (see :mod:`sls_py_local.config`); one store per stage."""
+        with self._lock:
+            if self._config is None:
+                from sls_py.configfile import FileConfigStore
+
+                self._config = FileConfigStore(self.root)
+            return self._config
 
     def queue_store(self) -> QueueStore:
         """The stage's queue store (one SQLite file for every queue)."""

@@ -135,6 +135,10 @@ class LocalServer:
             )
             await self.services.start()
             tasks.append(loop.create_task(self._reap(settings)))
+            if spec.configs:  # say which keys `sls-py config set` changed (see .config)
+                from .config import watch_config
+
+                tasks.append(loop.create_task(watch_config(spec, project, logs.gateway, self.stop_event)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
                 # let the task reach its first await: awatch registers its watches

@@ -7,6 +7,11 @@ client (awslambdaric), playing API Gateway, S3 notifications, EventBridge and
 the SQS poller from the configuration the provider deployed. Only timeouts
 are left out (the Lambda service enforces them). Without those parts (an
 earlier build), only the deploy level runs: deploy to moto, plan, remove.
+
+The config section runs whole on moto: ``sls-py config`` writes moto's SSM and
+the functions, under awslambdaric, read it through boto3. What moto cannot
+play (it enforces no IAM or KMS policy: a refused decrypt) is checked with
+botocore's Stubber in ``tests/aws/deploy/test_aws_config.py``.
 """
 
 from __future__ import annotations

@@ -77,11 +77,20 @@ def test_the_template_passes_cfn_lint(packaged: Path, moto: Moto, tmp_path: Path
     out = tmp_path / "prod-package"
     made = cli(
         ["package", "--provider", "aws", "--project", str(example), "--stage", "prod", "--output", str(out)],
-        moto.env(CLONEZERO_MAGIC_WORD="x"),
+        moto.env(),
     )
     assert made.returncode == 0, made.stderr
-    params = _template(out)["Parameters"]
-    assert params["EnvClonezeroMagicWord"]["NoEcho"] is True
+    # the example app reads its magic word as config: the role may read the stage's SSM path
+    (role,) = [r for r in _template(out)["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    (config_read,) = [
+        st
+        for st in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        if st["Sid"] == "ConfigRead"
+    ]
+    assert config_read["Resource"] == [
+        {"Fn::Sub": "arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/clonezero/prod"},
+        {"Fn::Sub": "arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/clonezero/prod/*"},
+    ]
     doc = _template(packaged)
     doc["Resources"]["FunctionHello"]["Properties"]["MemorySize"] = "lots"
     broken = tmp_path / "broken.yaml"

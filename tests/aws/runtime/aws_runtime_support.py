@@ -186,6 +186,7 @@ RUNTIME_FILES = [
     "sls_py/__init__.py",
     "sls_py/app.py",
     "sls_py/runtime/__init__.py",
+    "sls_py/runtime/config.py",
     "sls_py/runtime/context.py",
     "sls_py/runtime/dispatch.py",
     "sls_py/runtime/drivers.py",

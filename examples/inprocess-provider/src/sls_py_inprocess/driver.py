@@ -5,7 +5,8 @@ A function's ``Bucket``/``Queue``/``Table`` handles call the driver named in
 the ``inprocess`` provider. Buckets are folders, tables JSON files, queues
 JSON-lines files, all under ``root``. Objects put and messages sent are also
 remembered as *pending* so the provider can fire the matching triggers once
-the current invocation has finished.
+the current invocation has finished. Config (``app.config``) is sls-py's
+own file store, :class:`sls_py.configfile.FileConfigStore`, under ``root/config``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sls_py.configfile import FileConfigStore
 from sls_py.runtime import ResourceError
 from sls_py.runtime.resources import BucketDriver, QueueDriver, TableDriver
 
@@ -181,6 +183,10 @@ class FileDriver:
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return FileTable(self.root / "tables" / f"{physical}.json", key, sort_key)
+
+    def config(self, name: str, physical: str) -> FileConfigStore:
+        """The stage's config: sls-py's file store (``config.json``, ``secrets.json`` 0600)."""
+        return FileConfigStore(self.root / "config")
 
     def take_pending(self) -> list[PendingUpload | PendingMessage]:
         """The events since the last call, oldest first."""

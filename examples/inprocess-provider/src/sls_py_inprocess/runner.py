@@ -59,6 +59,9 @@ class Runner:
             "queues": {q.name: q.qualified_name for q in spec.queues},
             "tables": {t.name: t.qualified_name for t in spec.tables},
         }
+        if spec.configs:  # app.config handles read the stage's store, over its defaults
+            self.names["configs"] = {c.name: c.name for c in spec.configs}
+            self.names["config_defaults"] = dict(spec.configs[0].defaults)
 
     @contextmanager
     def _environment(self, env: dict[str, str]) -> Iterator[None]:
@@ -97,7 +100,8 @@ class Runner:
             provider="inprocess",
         )
         box: list[Outcome] = []
-        with _serial, self._environment(resolve_environment(fn.environment)):
+        env = {**resolve_environment(fn.environment), "SLS_PY_STAGE": self.spec.stage}
+        with _serial, self._environment(env):
             worker = threading.Thread(
                 target=lambda: box.append(execute(handler, event, ctx)), daemon=True
             )
