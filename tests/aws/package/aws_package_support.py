@@ -42,8 +42,11 @@ def on_job(batch, ctx) -> None:
 """
 
 
-def everything_project(root: Path, source: str = EVERYTHING_APP) -> Path:
-    """A project with :data:`EVERYTHING_APP`, packed without third-party deps."""
+def everything_project(root: Path, source: str = EVERYTHING_APP, app: str = "pkgapp") -> Path:
+    """A project with :data:`EVERYTHING_APP` (named ``app``: moto's state is one per
+    process, so each test module deploys an app of its own), packed without
+    third-party deps."""
+    source = source.replace('App("pkgapp"', f'App("{app}"')
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text(
         textwrap.dedent(

@@ -4,7 +4,7 @@
   reference), for an app using every trigger and resource kind and for the
   example app's ``prod`` stage.
 - On a moto server over HTTP: the app is deployed with ``sls-py deploy``, then
-  moto is reset and the template is deployed through moto's CloudFormation
+  ``sls-py remove`` takes it away and the template is deployed through moto's CloudFormation
   (the zip uploaded to an artifact bucket, as a pipeline would); both are read
   back through AWS read APIs (``aws_deploy_support.snapshot``) and compared.
 
@@ -28,13 +28,12 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from aws_deploy_support import Moto, cli, copy_app, snapshot
+from aws_deploy_support import Moto, cli, copy_app, empty_snapshot, snapshot
 from aws_package_support import everything_project
 
 pytestmark = pytest.mark.slow
@@ -44,7 +43,7 @@ TOKEN = "t0ken-for-tests"
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return everything_project(tmp_path_factory.mktemp("cfn") / "pkgapp")
+    return everything_project(tmp_path_factory.mktemp("cfn") / "cfnapp", app="cfnapp")
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +101,6 @@ def test_the_template_passes_cfn_lint(packaged: Path, moto: Moto, tmp_path: Path
     assert all(line.endswith("E3012:'lots' is not of type 'integer'") for line in findings), done.stdout
 
 
-def _reset(moto: Moto) -> None:
-    req = urllib.request.Request(f"{moto.endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=30).read()
-
-
 def _for_moto(doc: dict[str, Any]) -> dict[str, Any]:
     """The template without the MOCK methods moto's CloudFormation fails on."""
     doc = copy.deepcopy(doc)
@@ -154,7 +148,7 @@ def _deploy_stack(moto: Moto, packaged: Path, doc: dict[str, Any]) -> dict[str, 
     s3.put_object(Bucket="pipeline-artifacts", Key=zip_path.name, Body=zip_path.read_bytes())
     cfn = moto.client("cloudformation")
     cfn.create_stack(
-        StackName="pkgapp-dev",
+        StackName="cfnapp-dev",
         TemplateBody=json.dumps(doc),
         Parameters=[
             {"ParameterKey": "ArtifactBucket", "ParameterValue": "pipeline-artifacts"},
@@ -163,7 +157,7 @@ def _deploy_stack(moto: Moto, packaged: Path, doc: dict[str, Any]) -> dict[str, 
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )
     for _ in range(100):
-        stack = cfn.describe_stacks(StackName="pkgapp-dev")["Stacks"][0]
+        stack = cfn.describe_stacks(StackName="cfnapp-dev")["Stacks"][0]
         if not stack["StackStatus"].endswith("IN_PROGRESS"):
             break
         time.sleep(0.1)
@@ -172,25 +166,28 @@ def _deploy_stack(moto: Moto, packaged: Path, doc: dict[str, Any]) -> dict[str, 
 
 
 def _log_groups(moto: Moto) -> list[str]:
-    groups = moto.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/pkgapp-dev-")
+    groups = moto.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/cfnapp-dev-")
     return sorted(g["logGroupName"] for g in groups["logGroups"])
 
 
 def test_the_template_creates_what_deploy_creates(project: Path, packaged: Path, moto: Moto) -> None:
-    _reset(moto)
-    done = cli(["deploy", "--provider", "aws", "--project", str(project)], moto.env(PKGAPP_TOKEN=TOKEN))
+    env = moto.env(PKGAPP_TOKEN=TOKEN)
+    done = cli(["deploy", "--provider", "aws", "--project", str(project)], env)
     assert done.returncode == 0, done.stderr
-    direct = snapshot(moto, "pkgapp", "dev")
+    direct = snapshot(moto, "cfnapp", "dev")
     assert len(direct["functions"]) == 4 and direct["queues"] and direct["tables"] and direct["rules"]
 
-    _reset(moto)
+    # the same names again, from the stack: the direct deploy goes first (sls-py remove)
+    gone = cli(["remove", "--provider", "aws", "--project", str(project)], env)
+    assert gone.returncode == 0, gone.stderr
+    assert snapshot(moto, "cfnapp", "dev") == empty_snapshot()
     doc = _template(packaged)
     stack = _deploy_stack(moto, packaged, _for_moto(doc))
-    from_template = snapshot(moto, "pkgapp", "dev")
+    from_template = snapshot(moto, "cfnapp", "dev")
     assert _comparable(from_template) == _comparable(direct)
     # log groups: Lambda makes them on first use after a deploy; the stack owns them
     assert _log_groups(moto) == [
-        f"/aws/lambda/pkgapp-dev-{f}" for f in ("hello", "nightly", "on-job", "on-upload")
+        f"/aws/lambda/cfnapp-dev-{f}" for f in ("hello", "nightly", "on-job", "on-upload")
     ]
     url = next(o["OutputValue"] for o in stack["Outputs"] if o["OutputKey"] == "Url")
     api_id = from_template["apis"][0]["id"]
@@ -240,3 +237,13 @@ def test_the_template_creates_what_deploy_creates(project: Path, packaged: Path,
         want["events"][0],
         [{"Name": r["Name"].lower(), "Value": r["Value"]} for r in want["filter"]],
     )
+
+    # moto's state is one per process: leave nothing of this app behind
+    moto.client("cloudformation").delete_stack(StackName="cfnapp-dev")
+    assert _log_groups(moto) == []
+    apigw = moto.client("apigateway")  # moto's stack deletion leaves the REST API behind
+    for api in apigw.get_rest_apis()["items"]:
+        if api["name"] == "cfnapp-dev":
+            apigw.delete_rest_api(restApiId=api["id"])
+    leftover = snapshot(moto, "cfnapp", "dev")
+    assert {k: v for k, v in leftover.items() if v} == {}

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from aws_deploy_support import Moto, cli, snapshot
+from aws_deploy_support import Moto, cli, empty_snapshot, snapshot
 from aws_package_support import EVERYTHING_APP, everything_project
 
 pytestmark = pytest.mark.slow
@@ -60,3 +60,8 @@ def test_deploy_from_a_package(moto: Moto, tmp_path: Path) -> None:
     plain = cli(["deploy", "--provider", "aws", "--project", str(project), "--json"], env)
     assert (plain.returncode, json.loads(plain.stdout)["applied"]) == (0, []), plain.stderr
     assert snapshot(moto, "pkgapp", "dev") == after_package
+
+    # moto's state is one per process: leave nothing of this app behind
+    gone = cli(["remove", "--provider", "aws", "--project", str(project)], env)
+    assert gone.returncode == 0, gone.stderr
+    assert snapshot(moto, "pkgapp", "dev") == empty_snapshot()

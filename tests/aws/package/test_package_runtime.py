@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,24 @@ EVENTS = Path(__file__).resolve().parents[1] / "runtime" / "events"
 
 def _event(name: str) -> Any:
     return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def cleanup(moto: Moto) -> Iterator[list[tuple[str, str]]]:
+    """``(kind, name)`` of what a test makes on moto, deleted afterwards (moto's
+    state is one per process, and other modules deploy the example app)."""
+    made: list[tuple[str, str]] = []
+    yield made
+    s3, ddb, sqs = moto.client("s3"), moto.client("dynamodb"), moto.client("sqs")
+    for kind, name in reversed(made):
+        if kind == "bucket":
+            for obj in s3.list_objects_v2(Bucket=name).get("Contents", []):
+                s3.delete_object(Bucket=name, Key=obj["Key"])
+            s3.delete_bucket(Bucket=name)
+        elif kind == "table":
+            ddb.delete_table(TableName=name)
+        elif kind == "queue":
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +134,7 @@ def test_work_magic_over_http(packaged: Path, start: Any) -> None:
 
 
 def test_upload_then_nightly_report_on_the_templates_resources(
-    packaged: Path, start: Any, moto: Moto
+    packaged: Path, start: Any, moto: Moto, cleanup: list[tuple[str, str]]
 ) -> None:
     env = template_environment(packaged, "catalog-upload")
     names = json.loads(env["SLS_PY_RESOURCES"])
@@ -123,6 +142,8 @@ def test_upload_then_nightly_report_on_the_templates_resources(
     s3, ddb = moto.client("s3"), moto.client("dynamodb")
     for bucket in names["buckets"].values():
         s3.create_bucket(Bucket=bucket)
+        cleanup.append(("bucket", bucket))
+    cleanup.append(("table", names["tables"]["catalog"]))
     ddb.create_table(
         TableName=names["tables"]["catalog"],
         KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
@@ -156,7 +177,9 @@ def test_upload_then_nightly_report_on_the_templates_resources(
     assert json.loads(body)["total_bytes"] == len(photo)
 
 
-def test_a_queue_batch_with_one_failing_message(moto: Moto, start: Any, tmp_path: Path) -> None:
+def test_a_queue_batch_with_one_failing_message(
+    moto: Moto, start: Any, tmp_path: Path, cleanup: list[tuple[str, str]]
+) -> None:
     import shutil
 
     project = tmp_path / "fixture_app"
@@ -170,6 +193,7 @@ def test_a_queue_batch_with_one_failing_message(moto: Moto, start: Any, tmp_path
     sqs = moto.client("sqs")
     for name in queues.values():
         sqs.create_queue(QueueName=name)
+        cleanup.append(("queue", name))
     worker = start("fixture-dev-worker", env, root)
     event = _event("sqs_batch_three.json")
     for record in event["Records"]:
