@@ -62,11 +62,11 @@ def _json_response(
 
 def _cors_headers(cors: CorsSpec | None, origin: str | None) -> dict[str, str]:
     """The CORS response headers for a request from ``origin`` to a route with ``cors``."""
-    if cors is None or origin is None:
+    if cors is None:
         return {}
     if "*" in cors.origins and not cors.allow_credentials:
-        out = {"access-control-allow-origin": "*"}
-    elif origin in cors.origins or "*" in cors.origins:
+        out = {"access-control-allow-origin": "*"}  # with or without an Origin header
+    elif origin is not None and (origin in cors.origins or "*" in cors.origins):
         out = {"access-control-allow-origin": origin, "vary": "Origin"}
     else:
         return {}
@@ -181,8 +181,8 @@ class AppClient:
         hdrs = {k.lower(): [v] for k, v in (headers or {}).items()}
         origin = hdrs.get("origin", [None])[0]
         match = self.router.match(method, path)
-        if match is None and method == "OPTIONS":
-            preflight = self._preflight(path, origin)
+        if method == "OPTIONS" and (match is None or match.target[1].method != "OPTIONS"):
+            preflight = self._preflight(path, origin)  # beats an ANY route (docs/providers.md)
             if preflight is not None:
                 return preflight
         if match is None:
@@ -226,6 +226,8 @@ class AppClient:
 
     def _preflight(self, path: str, origin: str | None) -> ClientResponse | None:
         methods = [m for m in self.router.methods_for(path) if m != "OPTIONS"]
+        any_methods = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        listed = sorted({x for m in methods for x in (any_methods if m == "ANY" else (m,))})
         for method in methods:
             match = self.router.match(method, path)
             cors = match.target[1].cors if match is not None else None
@@ -233,7 +235,7 @@ class AppClient:
                 continue
             headers = _cors_headers(cors, origin)
             headers["access-control-allow-methods"] = ", ".join(
-                cors.methods or [*methods, "OPTIONS"]
+                cors.methods or [*listed, "OPTIONS"]
             )
             headers["access-control-allow-headers"] = ", ".join(cors.headers)
             headers["access-control-max-age"] = str(cors.max_age_s)

@@ -5,6 +5,7 @@ situation                                 answer
 ========================================  =====================================
 no route for method and path              403 ``{"message": "Missing Authentication Token"}``
 OPTIONS on a path with a CORS route       204 preflight from the route's CORS config
+(unless an OPTIONS route matches)         (it beats an ANY route)
 ``api_key`` route without a valid key     403 ``{"message": "Forbidden"}``
 key over its usage plan                   429 ``Too Many Requests`` / ``Limit Exceeded``
 body over 6 MB                            413 ``{"message": "Request Too Long"}``, at once
@@ -134,12 +135,14 @@ class Gateway:
             return
         origin = req.origin.decode("latin-1") if req.origin is not None else None
         match = self.router.match(req.method, path)
+        if req.method == "OPTIONS" and (match is None or match.target.method != "OPTIONS"):
+            # the preflight of a CORS route beats an ANY route (as API Gateway's
+            # OPTIONS method does), not a route declared for OPTIONS itself
+            preflight = self._preflight(path, origin)
+            if preflight is not None:
+                conn.respond(204, preflight, b"")
+                return
         if match is None:
-            if req.method == "OPTIONS":
-                preflight = self._preflight(path, origin)
-                if preflight is not None:
-                    conn.respond(204, preflight, b"")
-                    return
             conn.respond(403, [_JSON], _message("Missing Authentication Token"))
             return
         route = match.target

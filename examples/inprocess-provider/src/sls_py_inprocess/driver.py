@@ -47,10 +47,12 @@ class PendingMessage:
     queue: str
     id: str
     body: str
+    receive_count: int = 1
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def now_iso() -> str:
+    """Now in UTC, as the contract's event times are: ``2026-01-01T12:00:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -77,7 +79,7 @@ class FileBucket:
             _write_atomic(self._path(key), data)
         self.driver.pending.append(
             PendingUpload(
-                self.name, key, len(data), hashlib.md5(data).hexdigest(), content_type, _now()
+                self.name, key, len(data), hashlib.md5(data).hexdigest(), content_type, now_iso()
             )
         )
 
@@ -113,7 +115,7 @@ class FileQueue:
         with _lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"id": message.id, "body": body, "time": _now()}) + "\n")
+                f.write(json.dumps({"id": message.id, "body": body, "time": now_iso()}) + "\n")
         self.driver.pending.append(message)
         return message.id
 

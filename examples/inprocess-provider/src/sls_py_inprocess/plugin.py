@@ -92,8 +92,8 @@ def sls_py_validate_spec(spec: Spec, project: Project) -> list[str]:
                     hint="rename the variable",
                 )
     return [
-        f"queue {q.name!r}: failed messages go to the dead-letter file at once "
-        "(no retries in-process)"
+        f"queue {q.name!r}: failed messages are retried at once, without waiting "
+        f"visibility_timeout_s ({q.visibility_timeout_s} s), before the dead-letter file"
         for q in spec.queues
         if q.max_receives > 1
     ]

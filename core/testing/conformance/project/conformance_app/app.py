@@ -328,3 +328,7 @@ if has("resource.config"):
         """What ``settings.get(key[, default])`` answers, and which process answered."""
         args = (query.key, query.default) if query.has_default else (query.key,)
         return {"value": settings.get(*args), "pid": os.getpid()}
+
+
+# the functions of the contract checks (sls_py.testing.conformance.contracts) join this app
+from . import contracts  # noqa: E402, F401
