@@ -188,9 +188,12 @@ def write_package(
     require_hook(provider, PACKAGE_HOOK, "package")
     output = output.absolute()
     _check_output(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     staging = _fresh_dir(output, "new")
-    staging.mkdir()  # with the user's umask, unlike mkdtemp's 0700
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()  # with the user's umask, unlike mkdtemp's 0700
+    except OSError as exc:
+        raise _unwritable(output, exc) from None
     try:
         result = provider.call(PACKAGE_HOOK, spec=spec, project=project, output=staging, ui=ui)
         if result is None:
@@ -217,11 +220,21 @@ def write_package(
         (staging / MANIFEST).write_text(
             json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-        _swap_in(staging, output)
+        try:
+            _swap_in(staging, output)
+        except OSError as exc:
+            raise _unwritable(output, exc) from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return manifest, result
+
+
+def _unwritable(output: Path, exc: OSError) -> DeployPackageError:
+    return DeployPackageError(
+        f"cannot write the package to --output {output}: {exc.strerror or exc}",
+        hint="choose a folder you can write to",
+    )
 
 
 def _fresh_dir(output: Path, what: str) -> Path:

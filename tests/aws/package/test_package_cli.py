@@ -288,3 +288,12 @@ app = App("otherapp")
 def hello(payload: dict, ctx) -> dict:
     return {}
 """
+
+
+def test_an_output_that_cannot_be_written_is_one_line(project: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, err = _package(project, blocker / "out")
+    assert code == 2
+    assert err.splitlines()[0].startswith(f"error: cannot write the package to --output {blocker / 'out'}: ")
+    assert "Traceback" not in err
