@@ -302,7 +302,11 @@ def open_package(
             raise DeployPackageError(f"package {folder}: its manifest names a file outside it: {name}")
         if not path.is_file():
             raise DeployPackageError(f"package {folder} is missing {name}", hint=hint)
-        if file_hash(path.read_bytes()) != want:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DeployPackageError(f"cannot read {name} of package {folder}: {exc.strerror}") from None
+        if file_hash(data) != want:
             raise _tampered(folder, name)
     package = DeployPackage(path=folder.absolute(), manifest=manifest)
     try:
