@@ -42,6 +42,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
+    from .runtime.invoke import FanoutFailed, InvokeError, InvokeFailed
+
 
 def __getattr__(name: str) -> Any:
     # hookimpl is for plugins; importing pluggy only when asked keeps functions light
@@ -49,6 +51,10 @@ def __getattr__(name: str) -> Any:
         from .hookspecs import hookimpl
 
         return hookimpl
+    if name in ("FanoutFailed", "InvokeError", "InvokeFailed"):  # loaded on first use
+        from .runtime import invoke
+
+        return getattr(invoke, name)
     raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
 
 __all__ = [
@@ -58,10 +64,13 @@ __all__ = [
     "ConfigMissing",
     "Context",
     "Cors",
+    "FanoutFailed",
     "FunctionDef",
     "HttpError",
     "HttpRequest",
     "HttpTrigger",
+    "InvokeError",
+    "InvokeFailed",
     "Queue",
     "QueueBatch",
     "QueueMessage",

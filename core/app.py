@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
+    from .runtime.invoke import Fanout
+
     F = TypeVar("F", bound=Callable[..., Any])
 
 # The declarations are value classes (repr, equality; frozen ones immutable and
@@ -175,6 +177,7 @@ class FunctionDef(Record):
         "concurrency",
         "triggers",
         "description",
+        "invokes",
     )
 
     def __init__(
@@ -187,6 +190,7 @@ class FunctionDef(Record):
         concurrency: int | None = None,
         triggers: tuple[Trigger, ...] = (),
         description: str = "",
+        invokes: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.handler = handler
@@ -196,6 +200,7 @@ class FunctionDef(Record):
         self.concurrency = concurrency
         self.triggers = triggers
         self.description = description
+        self.invokes = invokes
 
     @property
     def handler_ref(self) -> str:
@@ -291,6 +296,7 @@ class App:
         concurrency: int | None = None,
         triggers: Sequence[Trigger] = (),
         description: str | None = None,
+        invokes: Sequence[str] = (),
     ) -> Callable[[F], F]:
         """Declare a function. The decorated callable is returned unchanged.
 
@@ -302,6 +308,9 @@ class App:
         :param concurrency: at most this many invocations at once.
         :param triggers: what calls it: :func:`http`, :func:`schedule`,
             :func:`upload`, :func:`queue`.
+        :param invokes: the functions this one may call with ``ctx.invoke``,
+            ``ctx.invoke_async``, ``ctx.continue_with`` (itself) or a fan-out;
+            any other target is refused at run time. The spec records them.
         """
 
         def register(func: F) -> F:
@@ -317,6 +326,7 @@ class App:
                 concurrency=concurrency,
                 triggers=tuple(triggers),
                 description=description if description is not None else (func.__doc__ or "").strip(),
+                invokes=tuple(invokes),
             )
             return func
 
@@ -362,6 +372,16 @@ class App:
         handle = Config(name, model=model, ttl_s=ttl_s)
         self.configs[name] = ConfigDef(name, model, ttl_s, handle)
         return handle
+
+    def fanout(self, worker: str) -> Fanout:
+        """Declare a fan-out over function ``worker`` (and the table it owns, ``sls-py-fanout``);
+        in a function that declares ``invokes=[worker]``, ``fanout.map(items, ctx, chunk=...,
+        parallel=...)`` runs ``worker`` on chunks asynchronously and gathers their results."""
+        from .runtime.invoke import TABLE, Fanout
+
+        if TABLE not in self.tables:
+            self.table(TABLE, key="job", sort_key="index", sort_key_type="number")
+        return Fanout(worker)
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, functions={list(self.functions)})"

@@ -417,6 +417,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
                     concurrency=over.concurrency or st.concurrency or fn.concurrency,
                     triggers=triggers,
                     description=fn.description,
+                    invokes=list(dict.fromkeys(fn.invokes)),
                 )
             )
         except ValidationError as exc:
@@ -425,6 +426,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
                 f"function {name!r}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             ) from None
 
+    check_invokes(app)
     providers: dict[str, dict[str, Any]] = {k: dict(v) for k, v in conf.providers.items()}
     for pname, settings in st.providers.items():
         providers.setdefault(pname, {}).update(settings)
@@ -457,6 +459,18 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
         gateway=gateway,
         providers=providers,
     )
+
+
+def check_invokes(app: App) -> None:
+    """Refuse an ``invokes=[...]`` naming a function the app does not declare."""
+    for name, fn in app.functions.items():
+        for target in fn.invokes:
+            if target not in app.functions:
+                raise SpecError(
+                    f"function {name!r} invokes {target!r}, which the app does not declare",
+                    hint=f"declare it with @app.function(name={target!r}) or fix the name; "
+                    f"known functions: {', '.join(sorted(app.functions))}",
+                )
 
 
 def resolve_environment(env: dict[str, str], environ: dict[str, str] | None = None) -> dict[str, str]:

@@ -33,6 +33,7 @@ CAPABILITIES: dict[str, str] = {
     "function.timeout": "function timeouts",
     "function.memory": "function memory limits",
     "function.concurrency": "function concurrency limits",
+    "function.invoke": "functions invoking declared targets (ctx.invoke, ctx.invoke_async, fan-out)",
     "resource.config": "per-stage config and secrets, read at call time",
 }
 
@@ -109,6 +110,9 @@ class FunctionSpec(_Model):
     concurrency: int | None = Field(None, ge=1)
     triggers: list[TriggerSpec] = []
     description: str = ""
+    invokes: list[str] = Field(
+        [], description="functions this one may invoke (ctx.invoke, invoke_async, fan-out)"
+    )
 
     def http_triggers(self) -> list[HttpTriggerSpec]:
         return [t for t in self.triggers if isinstance(t, HttpTriggerSpec)]
@@ -209,6 +213,8 @@ class Spec(_Model):
             add("function.memory", f"function {fn.name!r}")
             if fn.concurrency is not None:
                 add("function.concurrency", f"function {fn.name!r}")
+            if fn.invokes:
+                add("function.invoke", f"function {fn.name!r}, which invokes {', '.join(fn.invokes)}")
             for t in fn.triggers:
                 add(f"trigger.{t.kind}", f"function {fn.name!r}")
                 if isinstance(t, HttpTriggerSpec):

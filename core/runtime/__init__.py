@@ -23,14 +23,34 @@ from .events import (
 )
 from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_driver
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
+if TYPE_CHECKING:
+    from .invoke import Fanout, FanoutFailed, InvokeError, InvokeFailed
+
+_INVOKE = ("Fanout", "FanoutFailed", "InvokeError", "InvokeFailed")
+
+
+def __getattr__(name: str) -> object:
+    # invoking and fan-out load on first use: a function that does neither never pays
+    if name in _INVOKE:
+        from . import invoke
+
+        return getattr(invoke, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Bucket",
     "Context",
     "ErrorInfo",
     "Event",
+    "Fanout",
+    "FanoutFailed",
     "HttpError",
     "HttpRequest",
     "InvalidInput",
+    "InvokeError",
+    "InvokeFailed",
     "MemoryDriver",
     "Outcome",
     "Payload",

@@ -59,6 +59,27 @@ class Context(Record):
     # AWS's name for the same thing, so code written for Lambda keeps working.
     get_remaining_time_in_millis = remaining_ms
 
+    def invoke(self, function: str, payload: Any = None) -> Any:
+        """Invoke ``function`` (declared in ``invokes``) and wait: its result, or
+        ``InvokeFailed`` with its error; ``InvokeError`` for an undeclared target."""
+        from .invoke import invoke
+
+        return invoke(self.function_name, function, payload)
+
+    def invoke_async(self, function: str, payload: Any = None) -> str:
+        """Invoke ``function`` without waiting (at least once, retried, then
+        dead-lettered; at most 256 KB of JSON); returns an id."""
+        from .invoke import invoke_async
+
+        return invoke_async(self.function_name, function, payload)
+
+    def continue_with(self, state: Any) -> dict[str, str]:
+        """Go on in a fresh invocation of this function (which must declare itself in
+        ``invokes``) with ``state`` as its payload; return what this returns."""
+        from .invoke import invoke_async
+
+        return {"continued": invoke_async(self.function_name, self.function_name, state)}
+
 
 def make_logger(function_name: str, request_id: str) -> logging.LoggerAdapter[Any]:
     """A logger whose records carry the function name and request id."""

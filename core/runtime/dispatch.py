@@ -45,6 +45,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
+#: The key of a fan-out chunk's envelope (see :mod:`sls_py.runtime.invoke`).
+FANOUT_KEY = "sls_py_fanout"
+
 STYLES = {
     HttpRequest: "request",
     UploadEvent: "upload",
@@ -245,6 +248,8 @@ def execute(func: Any, event: Event, ctx: Context) -> Outcome:
                     f"function {ctx.function_name!r} takes {sig.style} events, not a payload"
                 )
             jsonwire.check_finite(event.payload, "Payload")  # parsed by someone else
+            if isinstance(event.payload, dict) and FANOUT_KEY in event.payload:
+                return _fanout_chunk(func, sig, event.payload, ctx)
             arg = _validate(sig.annotation, event.payload)
             return Outcome(result=to_jsonable(_call(func, sig, arg, ctx), _RESULT))
         expected = {UploadEvent: "upload", ScheduleEvent: "schedule", QueueBatch: "queue"}
@@ -267,6 +272,20 @@ def execute(func: Any, event: Event, ctx: Context) -> Outcome:
         if isinstance(event, HttpRequest) and info.status is not None:
             return Outcome(response=_error_response(info), error=info)
         return Outcome(error=info)
+
+
+def _fanout_chunk(func: Any, sig: Signature, envelope: dict[str, Any], ctx: Context) -> Outcome:
+    """Run a fan-out worker on its chunk and record the result (or error) for ``map``."""
+    from .invoke import record_chunk
+
+    try:
+        result = to_jsonable(_call(func, sig, _validate(sig.annotation, envelope.get("items")), ctx), _RESULT)
+    except Exception as exc:
+        info = _error_info(exc)
+        record_chunk(envelope, error={"type": info.type, "message": info.message, "status": info.status})
+        raise
+    record_chunk(envelope, result=result)
+    return Outcome(result=result)
 
 
 def load_app(ref: str) -> Any:

@@ -46,7 +46,7 @@ class ResourceError(Exception):
 
 _lock = threading.Lock()
 _driver: Driver | None = None
-_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}}
+_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "functions": {}}
 
 
 def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = None) -> None:
@@ -54,7 +54,7 @@ def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = 
     global _driver, _names
     with _lock:
         _driver = driver
-        _names = {"buckets": {}, "queues": {}, "tables": {}, **(names or {})}
+        _names = {"buckets": {}, "queues": {}, "tables": {}, "functions": {}, **(names or {})}
 
 
 def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
@@ -76,6 +76,8 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "buckets": config.get("buckets") or {},
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
+                # the functions this one may invoke (see sls_py.runtime.invoke)
+                "functions": config.get("functions") or {},
                 # app.config handles: name -> the store's address; the stage's defaults
                 "configs": config.get("configs") or {},
                 "config_defaults": config.get("config_defaults") or {},

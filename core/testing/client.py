@@ -100,7 +100,11 @@ class AppClient:
         self.project = project if isinstance(project, Project) else load_project(project)
         self.app = self.project.load_app()
         self.spec: Spec = self.project.spec(stage) if stage else self.project.spec()
-        self.driver = MemoryDriver()
+        from .invoking import ClientDriver
+
+        self.driver: MemoryDriver = ClientDriver(self)
+        #: payloads of asynchronous invocations that failed every attempt, by function
+        self.dead_letters: dict[str, list[Any]] = {}
         #: API key values by name; when set, routes with ``api_key=True`` check them.
         self.api_keys: dict[str, str] | None = dict(api_keys) if api_keys is not None else None
         self.router: Router[tuple[FunctionSpec, Any]] = Router()
@@ -113,11 +117,16 @@ class AppClient:
         env = {**resolve_environment(fn.environment), "SLS_PY_STAGE": self.spec.stage}
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
-        use_driver(self.driver, self._config_names())
+        from ..runtime import resources
+
+        outer = (resources._driver, resources._names)  # a function invoking another nests
+        use_driver(
+            self.driver, {**self._config_names(), "functions": {t: t for t in fn.invokes}}
+        )
         try:
             yield
         finally:
-            use_driver(None)
+            use_driver(*outer)
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

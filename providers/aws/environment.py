@@ -104,6 +104,8 @@ def lambda_environment(
         "options": dict(driver_options or {}),
         **resource_names(spec, names),
     }
+    if fn.invokes:  # the Lambda functions it may invoke (sls_py.runtime.invoke)
+        resources["functions"] = {t: spec.qualified(t) for t in fn.invokes}
     env = {
         **user,
         "SLS_PY_APP": spec.app_ref,

@@ -110,6 +110,7 @@ def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
         )
     if spec.configs:
         statements.extend(config_statements(spec, region, account))
+    statements.extend(invoke_statements(spec, names))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -132,4 +133,28 @@ def config_statements(spec: Spec, region: str, account: str) -> list[dict[str, A
             "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
             "Resource": [prefix, prefix + "/*"],
         }
+    ]
+
+
+def invoke_statements(spec: Spec, names: Names) -> list[dict[str, Any]]:
+    """``lambda:InvokeFunction`` on the declared targets only (``invokes=[...]``), and
+    sending to their on-failure queues (Lambda sends a failed asynchronous
+    invocation there with the target's role). The stage's functions share one
+    role, so the grant is the union of every function's declared targets."""
+    targets = sorted({t for fn in spec.functions for t in fn.invokes})
+    if not targets:
+        return []
+    return [
+        {
+            "Sid": "InvokeTargets",
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction"],
+            "Resource": [names.function_arn(t) for t in targets],
+        },
+        {
+            "Sid": "InvokeDeadLetters",
+            "Effect": "Allow",
+            "Action": ["sqs:SendMessage"],
+            "Resource": [names.async_dlq_arn(t) for t in targets],
+        },
     ]

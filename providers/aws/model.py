@@ -37,6 +37,7 @@ KINDS = (
     "table",
     "queue",
     "function",
+    "async-config",
     "api",
     "permission",
     "route",
@@ -60,6 +61,10 @@ DEFAULT_ARCHITECTURE = "x86_64"
 DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
 #: Lambda's limit on a function's unzipped code.
 UNZIPPED_LIMIT = 250 * 1024 * 1024
+#: Retries of a failed asynchronous invocation (AWS's default and maximum: 2).
+ASYNC_RETRIES = 2
+#: How long Lambda keeps an asynchronous invocation it could not run yet (6 h, the maximum).
+ASYNC_MAX_AGE_S = 21600
 TAG_APP = "sls-py:app"
 TAG_STAGE = "sls-py:stage"
 
@@ -156,6 +161,13 @@ class Names:
 
     def dlq(self, logical: str) -> str:
         return self.queue(logical) + "-dlq"
+
+    def async_dlq(self, function: str) -> str:
+        """The on-failure queue of ``function``'s asynchronous invocations."""
+        return f"{self.function(function)}-async-dlq"
+
+    def async_dlq_arn(self, function: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{self.account}:{self.async_dlq(function)}"
 
     def table(self, logical: str) -> str:
         return next(t.qualified_name for t in self.spec.tables if t.name == logical)
@@ -302,6 +314,22 @@ def desired_resources(
                     "tags": tags,
                 },
                 secret_props=("environment",),
+            )
+        )
+
+    for callee in sorted({t for fn in spec.functions for t in fn.invokes}):
+        # asynchronous invocations: retried twice, then sent to an SQS dead-letter queue
+        add(
+            Resource(
+                "async-config",
+                callee,
+                {
+                    "function": names.function(callee),
+                    "dlq": names.async_dlq(callee),
+                    "max_retries": ASYNC_RETRIES,
+                    "max_age_s": ASYNC_MAX_AGE_S,
+                    "tags": tags,
+                },
             )
         )
 

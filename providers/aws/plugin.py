@@ -48,6 +48,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
+                "function.invoke",
                 "resource.config",
             }
         ),

@@ -139,6 +139,35 @@ class AwsTable:
         return items
 
 
+class AwsFunction:
+    """A target of ``ctx.invoke`` (Lambda ``Invoke``, ``RequestResponse``: a function
+    error comes back as the target's ErrorInfo) and ``invoke_async`` (``Event``: Lambda
+    retries it as deployed, then sends it to the on-failure SQS queue)."""
+
+    def __init__(self, client: Any, name: str, physical: str) -> None:
+        self.client, self.name, self.physical = client, name, physical
+
+    def invoke(self, payload: str) -> dict[str, Any]:
+        import json
+
+        response = self.client.invoke(
+            FunctionName=self.physical, InvocationType="RequestResponse", Payload=payload.encode()
+        )
+        raw = response["Payload"].read()
+        data = json.loads(raw) if raw else None
+        if response.get("FunctionError"):
+            from .handler import error_info
+
+            data = data if isinstance(data, dict) else {}
+            info = error_info(str(data.get("errorType", "")), str(data.get("errorMessage", "")))
+            return {"result": None, "error": info.to_wire()}
+        return {"result": data, "error": None}
+
+    def invoke_async(self, payload: str) -> str:
+        response = self.client.invoke(
+            FunctionName=self.physical, InvocationType="Event", Payload=payload.encode()
+        )
+        return str(response.get("ResponseMetadata", {}).get("RequestId", ""))
 class AwsConfig:
     """The stage's config: SSM parameters under one path, secrets decrypted."""
 
@@ -208,6 +237,19 @@ class AwsDriver:
             self._queue_urls[physical] = url
         return AwsQueue(self.client("sqs"), name, url)
 
+    def function(self, name: str, physical: str) -> AwsFunction:
+        with self._lock:
+            client = self._clients.get("lambda-invoke")
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                # a waiting call lasts as long as the target may run (900 s at most), and
+                # is never re-sent by the client: that would run the target twice
+                config = Config(read_timeout=905, retries={"max_attempts": 1, "mode": "standard"})
+                client = boto3.client("lambda", config=config, **self._session_kwargs())
+                self._clients["lambda-invoke"] = client
+        return AwsFunction(client, name, physical)
     def config(self, name: str, physical: str) -> AwsConfig:
         """``physical`` is the stage's parameter path, ``/<app>/<stage>/``."""
         return AwsConfig(self.client("ssm"), physical)

@@ -87,6 +87,10 @@ class Prepared:
     listener: socket.socket | None = None
     #: the stage's run lock, held while this run serves (``run.json``, see .runfile)
     lock: RunLock | None = None
+    #: the internal ``ctx.invoke`` endpoint's socket and token (see .invoke_server),
+    #: when a function declares ``invokes``
+    invoke_listener: socket.socket | None = None
+    invoke_token: str = ""
 
     def take(self, function: str) -> Launch | None:
         """The started template of ``function`` (``None``: not an HTTP function),
@@ -100,6 +104,8 @@ class Prepared:
             launch.close()
         if self.listener is not None:
             self.listener.close()
+        if self.invoke_listener is not None:
+            self.invoke_listener.close()
         if self.lock is not None:
             self.lock.release()  # removes run.json
 
@@ -168,8 +174,17 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         settings = pool_settings(spec)
         worker_cpus = split_cpus(settings)
         envs: dict[str, dict[str, str]] = {}
+        invoke_listener, invoke_token = None, ""
+        if any(fn.invokes for fn in spec.functions):
+            from .invoke_server import bind, url_of
+            from .invoking import INVOKE_TOKEN_ENV, INVOKE_URL_ENV
+
+            invoke_listener, invoke_token = bind()
         for fn in spec.functions:
             env = function_environment(spec, project, fn)
+            if invoke_listener is not None and fn.invokes:
+                env[INVOKE_URL_ENV] = url_of(invoke_listener)
+                env[INVOKE_TOKEN_ENV] = invoke_token
             if worker_cpus:
                 env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
             if settings.sched_batch:
@@ -177,12 +192,20 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             if options.json_logs:
                 env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records
             envs[fn.name] = env
-        prepared = Prepared(settings, envs, listener=handed_over)
+        prepared = Prepared(
+            settings,
+            envs,
+            listener=handed_over,
+            invoke_listener=invoke_listener,
+            invoke_token=invoke_token,
+        )
         lock = RunLock(project.state_dir / "local" / spec.stage)
         lock.acquire()
     except BaseException:
         if handed_over is not None:
             handed_over.close()
+        if invoke_listener is not None:
+            invoke_listener.close()
         raise
     prepared.lock = lock
     try:

@@ -33,7 +33,11 @@ def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict
     env["SLS_PY_FUNCTION"] = fn.name
     env["SLS_PY_STAGE"] = spec.stage
     env["SLS_PY_PROVIDER"] = "local"
-    env["SLS_PY_RESOURCES"] = json.dumps(local_resources(spec, project))
+    resources = local_resources(spec, project)
+    if fn.invokes:  # the functions it may invoke (sls_py.runtime.invoke)
+        resources["functions"] = {t: spec.qualified(t) for t in fn.invokes}
+    env["SLS_PY_RESOURCES"] = json.dumps(resources)
+    env["SLS_PY_PROJECT"] = str(project.root)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

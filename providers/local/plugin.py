@@ -49,6 +49,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
+                "function.invoke",
                 "resource.config",
             }
         ),

@@ -178,6 +178,26 @@ class QueueStore:
         )
         return cur.rowcount == 1
 
+    def retry_later(
+        self,
+        queue: str,
+        message_id: str,
+        receipt: str,
+        delay_s: float,
+        *,
+        count: bool = True,
+        now: float | None = None,
+    ) -> bool:
+        """Make a delivered message visible again after ``delay_s``; with ``count=False``
+        this delivery does not count towards ``max_receives`` (a throttled attempt)."""
+        moment = time.time() if now is None else now
+        cur = self._conn().execute(
+            "UPDATE messages SET visible_at = ?, receive_count = receive_count - ? "
+            "WHERE queue = ? AND id = ? AND receipt = ?",
+            (moment + delay_s, 0 if count else 1, queue, message_id, receipt),
+        )
+        return cur.rowcount == 1
+
     def messages(self, queue: str) -> list[QueueMessage]:
         """Every message of ``queue``, in flight or not, oldest first (for tests and tools)."""
         rows = (

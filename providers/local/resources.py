@@ -291,6 +291,11 @@ class LocalDriver:
                 self._tables[ident] = table
             return table
 
+    def function(self, name: str, physical: str = "") -> Any:
+        """A function the calling function may invoke (see :mod:`.invoking`)."""
+        from .invoking import LocalFunction
+
+        return LocalFunction(_check_name("function", name), self.queue_store())
     def config(self, name: str, physical: str = "") -> Any:
         """The stage's config files (see :mod:`sls_py_local.config`); one store per stage."""
         with self._lock:

@@ -41,6 +41,7 @@ from .settings import PoolSettings, pool_settings, split_cpus
 from .workers import FunctionPool
 
 if TYPE_CHECKING:
+    from .invoke_server import InvokeServer
     from .services import LocalServices
 
 __all__ = ["LocalServer", "pool_settings", "read_server_url", "serve", "split_cpus"]
@@ -63,6 +64,7 @@ class LocalServer:
         self.pools: dict[str, FunctionPool] = {}
         self.url = ""
         self.services: LocalServices | None = None
+        self.invoke_server: InvokeServer | None = None
         #: set when a source change altered the spec: serve() then re-executes
         #: ``sls-py run`` in place, handing over the listening socket and the
         #: simulated clock's time (``--clock``)
@@ -134,6 +136,13 @@ class LocalServer:
                 spec, project, self.invoke, self.ui, clock=clock, lock=prepared.lock
             )
             await self.services.start()
+            if prepared.invoke_listener is not None:  # ctx.invoke from the workers
+                from .invoke_server import InvokeServer
+
+                invoke_server = InvokeServer(spec, self.invoke, prepared.invoke_token)
+                await invoke_server.start(prepared.invoke_listener)
+                prepared.invoke_listener = None  # the server owns it now
+                self.invoke_server = invoke_server
             tasks.append(loop.create_task(self._reap(settings)))
             if spec.configs:  # say which keys `sls-py config set` changed (see .config)
                 from .config import watch_config
@@ -165,6 +174,8 @@ class LocalServer:
         finally:
             if server is not None:
                 server.close()
+            if self.invoke_server is not None:
+                self.invoke_server.close()
             clock = self.services.clock if self.services is not None else None
             if self.restart and isinstance(clock, SimulatedClock):
                 self.resume_clock = f"{iso_utc(clock.now())}@{clock.speed:g}"

@@ -198,6 +198,10 @@ class LocalServices:
             self._triggers.append(asyncio.create_task(self._schedule_loop(fn, trigger, origin)))
         for route in self._queue_routes():
             self._triggers.append(asyncio.create_task(self._queue_loop(route)))
+        from .async_invoke import invoke_loop, invoke_targets  # ctx.invoke_async deliveries
+
+        for fn in invoke_targets(self.spec):
+            self._triggers.append(asyncio.create_task(invoke_loop(self, fn)))
         self._loops.extend(self._triggers)
         self._announce(origin)
 

@@ -22,8 +22,11 @@ Use it from a test module::
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sls_py.plugins import Plugins
-from sls_py.testing.conformance import PluginHarness
+from sls_py.testing.conformance import STAGE, PluginHarness
 
 
 class LocalHarness(PluginHarness):
@@ -31,3 +34,15 @@ class LocalHarness(PluginHarness):
 
     def __init__(self, plugins: Plugins | None = None) -> None:
         super().__init__("local", plugins, server_for_triggers=True)
+
+    def dead_letters(self, function: str) -> list[Any]:
+        """Payloads in ``sls-py-invoke-<function>-dlq`` of the stage's queue store."""
+        from .invoking import invoke_queue
+        from .queues import QueueStore, dead_letter_queue
+
+        assert self.project is not None
+        store = QueueStore(self.project.state_dir / "local" / STAGE / "queues.sqlite3")
+        try:
+            return [json.loads(m.body) for m in store.messages(dead_letter_queue(invoke_queue(function)))]
+        finally:
+            store.close()

@@ -17,6 +17,9 @@ bucket's notification configuration, schedules per the EventBridge rule's
 target, queue messages per the event source mapping (polled from moto's SQS).
 The functions' buckets, queues and tables are moto's S3, SQS and DynamoDB.
 What it cannot check is a timeout (enforced by the Lambda service itself).
+A function's own ``lambda.invoke`` calls (``ctx.invoke``, ``invoke_async``, fan-out)
+go to :class:`~support.lambda_invoke.LambdaInvokeService`, which plays Lambda's Invoke
+API (retries and on-failure destination as deployed) since moto runs no code.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 from sls_py.provider import Invocation
 from sls_py.routing import Router
 from sls_py.testing.conformance import HttpResult, PluginHarness
+from support.lambda_invoke import LambdaInvokeService, dead_letters
 from support.lambda_runtime_api import FAKE_AWS, LambdaProcess, unpack_package
 
 
@@ -106,6 +110,11 @@ class AwsLambdaHarness(MotoHarness):
         env = json.loads(next(iter(self.configs.values()))["Environment"]["Variables"]["SLS_PY_RESOURCES"])
         self.physical = {kind: env.get(kind) or {} for kind in ("buckets", "queues", "tables")}
         self._routes = self._read_api()
+        self.invoke_service = LambdaInvokeService(
+            lambda lambda_name, event: self._function(self.by_lambda_name[lambda_name]).invoke(event),
+            self.aws["lambda"],
+            self.aws["sqs"],
+        )
         self._stop_polling = threading.Event()
         self._poller = threading.Thread(target=self._poll_queues, daemon=True)
         self._poller.start()
@@ -114,6 +123,8 @@ class AwsLambdaHarness(MotoHarness):
         if hasattr(self, "_stop_polling"):
             self._stop_polling.set()
             self._poller.join(10)
+        if hasattr(self, "invoke_service"):
+            self.invoke_service.stop()
         for fn in getattr(self, "running", {}).values():
             fn.stop()
         super().stop()
@@ -131,6 +142,8 @@ class AwsLambdaHarness(MotoHarness):
                     env={
                         # boto3 in the function reaches moto as this process does
                         **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+                        # ...except Lambda's Invoke, which moto cannot run: played here
+                        "AWS_ENDPOINT_URL_LAMBDA": self.invoke_service.url,
                         **((config.get("Environment") or {}).get("Variables") or {}),
                     },
                     log_path=self.logs / f"{config['FunctionName']}.log",
@@ -309,6 +322,9 @@ class AwsLambdaHarness(MotoHarness):
                         text = text.replace(f"<{name}>", str(event.get(jpath.removeprefix("$."), "")))
                     event = json.loads(text)
                 self._function(function).invoke(event)
+
+    def dead_letters(self, function: str) -> list[Any]:
+        return dead_letters(self.aws["lambda"], self.aws["sqs"], self.configs[function]["FunctionName"])
 
     def send(self, queue_name: str, body: str) -> None:
         sqs = self.aws["sqs"]

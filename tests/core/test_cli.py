@@ -48,7 +48,7 @@ def test_unknown_function_lists_the_known_ones(work_magic: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "error: app 'clonezero' has no function 'work-magci'",
-        "hint: known functions: work-magic, catalog-upload, nightly-report",
+        "hint: known functions: work-magic, catalog-upload, nightly-report, count-chunk",
     ]
 
 
@@ -85,14 +85,17 @@ def test_spec_prints_functions_resources_and_gateway(work_magic: Path) -> None:
     done = run_cli("spec", "--project", str(work_magic))
     assert done.returncode == 0, done.stderr
     spec = json.loads(done.stdout)
-    assert [(f["name"], [t["kind"] for t in f["triggers"]]) for f in spec["functions"]] == [
-        ("work-magic", ["http"]),
-        ("catalog-upload", ["upload"]),
-        ("nightly-report", ["schedule"]),
+    assert [
+        (f["name"], [t["kind"] for t in f["triggers"]], f["invokes"]) for f in spec["functions"]
+    ] == [
+        ("work-magic", ["http"], []),
+        ("catalog-upload", ["upload"], []),
+        ("nightly-report", ["schedule"], ["count-chunk"]),
+        ("count-chunk", [], []),
     ]
     assert ([b["name"] for b in spec["buckets"]], [t["name"] for t in spec["tables"]]) == (
         ["uploads", "reports"],
-        ["catalog"],
+        ["catalog", "sls-py-fanout"],
     )
     assert spec["gateway"]["api_keys"] == ["default"]
 

@@ -72,6 +72,8 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         "provider 'fake' does not support API keys on HTTP routes (route POST /work-magic); "
         "CORS on HTTP routes (route POST /work-magic); "
         "upload (storage) triggers (function 'catalog-upload'); "
+        "functions invoking declared targets (ctx.invoke, ctx.invoke_async, fan-out) "
+        "(function 'nightly-report', which invokes count-chunk); "
         "schedule triggers (function 'nightly-report'); "
         "buckets (bucket 'uploads'); key-value tables (table 'catalog'); "
         "per-stage config and secrets, read at call time (config 'settings')"
@@ -102,6 +104,7 @@ def test_only_the_chosen_provider_is_called(work_magic: Path) -> None:
         "clonezero-prod-work-magic",
         "clonezero-prod-catalog-upload",
         "clonezero-prod-nightly-report",
+        "clonezero-prod-count-chunk",
     ]
     assert (one.calls, two.calls) == ([], [("plan", "prod")])
 

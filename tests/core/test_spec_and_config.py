@@ -49,9 +49,17 @@ BASE_APP = """
 """
 
 
-def test_example_app_spec_has_all_three_functions(work_magic: Path) -> None:
+def test_example_app_spec_has_all_four_functions(work_magic: Path) -> None:
     spec = load_project(work_magic).spec()
-    assert [f.name for f in spec.functions] == ["work-magic", "catalog-upload", "nightly-report"]
+    assert [f.name for f in spec.functions] == [
+        "work-magic",
+        "catalog-upload",
+        "nightly-report",
+        "count-chunk",
+    ]
+    assert [(f.name, f.invokes) for f in spec.functions if f.invokes] == [
+        ("nightly-report", ["count-chunk"])
+    ]
     assert spec.function("work-magic") == FunctionSpec(
         name="work-magic",
         handler="work_magic.app:work_magic",
@@ -64,7 +72,10 @@ def test_example_app_spec_has_all_three_functions(work_magic: Path) -> None:
     )
     assert [t.kind for f in spec.functions for t in f.triggers] == ["http", "upload", "schedule"]
     assert [b.qualified_name for b in spec.buckets] == ["clonezero-dev-uploads", "clonezero-dev-reports"]
-    assert [t.qualified_name for t in spec.tables] == ["clonezero-dev-catalog"]
+    assert [t.qualified_name for t in spec.tables] == [
+        "clonezero-dev-catalog",
+        "clonezero-dev-sls-py-fanout",
+    ]
     assert spec.gateway.api_keys == ["default"]
 
 

@@ -199,3 +199,66 @@ def _check_live_change(sls_local_server: Any, cast: Any) -> None:
     assert "abracadabra" not in sls_local_server.output()  # the secret is never logged
     listing = sls_local_server._cli("config", "list")
     assert listing == "magic-word\t********\t(secret)\n"
+
+
+def test_nightly_report_counts_a_large_catalog_in_chunks(sls_app: AppClient) -> None:
+    """120 photos: three count-chunk invocations of at most 50 keys each, added up."""
+    from work_magic.app import CHUNK
+
+    catalog = sls_app.table("catalog")
+    for n in range(120):
+        catalog.put({"key": f"photos/{n:03}.jpg", "size": n + 1, "sha256": "-", "uploaded_at": "-"})
+    chunks: list[list[str]] = []
+    original = sls_app.run
+
+    def run(function: str, event: object) -> object:
+        if function == "count-chunk":
+            chunks.append(event.payload["items"])  # type: ignore[attr-defined]
+        return original(function, event)  # type: ignore[arg-type]
+
+    sls_app.run = run  # type: ignore[method-assign]
+    outcome = sls_app.fire_schedule("nightly-report", at=datetime(2026, 1, 3, 2, 0, tzinfo=UTC))
+    assert (outcome.error, outcome.result) == (None, {"report": "catalog/2026-01-03.json", "photos": 120})
+    assert [len(c) for c in chunks] == [CHUNK, CHUNK, 120 - 2 * CHUNK]
+    report = json.loads(sls_app.bucket("reports").get("catalog/2026-01-03.json"))
+    assert (report["photos"], report["total_bytes"], report["largest"]) == (
+        120,
+        sum(range(1, 121)),
+        "photos/119.jpg",
+    )
+
+
+@pytest.mark.slow
+def test_nightly_report_fans_out_on_the_local_provider(sls_local_server: object) -> None:
+    """The schedule fired by hand on a running ``sls-py run``: count-chunk runs in its
+    own worker pool, delivered through the local queues, and the counts come back."""
+    import subprocess
+    import sys
+    import time
+
+    from sls_py.testing import LocalServer
+
+    assert isinstance(sls_local_server, LocalServer)
+    root = sls_local_server.project
+    shots = root / ".sls-py" / "local" / "dev" / "buckets" / "uploads" / "photos"
+    shots.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "sls_py", "trigger", "upload", "uploads", "--project", str(root)]
+    for name, size in (("a.jpg", 3), ("b.jpg", 7)):
+        (root / name).write_bytes(b"x" * size)
+        done = subprocess.run([*argv, str(root / name), "--key", f"photos/{name}"], capture_output=True)
+        assert done.returncode == 0, done.stderr
+    from sls_py_local.resources import LocalDriver
+
+    catalog = LocalDriver(root / ".sls-py" / "local" / "dev").table("catalog", "", "key", None)
+    deadline = time.monotonic() + 60
+    while len(catalog.scan()) < 2:  # the run catalogues the uploads in its own time
+        assert time.monotonic() < deadline, "the uploads were never catalogued"
+        time.sleep(0.1)
+    fired = subprocess.run(
+        [sys.executable, "-m", "sls_py", "trigger", "schedule", "nightly-report", "--json",
+         "--project", str(root)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert fired.returncode == 0, fired.stderr
+    assert '"photos": 2' in fired.stdout, fired.stdout
+    assert "async invoke from nightly-report (attempt 1 of 3) -> count-chunk ok" in sls_local_server.output()

@@ -2,7 +2,9 @@
 
 - ``work-magic``: cast a spell on two numbers, behind an API key, with CORS.
 - ``catalog-upload``: a photo uploaded under ``photos/`` is recorded in the catalog.
-- ``nightly-report``: every night, a summary of the catalog is written to ``reports``.
+- ``nightly-report``: every night, a summary of the catalog is written to ``reports``;
+  the catalog is counted in chunks by ``count-chunk`` invocations (a fan-out)
+  whose counts are gathered and added up.
 
 The magic word is config, read at call time: ``sls-py config set magic-word
 WORD --secret --stage prod`` changes it in a running or deployed stage within
@@ -26,6 +28,10 @@ app = App("clonezero", api_keys=["default"])
 uploads = app.bucket("uploads")
 reports = app.bucket("reports")
 catalog = app.table("catalog", key="key")
+counting = app.fanout("count-chunk")
+#: catalog keys per count-chunk invocation, and how many run at once
+CHUNK = 50
+PARALLEL = 4
 
 
 class Settings(BaseModel):
@@ -119,19 +125,35 @@ class Report(BaseModel):
     memory_mb=256,
     timeout_s=60,
     triggers=[schedule("cron(0 2 * * ? *)", name="nightly")],
+    invokes=["count-chunk"],
 )
 def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
-    """Write a summary of the catalog to the reports bucket."""
-    items = catalog.scan()
-    largest = max(items, key=lambda i: int(i["size"]), default=None)
+    """Write a summary of the catalog to the reports bucket, counted in chunks."""
+    keys = sorted(str(item["key"]) for item in catalog.scan())
+    parts = counting.map(keys, ctx, chunk=CHUNK, parallel=PARALLEL)
+    largest = max(parts, key=lambda c: c["largest_size"], default=None)
     report = Report(
         generated_at=datetime.now(UTC).isoformat(),
         schedule_time=event.time,
-        photos=len(items),
-        total_bytes=sum(int(i["size"]) for i in items),
-        largest=largest["key"] if largest else None,
+        photos=sum(c["photos"] for c in parts),
+        total_bytes=sum(c["total_bytes"] for c in parts),
+        largest=largest["largest"] if largest else None,
     )
     day = event.time[:10]
     key = f"catalog/{day}.json"
     reports.put(key, json.dumps(report.model_dump(), indent=2), content_type="application/json")
+    ctx.logger.info("report %s: %d photos counted in %d chunks", key, report.photos, len(parts))
     return {"report": key, "photos": report.photos}
+
+
+@app.function(name="count-chunk", memory_mb=128, timeout_s=30)
+def count_chunk(keys: list[str], ctx: Context) -> dict[str, object]:
+    """Count one chunk of catalog keys: photos, bytes, and the largest photo."""
+    sizes = {k: int(item["size"]) for k in keys if (item := catalog.get(k)) is not None}
+    largest = max(sizes, key=lambda k: sizes[k], default=None)
+    return {
+        "photos": len(sizes),
+        "total_bytes": sum(sizes.values()),
+        "largest": largest,
+        "largest_size": sizes[largest] if largest else -1,
+    }

@@ -126,6 +126,13 @@ class Harness(ABC):
         """What ``deploy`` would change now (after ``start``: nothing)."""
         raise NotSupported("this harness cannot plan")
 
+    def deliver_async(self) -> None:  # noqa: B027 - optional hook: most harnesses need nothing
+        """Make sure asynchronous invocations get delivered (start what delivers them)."""
+
+    def dead_letters(self, function: str) -> list[Any]:
+        """The payloads of ``function``'s asynchronous invocations that failed every
+        attempt and were dead-lettered, oldest first."""
+        raise NotSupported("this harness cannot read dead-lettered invocations")
     # config (resource.config): the stage's store, as `sls-py config ...` uses it
 
     def config_set(self, key: str, value: str, secret: bool = False) -> ConfigEntry:
@@ -349,6 +356,10 @@ class PluginHarness(Harness):
         if self.server_for_triggers:
             self.ensure_server()
         self._call("sls_py_trigger", request=request, ui=self.ui)
+
+    def deliver_async(self) -> None:
+        if self.server_for_triggers:
+            self.ensure_server()
 
     def upload(self, bucket: str, key: str, data: bytes) -> None:
         self._trigger(TriggerRequest(kind="upload", target=bucket, key=key, data=data))

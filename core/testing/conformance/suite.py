@@ -13,6 +13,7 @@ Each test names the capabilities it checks; one the provider does not declare
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -366,6 +367,59 @@ class ProviderConformance(ConfigConformance, ContractConformance):
         sent = conformance.wait_for_records(f"queue:text-{run}", 1)
         assert [r["body"] for r in sent] == [f"text-{run}"]
 
+    # --- functions invoking functions (function.invoke) ---------------------------------
+
+    def test_invoke_waits_for_the_targets_result(self, conformance: Harness) -> None:
+        self.need(conformance, "invoke", "function.invoke", "resource.table")
+        inv = conformance.invoke("invoker", {"mode": "sync", "x": 21})
+        assert (inv.error, inv.result) == (None, {"doubled": 42, "function": "invoke-target"})
+        inv = conformance.invoke("invoker", {"mode": "sync-error"})
+        assert (inv.error, inv.result) == (
+            None,
+            {"type": "HttpError", "status": 409, "message": "refused on purpose"},
+        )
+
+    def test_invoke_refuses_undeclared_targets_and_big_payloads(self, conformance: Harness) -> None:
+        self.need(conformance, "invoke", "function.invoke", "resource.table")
+        inv = conformance.invoke("invoker", {"mode": "refused"})
+        assert (inv.error, inv.result) == (
+            None,
+            [
+                "function 'invoker' may not invoke 'add'",
+                "the payload for 'invoke-target' is 262154 bytes, over the 262144 bytes an "
+                "asynchronous invocation may carry; put the data in a bucket and pass its key instead",
+            ],
+        )
+
+    def test_invoke_async_is_delivered(self, conformance: Harness) -> None:
+        self.need(conformance, "invoke", "function.invoke", "resource.table")
+        conformance.deliver_async()
+        run = _run_id()
+        inv = conformance.invoke("invoker", {"mode": "async", "run": run})
+        assert inv.error is None and isinstance(inv.result["id"], str), inv
+        found = conformance.wait_for_records(f"async:{run}", 1, timeout_s=60)
+        # at least once: a redelivery records the same row again
+        assert found == [{"id": f"async:{run}", "function": "invoke-target"}]
+
+    def test_invoke_async_dead_letters_after_two_retries(self, conformance: Harness) -> None:
+        self.need(conformance, "invoke", "function.invoke", "resource.table")
+        conformance.deliver_async()
+        run = _run_id()
+        inv = conformance.invoke("invoker", {"mode": "async-fail", "run": run})
+        assert inv.error is None, inv.error
+        payload = {"run": run, "fail": True}
+        deadline = time.monotonic() + 90
+        while payload not in conformance.dead_letters("invoke-target"):
+            assert time.monotonic() < deadline, "the failing invocation was never dead-lettered"
+            time.sleep(0.3)
+        attempts = conformance.records(f"attempt:{run}:")
+        assert len(attempts) == 3, attempts  # the first attempt and two retries
+
+    def test_fanout_gathers_every_chunks_result(self, conformance: Harness) -> None:
+        self.need(conformance, "invoke", "function.invoke", "resource.table")
+        conformance.deliver_async()
+        inv = conformance.invoke("invoker", {"mode": "fanout", "n": 10, "chunk": 3, "parallel": 2})
+        assert (inv.error, inv.result) == (None, [[0, 1, 4], [9, 16, 25], [36, 49, 64], [81]])
     # --- last: stopping the `run` server (the checks above share one) -----------------
 
     test_contract_run_stops_on_sigterm = ContractConformance.check_run_stops_on_sigterm

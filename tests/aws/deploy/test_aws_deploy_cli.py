@@ -50,22 +50,32 @@ def expected_snapshot(
     tags = {"sls-py:app": "clonezero", "sls-py:stage": stage}
     fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{p}"
     uploads, reports = f"{p}-uploads-{ACCOUNT}", f"{p}-reports-{ACCOUNT}"
-    memory = {"work-magic": 128, "catalog-upload": 256, "nightly-report": 256, **(memory or {})}
+    memory = {
+        "work-magic": 128,
+        "catalog-upload": 256,
+        "nightly-report": 256,
+        "count-chunk": 128,
+        **(memory or {}),
+    }
     # the magic word is config: only dev has a default (pyproject.toml), values live in SSM
     defaults = {"magic-word": "clonezero-token"} if stage == "dev" else {}
-    resources = json.dumps(
-        {
-            "buckets": {"reports": reports, "uploads": uploads},
-            "config_defaults": defaults,
-            "configs": {"settings": f"/clonezero/{stage}/"},
-            "driver": "sls_py_aws.resources:AwsDriver",
-            "options": {},
-            "queues": {},
-            "tables": {"catalog": f"{p}-catalog"},
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+
+    def resources(**extra: Any) -> str:
+        return json.dumps(
+            {
+                "buckets": {"reports": reports, "uploads": uploads},
+                "config_defaults": defaults,
+                "configs": {"settings": f"/clonezero/{stage}/"},
+                "driver": "sls_py_aws.resources:AwsDriver",
+                "options": {},
+                "queues": {},
+                "tables": {"catalog": f"{p}-catalog", "sls-py-fanout": f"{p}-sls-py-fanout"},
+                **extra,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
     cors_env = json.dumps(
         {
             "POST /work-magic": {
@@ -81,8 +91,13 @@ def expected_snapshot(
     )
 
     def function(
-        name: str, timeout: int, permission: dict[str, Any], extra_env: dict[str, str]
+        name: str,
+        timeout: int,
+        permission: dict[str, Any] | None,
+        extra_env: dict[str, str],
+        invokes: tuple[str, ...] = (),
     ) -> Any:
+        targets = {"functions": {t: f"{p}-{t}" for t in invokes}} if invokes else {}
         return {
             "architectures": ["x86_64"],
             "code_sha256": sha,
@@ -90,14 +105,14 @@ def expected_snapshot(
             "environment": {
                 "SLS_PY_APP": "work_magic.app:app",
                 "SLS_PY_FUNCTION": name,
-                "SLS_PY_RESOURCES": resources,
+                "SLS_PY_RESOURCES": resources(**targets),
                 "SLS_PY_STAGE": stage,
                 **extra_env,
             },
             "event_sources": [],
             "handler": "sls_py_aws.handler.handle",
             "memory": memory[name],
-            "permissions": [permission],
+            "permissions": [permission] if permission else [],
             "role": f"arn:aws:iam::{ACCOUNT}:role/{p}-lambda",
             "runtime": "python3.12",
             "tags": tags,
@@ -106,7 +121,7 @@ def expected_snapshot(
 
     groups = [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{p}-{f}"
-        for f in ("catalog-upload", "nightly-report", "work-magic")
+        for f in ("catalog-upload", "count-chunk", "nightly-report", "work-magic")
     ]
     cors = {
         "method.response.header.Access-Control-Allow-Headers": (
@@ -195,7 +210,9 @@ def expected_snapshot(
                     "sid": "sls-py-events-nightly",
                 },
                 {"SLS_PY_CORS": "{}"},
+                invokes=("count-chunk",),
             ),
+            f"{p}-count-chunk": function("count-chunk", 30, None, {"SLS_PY_CORS": "{}"}),
             f"{p}-work-magic": function(
                 "work-magic",
                 10,
@@ -211,7 +228,9 @@ def expected_snapshot(
                 {"SLS_PY_CORS": cors_env},
             ),
         },
-        "queues": {},
+        "queues": {
+            f"{p}-count-chunk-async-dlq": {"visibility": "30", "redrive": None, "tags": tags},
+        },
         "roles": {
             f"{p}-lambda": {
                 "attached": [],
@@ -267,7 +286,8 @@ def expected_snapshot(
                                     "dynamodb:UpdateItem",
                                 ],
                                 "Resource": [
-                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog"
+                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog",
+                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-sls-py-fanout",
                                 ],
                             },
                             {
@@ -282,6 +302,18 @@ def expected_snapshot(
                                     f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/clonezero/{stage}",
                                     f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/clonezero/{stage}/*",
                                 ],
+                            },
+                            {
+                                "Sid": "InvokeTargets",
+                                "Effect": "Allow",
+                                "Action": ["lambda:InvokeFunction"],
+                                "Resource": [f"{fn_arn}-count-chunk"],
+                            },
+                            {
+                                "Sid": "InvokeDeadLetters",
+                                "Effect": "Allow",
+                                "Action": ["sqs:SendMessage"],
+                                "Resource": [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{p}-count-chunk-async-dlq"],
                             },
                         ],
                     }
@@ -301,7 +333,15 @@ def expected_snapshot(
                 "billing": "PAY_PER_REQUEST",
                 "tags": tags,
                 "keys": [{"AttributeName": "key", "KeyType": "HASH"}],
-            }
+            },
+            f"{p}-sls-py-fanout": {
+                "billing": "PAY_PER_REQUEST",
+                "tags": tags,
+                "keys": [
+                    {"AttributeName": "job", "KeyType": "HASH"},
+                    {"AttributeName": "index", "KeyType": "RANGE"},
+                ],
+            },
         },
         "usage_plans": [
             {
@@ -320,9 +360,12 @@ CREATE_ALL = [
     ("create", "bucket", "uploads"),
     ("create", "bucket", "reports"),
     ("create", "table", "catalog"),
+    ("create", "table", "sls-py-fanout"),
     ("create", "function", "work-magic"),
     ("create", "function", "catalog-upload"),
     ("create", "function", "nightly-report"),
+    ("create", "function", "count-chunk"),
+    ("create", "async-config", "count-chunk"),
     ("create", "api", "clonezero-dev"),
     ("create", "permission", "work-magic/sls-py-api"),
     ("create", "permission", "catalog-upload/sls-py-s3-uploads"),
@@ -421,6 +464,12 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "name": "nightly-report",
             "reason": "code changed",
         },
+        {
+            "action": "update",
+            "kind": "function",
+            "name": "count-chunk",
+            "reason": "code changed",
+        },
     ]
     moto.start_recording()
     r = cli(["deploy", *args], env)
@@ -432,6 +481,7 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "PUT /2015-03-31/functions/clonezero-dev-work-magic/configuration",
             "PUT /2015-03-31/functions/clonezero-dev-catalog-upload/code",
             "PUT /2015-03-31/functions/clonezero-dev-nightly-report/code",
+            "PUT /2015-03-31/functions/clonezero-dev-count-chunk/code",
         ]
     )
     new_sha = code_sha256(project)
@@ -462,7 +512,7 @@ def test_two_stages_side_by_side_and_removing_one_keeps_the_other(
     assert prod == expected_snapshot(
         "prod",
         sha,
-        memory={"work-magic": 256},
+        memory={"work-magic": 256, "count-chunk": 256},
         keys=("partner", "mobile"),
         origin="https://clonezero.example",
         usage={
@@ -587,16 +637,16 @@ def test_logs_and_invoke_of_a_stage_that_is_not_deployed(moto: Moto, tmp_path: P
 def test_an_interrupted_cli_deploy_resumes_where_it_stopped(moto: Moto, tmp_path: Path) -> None:
     project = copy_app(tmp_path)
     args = ["deploy", "--provider", "aws", "--project", str(project), "--stage", "resume"]
-    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="5"))
+    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="6"))
     assert r.returncode == 2
     assert r.stderr.splitlines()[-2:] == [
-        "error: stopped after step 5 because SLS_PY_FAIL_AFTER_STEP=5 (a testing aid)",
+        "error: stopped after step 6 because SLS_PY_FAIL_AFTER_STEP=6 (a testing aid)",
         "hint: unset SLS_PY_FAIL_AFTER_STEP and deploy again: it picks up where it stopped",
     ]
     r = cli(args, moto.env())
     assert r.returncode == 0, r.stderr
-    assert "Deployed clonezero stage resume: 15 change(s)." in r.stderr
-    assert " create function work-magic new" not in r.stderr  # step 5: done before
+    assert "Deployed clonezero stage resume: 17 change(s)." in r.stderr
+    assert " create function work-magic new" not in r.stderr  # step 6: done before
     assert " create function catalog-upload new" in r.stderr
     r = cli(["remove", *args[1:]], moto.env())
     assert r.returncode == 0, r.stderr

@@ -68,7 +68,7 @@ def test_interrupted_deploy_converges_after_every_step(
     make it twice); then deploy to the end. The stage must equal a clean deploy."""
     deployer = Deployer(copy_app(tmp_path))
     all_steps = deployer.deploy("fault-00")
-    assert len(all_steps) == 20
+    assert len(all_steps) == 23
     clean = restage(snapshot(aws_env, "clonezero", "fault-00"), "fault-00")
 
     for n in range(1, len(all_steps) + 1):

@@ -192,6 +192,7 @@ RUNTIME_FILES = [
     "sls_py/runtime/drivers.py",
     "sls_py/runtime/errors.py",
     "sls_py/runtime/events.py",
+    "sls_py/runtime/invoke.py",
     "sls_py/runtime/jsonwire.py",
     "sls_py/runtime/records.py",
     "sls_py/runtime/resources.py",

@@ -27,6 +27,7 @@ from sls_py.errors import FunctionFailed
 from sls_py_aws.environment import lambda_environment
 from sls_py_aws.handler import ERROR_MARKER
 from sls_py_aws.operate import invocation_error
+from support.lambda_invoke import LambdaInvokeService
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +151,7 @@ def test_upload_then_nightly_report(
     ddb = boto3.client("dynamodb")
     names = {
         "buckets": {"uploads": f"cz-{suffix}-uploads", "reports": f"cz-{suffix}-reports"},
-        "tables": {"catalog": f"cz-{suffix}-catalog"},
+        "tables": {"catalog": f"cz-{suffix}-catalog", "sls-py-fanout": f"cz-{suffix}-fanout"},
     }
     for bucket in names["buckets"].values():
         s3.create_bucket(Bucket=bucket)
@@ -158,6 +159,18 @@ def test_upload_then_nightly_report(
         TableName=names["tables"]["catalog"],
         KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.create_table(  # the fan-out's results (app.fanout)
+        TableName=names["tables"]["sls-py-fanout"],
+        KeySchema=[
+            {"AttributeName": "job", "KeyType": "HASH"},
+            {"AttributeName": "index", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "job", "AttributeType": "S"},
+            {"AttributeName": "index", "AttributeType": "N"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     photo = b"\xff\xd8\xff\xe0 not really a jpeg " * 10
@@ -188,10 +201,20 @@ def test_upload_then_nightly_report(
         "uploaded_at": {"S": entry["uploaded_at"]},
     }
 
-    report = start_lambda(
-        work_magic_root.path, {**aws_env, **_function_env(work_magic_root, "nightly-report", names)}
+    # the report fans out to count-chunk through Lambda's Invoke API (InvocationType=Event),
+    # which moto cannot run: a LambdaInvokeService plays it for the report's Lambda client
+    chunk = start_lambda(
+        work_magic_root.path, {**aws_env, **_function_env(work_magic_root, "count-chunk", names)}
     )
-    answer = report.invoke(aws_event("eventbridge_scheduled.json"))
+    service = LambdaInvokeService(
+        lambda _name, ev: chunk.invoke(ev), boto3.client("lambda"), boto3.client("sqs")
+    )
+    env = {**aws_env, **_function_env(work_magic_root, "nightly-report", names)}
+    report = start_lambda(work_magic_root.path, {**env, "AWS_ENDPOINT_URL_LAMBDA": service.url})
+    try:
+        answer = report.invoke(aws_event("eventbridge_scheduled.json"))
+    finally:
+        service.stop()
     assert (answer.ok, answer.payload) == (
         True,
         {"report": "catalog/2026-11-27.json", "photos": 1},

@@ -311,6 +311,77 @@ if has("trigger.queue", "resource.queue", "resource.table"):
             )
 
 
+# --- functions invoking functions (function.invoke) ------------------------------
+
+if has("function.invoke", "resource.table"):
+    from sls_py import InvokeError, InvokeFailed
+
+    squares = app.fanout("square-chunk")
+
+    @app.function(name="square-chunk", timeout_s=10)
+    def square_chunk(numbers: list[int]) -> list[int]:
+        """A fan-out worker: the squares of its chunk."""
+        return [n * n for n in numbers]
+
+    class Call(BaseModel):
+        """What ``invoke-target`` is asked to do."""
+
+        run: str = ""
+        x: int = 0
+        status: int | None = None
+        record: bool = False
+        fail: bool = False
+
+    @app.function(name="invoke-target", timeout_s=10)
+    def invoke_target(call: Call, ctx: Context) -> dict[str, Any]:
+        """Answer, fail with a status, record an asynchronous call, or fail every attempt."""
+        if call.fail:
+            events.put({"id": f"attempt:{call.run}:{ctx.request_id}"})
+            raise RuntimeError("fails on purpose")
+        if call.status is not None:
+            raise HttpError(call.status, "refused on purpose")
+        if call.record:
+            events.put({"id": f"async:{call.run}", "function": ctx.function_name})
+        return {"doubled": call.x * 2, "function": ctx.function_name}
+
+    class Invoking(BaseModel):
+        """The payload of ``invoker``."""
+
+        mode: str
+        run: str = ""
+        x: int = 0
+        n: int = 0
+        chunk: int = 1
+        parallel: int = 1
+
+    @app.function(name="invoker", timeout_s=60, invokes=["invoke-target", "square-chunk"])
+    def invoker(p: Invoking, ctx: Context) -> Any:
+        """Invoke ``invoke-target`` (waiting or not) or fan out over ``square-chunk``."""
+        if p.mode == "sync":
+            return ctx.invoke("invoke-target", {"x": p.x})
+        if p.mode == "sync-error":
+            try:
+                ctx.invoke("invoke-target", {"status": 409})
+            except InvokeFailed as exc:
+                return {"type": exc.error.type, "status": exc.error.status, "message": exc.error.message}
+        if p.mode == "refused":
+            refused = []
+            for call in (
+                lambda: ctx.invoke("add", {"x": 1, "y": 2}),
+                lambda: ctx.invoke_async("invoke-target", {"run": "x" * (256 * 1024)}),
+            ):
+                try:
+                    call()
+                except InvokeError as exc:
+                    refused.append(str(exc).split(":")[0])
+            return refused
+        if p.mode == "async":
+            return {"id": ctx.invoke_async("invoke-target", {"run": p.run, "record": True})}
+        if p.mode == "async-fail":
+            return {"id": ctx.invoke_async("invoke-target", {"run": p.run, "fail": True})}
+        if p.mode == "fanout":
+            return squares.map(range(p.n), ctx, chunk=p.chunk, parallel=p.parallel)
+        raise HttpError(400, f"unknown mode {p.mode}")
 # --- config (resource.config): read at call time ----------------------------------
 
 if has("resource.config"):
