@@ -10,7 +10,8 @@ from pathlib import Path
 from aws_deploy_support import cli
 
 #: Every trigger and resource kind: HTTP with an API key and CORS, a greedy path,
-#: a schedule, uploads into a bucket, a queue with its consumer, a table.
+#: a schedule, uploads into a bucket, a queue with its consumer, a table, and an
+#: invocation edge (hello may invoke nightly).
 EVERYTHING_APP = """
 from sls_py import App, http, queue, schedule, upload
 
@@ -20,7 +21,8 @@ jobs = app.queue("jobs")
 items = app.table("items", key="id")
 
 
-@app.function(name="hello", triggers=[http("POST", "/hello", api_key=True, cors=True),
+@app.function(name="hello", invokes=["nightly"],
+              triggers=[http("POST", "/hello", api_key=True, cors=True),
                                       http("GET", "/files/{path+}")])
 def hello(payload: dict, ctx) -> dict:
     return {"hello": payload.get("name", "world")}

@@ -115,6 +115,7 @@ def test_plan_json_is_the_plan_against_an_empty_account_and_matches_its_schema(p
         ("create", "function", "nightly"),
         ("create", "function", "on-upload"),
         ("create", "function", "on-job"),
+        ("create", "async-config", "nightly"),
         ("create", "api", "pkgapp-dev"),
         ("create", "permission", "hello/sls-py-api"),
         ("create", "permission", "on-upload/sls-py-s3-inbox"),

@@ -10,8 +10,9 @@
 
 moto's CloudFormation cannot check everything, and the comparison says where:
 it skips ``AWS::ApiGateway::Stage``, ``ApiKey``, ``UsagePlan``,
-``UsagePlanKey`` and ``GatewayResponse`` silently; it ignores a RestApi's tags
-and binary media types, a function's tags and a bucket's
+``UsagePlanKey`` and ``GatewayResponse`` and ``AWS::Lambda::EventInvokeConfig``
+silently; it ignores a RestApi's tags and binary media types, a function's tags
+and a bucket's
 ``NotificationConfiguration``; it keeps an inline role policy as the Python
 repr of the document (read back with ``ast.literal_eval``); and it
 fails on a ``MOCK`` method (it reads ``Integration.Uri``, which a MOCK
@@ -175,6 +176,7 @@ def test_the_template_creates_what_deploy_creates(project: Path, packaged: Path,
     done = cli(["deploy", "--provider", "aws", "--project", str(project)], env)
     assert done.returncode == 0, done.stderr
     direct = snapshot(moto, "cfnapp", "dev")
+    invoke_config = moto.client("lambda").get_function_event_invoke_config(FunctionName="cfnapp-dev-nightly")
     assert len(direct["functions"]) == 4 and direct["queues"] and direct["tables"] and direct["rules"]
 
     # the same names again, from the stack: the direct deploy goes first (sls-py remove)
@@ -224,6 +226,18 @@ def test_the_template_creates_what_deploy_creates(project: Path, packaged: Path,
     )
     assert preflight["Integration"]["RequestTemplates"] == options["request_templates"]
     assert preflight["MethodResponses"][0]["ResponseParameters"] == options["method_responses"]["200"]
+    (async_config,) = by_type["AWS::Lambda::EventInvokeConfig"]
+    dlq_id = async_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    dlq_arn = f"arn:aws:sqs:us-east-1:123456789012:{res[dlq_id]['Properties']['QueueName']}"
+    assert (
+        async_config["MaximumRetryAttempts"],
+        async_config["MaximumEventAgeInSeconds"],
+        {"OnFailure": {"Destination": dlq_arn}},
+    ) == (
+        invoke_config["MaximumRetryAttempts"],
+        invoke_config["MaximumEventAgeInSeconds"],
+        invoke_config["DestinationConfig"],
+    )
     tags = {f["tags"]["sls-py:stage"] for f in direct["functions"].values()}
     assert tags == {"dev"}
     for fn in by_type["AWS::Lambda::Function"]:

@@ -133,7 +133,7 @@ def test_work_magic_over_http(packaged: Path, start: Any) -> None:
     ), fn.log()
 
 
-def test_upload_then_nightly_report_on_the_templates_resources(
+def test_upload_on_the_templates_resources(
     packaged: Path, start: Any, moto: Moto, cleanup: list[tuple[str, str]]
 ) -> None:
     env = template_environment(packaged, "catalog-upload")
@@ -168,16 +168,8 @@ def test_upload_then_nightly_report_on_the_templates_resources(
         },
     ), upload.log()
 
-    report = start("clonezero-dev-nightly-report", template_environment(packaged, "nightly-report"))
-    answer = report.invoke(_event("eventbridge_scheduled.json"))
-    assert (answer.ok, answer.payload) == (True, {"report": "catalog/2026-11-27.json", "photos": 1}), (
-        report.log()
-    )
-    body = s3.get_object(Bucket=names["buckets"]["reports"], Key="catalog/2026-11-27.json")["Body"].read()
-    assert json.loads(body)["total_bytes"] == len(photo)
 
-
-def test_a_queue_batch_with_one_failing_message(
+def test_a_queue_batch_and_a_schedule(
     moto: Moto, start: Any, tmp_path: Path, cleanup: list[tuple[str, str]]
 ) -> None:
     import shutil
@@ -206,3 +198,20 @@ def test_a_queue_batch_with_one_failing_message(
     done_url = sqs.get_queue_url(QueueName="fixture-dev-done")["QueueUrl"]
     received = sqs.receive_message(QueueUrl=done_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
     assert sorted(json.loads(m["Body"])["done"] for m in received["Messages"]) == [1, 3]
+
+    tick = start("fixture-dev-tick", template_environment(packaged, "tick", app="fixture"), root)
+    event = _event("eventbridge_scheduled.json")
+    doc = yaml.safe_load((packaged / "template.yaml").read_text())
+    rules = [r["Properties"]["Name"] for r in doc["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    assert rules == ["fixture-dev-tick"]
+    event["resources"] = [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{rules[0]}"]  # as that rule sends it
+    answer = tick.invoke(event)
+    assert (answer.ok, answer.payload) == (
+        True,
+        {
+            "schedule": "tick",
+            "expression": "rate(5 minutes)",
+            "time": "2026-11-27T02:00:00Z",
+            "payload": {"kind": "tick"},
+        },
+    ), tick.log()

@@ -85,7 +85,7 @@ def test_names_policy_and_environments_are_the_deploys_for_any_account(spec_and_
     assert [p["BucketName"] for p in props("AWS::S3::Bucket")] == [names.bucket("inbox")]
     assert [p["TableName"] for p in props("AWS::DynamoDB::Table")] == [names.table("items")]
     assert sorted(p["QueueName"] for p in props("AWS::SQS::Queue")) == sorted(
-        [names.queue("jobs"), names.dlq("jobs")]
+        [names.queue("jobs"), names.dlq("jobs"), names.async_dlq("nightly")]
     )
     assert [p["Name"] for p in props("AWS::Events::Rule")] == [names.rule("nightly")]
     sources = sorted(
