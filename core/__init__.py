@@ -34,6 +34,7 @@ from .runtime import (
     Table,
     UploadEvent,
 )
+from .runtime.database import Database, DatabaseError
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,8 @@ __all__ = [
     "Bucket",
     "Context",
     "Cors",
+    "Database",
+    "DatabaseError",
     "FunctionDef",
     "HttpError",
     "HttpRequest",

@@ -8,6 +8,7 @@ that name the function and the field.
 
 from __future__ import annotations
 
+from .runtime.database import Database
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -241,6 +242,17 @@ class TableDef(FrozenRecord):
         )
 
 
+class DatabaseDef(FrozenRecord):
+    """A SQL database and the folder of its ``.sql`` migrations (relative to the project)."""
+
+    __match_args__ = ("name", "migrations")
+    name: str
+    migrations: str | None
+
+    def __init__(self, name: str, migrations: str | None = None) -> None:
+        super().__init__(name=name, migrations=migrations)
+
+
 class App:
     """A serverless app: its functions, the resources they use, its HTTP gateway.
 
@@ -266,6 +278,7 @@ class App:
         self.buckets: dict[str, BucketDef] = {}
         self.queues: dict[str, QueueDef] = {}
         self.tables: dict[str, TableDef] = {}
+        self.databases: dict[str, DatabaseDef] = {}
 
     def function(
         self,
@@ -334,6 +347,16 @@ class App:
         """
         self.tables[name] = TableDef(name, key, sort_key, key_type, sort_key_type)
         return Table(name, key, sort_key, key_type=key_type, sort_key_type=sort_key_type)
+
+    def database(self, name: str, *, migrations: str | None = None) -> Database:
+        """Declare a SQL database (PostgreSQL) and return its handle.
+
+        :param migrations: a folder of ``.sql`` files, relative to the project
+            (where ``pyproject.toml`` is); each file is applied once, in name
+            order, by ``sls-py migrate`` and before ``run`` and ``deploy``.
+        """
+        self.databases[name] = DatabaseDef(name, migrations)
+        return Database(name, migrations)
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, functions={list(self.functions)})"

@@ -459,6 +459,15 @@ def new(
     typer.echo(f"  cd {target} && python -m pytest")
 
 
+def _add_database_commands() -> None:
+    from .dbcli import register
+
+    register(cli)
+
+
+_add_database_commands()
+
+
 def _add_plugin_commands() -> None:
     if _state.get("commands_added"):
         return

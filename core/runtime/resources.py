@@ -25,9 +25,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, Driver, QueueDriver, TableDriver
+    from .drivers import BucketDriver, DatabaseDriver, Driver, QueueDriver, TableDriver
 
-_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "Driver")
+_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "DatabaseDriver", "Driver")
 
 
 def __getattr__(name: str) -> object:
@@ -46,7 +46,7 @@ class ResourceError(Exception):
 
 _lock = threading.Lock()
 _driver: Driver | None = None
-_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}}
+_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "databases": {}}
 
 
 def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = None) -> None:
@@ -54,7 +54,7 @@ def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = 
     global _driver, _names
     with _lock:
         _driver = driver
-        _names = {"buckets": {}, "queues": {}, "tables": {}, **(names or {})}
+        _names = {"buckets": {}, "queues": {}, "tables": {}, "databases": {}, **(names or {})}
 
 
 def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
@@ -76,6 +76,7 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "buckets": config.get("buckets") or {},
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
+                "databases": config.get("databases") or {},
             }
         return _driver, _names
 
@@ -275,6 +276,7 @@ class MemoryDriver:
         self.buckets: dict[str, dict[str, bytes]] = {}
         self.queues: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.databases: dict[str, Any] = {}
 
     def bucket(self, name: str, physical: str) -> BucketDriver:
         return _MemoryBucket(self.buckets.setdefault(name, {}))
@@ -284,3 +286,12 @@ class MemoryDriver:
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return _MemoryTable(self.tables.setdefault(name, {}), key, sort_key)
+
+    def database(self, name: str, physical: str) -> DatabaseDriver:
+        """An in-memory SQLite database per name (SQLite, not PostgreSQL: see
+        :class:`sls_py.runtime.database.SqliteDatabase`)."""
+        from .database import SqliteDatabase
+
+        if name not in self.databases:
+            self.databases[name] = SqliteDatabase(name)
+        return self.databases[name]
