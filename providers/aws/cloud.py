@@ -37,6 +37,9 @@ NOT_FOUND_CODES = frozenset(
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
         "ResourceNotFound",
+        "DBClusterNotFoundFault",
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
     }
 )
 _READ_PREFIXES = ("get_", "list_", "describe_", "head_", "filter_", "generate_", "wait_")

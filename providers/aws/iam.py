@@ -108,4 +108,7 @@ def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
                 "Resource": [names.table_arn(t.name) for t in spec.tables],
             }
         )
+    from .databases import iam_statements
+
+    statements.extend(iam_statements(spec, names))
     return {"Version": "2012-10-17", "Statement": statements}

@@ -154,6 +154,7 @@ class AwsDriver:
         self._clients: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}
         self._tables: dict[str, Any] = {}
+        self._databases: dict[str, Any] = {}
 
     def _session_kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -191,6 +192,19 @@ class AwsDriver:
                 raise
             self._queue_urls[physical] = url
         return AwsQueue(self.client("sqs"), name, url)
+
+    def database(self, name: str, physical: str) -> Any:
+        """Database ``name`` of the Aurora cluster whose ARN is ``physical``,
+        through the RDS Data API (see :mod:`sls_py_aws.dataapi`)."""
+        client = self.client("rds-data")  # (takes the lock itself)
+        with self._lock:
+            db = self._databases.get(name)
+            if db is None:
+                from .dataapi import lambda_database
+
+                db = lambda_database(client, lambda: self.client("secretsmanager"), name, physical)
+                self._databases[name] = db
+        return db
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> AwsTable:
         with self._lock:
