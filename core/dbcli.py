@@ -41,6 +41,7 @@ def _pick(spec: Any, name: str | None) -> str:
 
 def register(cli: typer.Typer) -> None:
     """Add ``migrate`` and the ``db`` group to ``cli``."""
+
     @cli.command()
     def migrate(
         project: ProjectOpt = Path("."),

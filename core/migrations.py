@@ -82,9 +82,7 @@ def database_spec(project_root: Path, app: str, stage: str, db: DatabaseDef) -> 
                 f"in {project_root}",
                 hint=f"create {folder} with .sql files, or drop migrations= from app.database()",
             )
-    return DatabaseSpec(
-        name=db.name, qualified_name=f"{app}-{stage}-{db.name}", migrations=db.migrations
-    )
+    return DatabaseSpec(name=db.name, qualified_name=f"{app}-{stage}-{db.name}", migrations=db.migrations)
 
 
 def migration_files(project_root: Path, db: DatabaseSpec) -> list[Migration]:
@@ -129,9 +127,7 @@ def apply_migrations(driver: DatabaseDriver, name: str, migrations: list[Migrati
         )
         rows, _ = driver.execute(f"SELECT name, checksum FROM {MIGRATIONS_TABLE}", {})
     except DatabaseError as exc:
-        raise MigrationError(
-            f"database {name!r}: cannot read its migrations table: {exc.message}"
-        ) from None
+        raise MigrationError(f"database {name!r}: cannot read its migrations table: {exc.message}") from None
     done = {str(r["name"]): str(r["checksum"]) for r in rows or []}
     for m in migrations:
         if m.name in done:
@@ -147,8 +143,7 @@ def apply_migrations(driver: DatabaseDriver, name: str, migrations: list[Migrati
                     driver.execute(statement, {})
                 except DatabaseError as exc:
                     raise MigrationError(
-                        f"database {name!r}: migration {m.name} failed at statement {number}: "
-                        f"{exc.message}",
+                        f"database {name!r}: migration {m.name} failed at statement {number}: {exc.message}",
                         hint="fix the file and run `sls-py migrate` again: nothing of it was kept",
                     ) from None
             driver.execute(

@@ -67,8 +67,7 @@ def secret_name(spec: Spec, name: str) -> str:
 def secret_arn_pattern(names: Names, name: str) -> str:
     """The secret's ARN for IAM: AWS appends ``-`` and six random characters."""
     return (
-        f"arn:aws:secretsmanager:{names.region}:{names.account}:secret:"
-        f"{secret_name(names.spec, name)}-??????"
+        f"arn:aws:secretsmanager:{names.region}:{names.account}:secret:{secret_name(names.spec, name)}-??????"
     )
 
 

@@ -47,9 +47,7 @@ def describe(report: MigrationReport) -> str:
     else:
         text += "no migrations"
     if report.changed:
-        text += (
-            f"; changed after they were applied (not run again): {', '.join(report.changed)}"
-        )
+        text += f"; changed after they were applied (not run again): {', '.join(report.changed)}"
     return text
 
 

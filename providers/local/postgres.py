@@ -23,20 +23,29 @@ data folder is kept with the major version that created it.
 PostgreSQL refuses to run as root. Run as root (CI, containers), the server
 and ``initdb`` run as an unprivileged system account instead: ``postgres``
 (made by Debian's package) if it exists, else ``nobody``; the data folder is
-owned by it, mode 0700. Every folder above it must be searchable by that
-account (``chmod o+x``); if one is not, the start fails with a line saying which.
+owned by it, mode 0700. When a folder above the project is closed to that
+account (``/root``, pytest's ``/tmp/pytest-of-root``), the cluster is kept in
+``/var/lib/sls-py/postgres/<hash of the project's path>/`` instead and
+``postgres/data`` is a symlink to it (no folder of yours changes mode). The
+binaries must be reachable by that account (Debian's are; a pip-installed
+server inside a closed folder is refused with a line saying which).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
+import hashlib
 import importlib.util
 import os
 import pwd
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +69,13 @@ SYSTEM_USERS = ("postgres", "nobody")
 #: unprivileged account, ask for SIGKILL when the supervisor's thread dies (the
 #: setting does not survive a change of user, so it is set after), exec.
 _SHIM = (
-    "import ctypes,os,sys;u,g=int(sys.argv[1]),int(sys.argv[2]);os.setgroups([]);"
-    "os.setgid(g);os.setuid(u);"
+    "import ctypes,os,sys;u,g=int(sys.argv[1]),int(sys.argv[2]);os.chdir('/');"
+    "os.setgroups([]);os.setgid(g);os.setuid(u);"
     "ctypes.CDLL(None).prctl(1,9,0,0,0);os.execv(sys.argv[3],sys.argv[3:])"
 )
+#: where a root-run server keeps a cluster whose project folder its account
+#: cannot reach (linked from the project's ``postgres/data``)
+OUTSIDE_ROOT = Path("/var/lib/sls-py/postgres")
 
 
 def postgres_root(state_dir: Path, stage: str) -> Path:
@@ -148,18 +160,26 @@ def server_account() -> pwd.struct_passwd | None:
     )
 
 
-def _check_reachable(path: Path, account: pwd.struct_passwd) -> None:
-    """Refuse a folder the server's account cannot reach (a parent without o+x)."""
+def _closed_parent(path: Path, account: pwd.struct_passwd) -> Path | None:
+    """The first folder above ``path`` that ``account`` cannot search, if any."""
     for parent in [*reversed(path.resolve().parents)]:
         st = parent.stat()
         if st.st_uid == account.pw_uid:
             continue
         if not st.st_mode & 0o001 and not (st.st_gid == account.pw_gid and st.st_mode & 0o010):
-            raise ServerError(
-                f"PostgreSQL cannot run as root, so it runs as {account.pw_name!r}, "
-                f"which cannot reach {path}: {parent} is not searchable by others",
-                hint=f"chmod o+x {parent} (or run sls-py as a normal user)",
-            )
+            return parent
+    return None
+
+
+def _check_reachable(path: Path, account: pwd.struct_passwd) -> None:
+    """Refuse a folder the server's account cannot reach (a parent without o+x)."""
+    parent = _closed_parent(path, account)
+    if parent is not None:
+        raise ServerError(
+            f"PostgreSQL cannot run as root, so it runs as {account.pw_name!r}, "
+            f"which cannot reach {path}: {parent} is not searchable by others",
+            hint=f"chmod o+x {parent} (or run sls-py as a normal user)",
+        )
 
 
 @dataclass(frozen=True)
@@ -198,27 +218,32 @@ class PostgresServer:
     def __init__(self, root: Path, report: Any = None) -> None:
         self.root = root
         self.data_dir = root / "data"
+        self.pgdata = self.data_dir  # the real folder (see _locate)
         self.root.mkdir(parents=True, exist_ok=True)
         self.password_file = root / "password"
         self.connection = _connection(root)
         self.port = self.connection.port
         self.report = report
         self.supervisor: Supervisor | None = None
+        self._owner: int | None = None
 
     def _initdb(self, bin_dir: Path, account: pwd.struct_passwd | None) -> None:
         """Create the cluster (once): password auth for the ``sls_py`` superuser."""
-        if (self.data_dir / "PG_VERSION").is_file():
+        if (self.pgdata / "PG_VERSION").is_file():
             return
-        self.data_dir.mkdir(mode=0o700, exist_ok=True)
-        pwfile = self.root / ".initdb-password"
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
+        # the password goes to initdb in a file of the server's account, in a private
+        # folder of the system's temporary directory (reachable when the project is not)
+        secret_dir = Path(tempfile.mkdtemp(prefix="sls-py-initdb-"))
+        pwfile = secret_dir / "password"
         write_private(pwfile, self.connection.password() + "\n")
         if account is not None:
-            os.chown(self.data_dir, account.pw_uid, account.pw_gid)
-            os.chown(pwfile, account.pw_uid, account.pw_gid)
+            for path in (self.pgdata, secret_dir, pwfile):
+                os.chown(path, account.pw_uid, account.pw_gid)
         argv = [
             str(bin_dir / "initdb"),
             "-D",
-            str(self.data_dir),
+            str(self.pgdata),
             "-U",
             USER,
             f"--pwfile={pwfile}",
@@ -236,11 +261,11 @@ class PostgresServer:
                 stdin=subprocess.DEVNULL,
             )
         finally:
-            pwfile.unlink(missing_ok=True)
+            shutil.rmtree(secret_dir, ignore_errors=True)
         if done.returncode != 0:
             lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
             with contextlib.suppress(OSError):
-                for leftover in self.data_dir.iterdir():  # initdb wants an empty folder next time
+                for leftover in self.pgdata.iterdir():  # initdb wants an empty folder next time
                     subprocess.run(["rm", "-rf", str(leftover)], check=False)
             raise ServerError(
                 f"initdb failed for {self.data_dir}: {lines[-1] if lines else done.returncode}",
@@ -250,7 +275,32 @@ class PostgresServer:
     def _as_account(self, argv: list[str], account: pwd.struct_passwd | None) -> list[str]:
         if account is None:
             return argv
-        return [sys.executable, "-I", "-S", "-c", _SHIM, str(account.pw_uid), str(account.pw_gid), *argv]
+        uid, gid = str(account.pw_uid), str(account.pw_gid)
+        return [sys.executable, "-I", "-S", "-c", _SHIM, uid, gid, *argv]
+
+    def _locate(self, account: pwd.struct_passwd | None) -> Path:
+        """Where the cluster's files are: ``data/``, or (root, closed project folder)
+        a folder under /var/lib/sls-py that ``data`` links to."""
+        link = self.data_dir
+        if link.is_symlink():
+            return link.resolve()
+        if account is None or _closed_parent(link, account) is None:
+            return link
+        if link.is_dir() and any(link.iterdir()):
+            raise ServerError(
+                f"the PostgreSQL account {account.pw_name!r} cannot reach {link} "
+                f"({_closed_parent(link, account)} is closed to others)",
+                hint=f"chmod o+x {_closed_parent(link, account)}, or run sls-py as a normal user",
+            )
+        digest = hashlib.sha256(str(link.resolve()).encode()).hexdigest()[:16]
+        outside = OUTSIDE_ROOT / digest / "data"
+        outside.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (OUTSIDE_ROOT.parent, OUTSIDE_ROOT, outside.parent):
+            folder.chmod(0o755)
+        if link.is_dir():
+            link.rmdir()
+        link.symlink_to(outside, target_is_directory=True)
+        return outside
 
     def _probe(self) -> bool:
         import psycopg
@@ -268,18 +318,55 @@ class PostgresServer:
             "dbname": database,
         }
 
+    def own(self, wait: bool = True) -> bool:
+        """Take the stage's server lock (``owner.lock``): whoever holds it runs the
+        server. ``wait=False``: return ``False`` at once when another process holds it."""
+        if self._owner is not None:
+            return True
+        fd = os.open(self.root / "owner.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._owner = fd
+        return True
+
+    def disown(self) -> None:
+        """Release the server lock."""
+        if self._owner is not None:
+            os.close(self._owner)
+            self._owner = None
+
+    def wait_answering(self, timeout_s: float = 60.0) -> None:
+        """Wait until the server another process runs answers (it may be starting)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._probe()
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    raise ServerError(
+                        f"the stage's PostgreSQL server (run by another sls-py) does not answer: {exc}",
+                        hint=f"see {self.root / 'server.log'}",
+                    ) from None
+                time.sleep(0.1)
+
     def start(self) -> None:
-        """Start the server in the background (init the cluster first if needed)."""
+        """Start the server in the background (init the cluster first if needed);
+        waits for the server lock if another command runs the server now."""
+        self.own(wait=True)
         account = server_account()
         bin_dir = find_binaries(self.data_dir)
         if account is not None:
-            _check_reachable(self.data_dir.parent, account)
             _check_reachable(bin_dir / "postgres", account)
+        self.pgdata = self._locate(account)
         self._initdb(bin_dir, account)
         argv = [
             str(bin_dir / "postgres"),
             "-D",
-            str(self.data_dir),
+            str(self.pgdata),
             "-p",
             str(self.port),
             "-c",
@@ -322,6 +409,7 @@ class PostgresServer:
         """Stop the server (fast shutdown) if it was started here."""
         if self.supervisor is not None:
             self.supervisor.stop()
+        self.disown()
 
 
 def running_pid(data_dir: Path) -> int | None:
@@ -371,18 +459,13 @@ def server_for_command(spec: Spec, state_dir: Path) -> Iterator[Connection]:
     root = postgres_root(state_dir, spec.stage)
     names = [d.name for d in spec.databases]
     server = PostgresServer(root)
-    adopted = False
-    if running_pid(server.data_dir) is not None:
-        try:
-            server.create_databases(names)
-            adopted = True
-        except Exception:  # not answering (starting, stopping): start our own
-            adopted = False
-    if adopted:
+    if not server.own(wait=False):  # another sls-py runs it (sls-py run, or a command)
+        server.wait_answering()
+        server.create_databases(names)
         yield server.connection
         return
-    server.start()
     try:
+        server.start()
         server.wait_ready(names)
         yield server.connection
     finally:

@@ -63,9 +63,7 @@ def test_migrate_without_databases_calls_nothing(run_cli: CliRunner, project: Pa
 
 
 @pytest.mark.hook("sls_py_db_shell")
-def test_db_shell_names_the_database_and_returns_its_exit_code(
-    run_cli: CliRunner, db_project: Path
-) -> None:
+def test_db_shell_names_the_database_and_returns_its_exit_code(run_cli: CliRunner, db_project: Path) -> None:
     rec, plugins = _setup(sls_py_db_shell=3)
     res = run_cli(plugins, "db", "shell", "audit", "--project", str(db_project), "--provider", "fake")
     assert res.code == 3, res.err

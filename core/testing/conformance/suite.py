@@ -22,6 +22,7 @@ import pytest
 
 from ...errors import NotSupported
 from ...spec import CAPABILITIES
+from .database import DatabaseConformance
 from .harness import Harness, PluginHarness, prepare_project
 
 JSON = {"content-type": "application/json"}
@@ -31,7 +32,7 @@ def _run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-class ProviderConformance:
+class ProviderConformance(DatabaseConformance):
     """Subclass as ``Test...`` and set :attr:`provider` (or override :meth:`make_harness`).
 
     :attr:`exclude` maps capabilities to a reason for not checking them in
