@@ -437,8 +437,26 @@ def _connection(root: Path) -> Connection:
     if not pgpass.is_file() or pgpass.read_text() != line:
         write_private(pgpass, line)
     ours = running_pid(root / "data") is not None  # our own server holds the kept port
-    port = stable_port(root / "port", HOST, in_use_by_us=ours)
+    port = stable_port(root / "port", HOST, in_use_by_us=ours or _rebindable(root / "port"))
     return Connection(HOST, port, USER, str(password_file))
+
+
+def _rebindable(path: Path) -> bool:
+    """Whether the kept port can be bound as PostgreSQL binds it (``SO_REUSEADDR``):
+    a port left in TIME_WAIT by our own server's last run is still ours."""
+    import socket
+
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def postgres_connection(state_dir: Path, stage: str) -> Connection:
