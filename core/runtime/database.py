@@ -103,11 +103,22 @@ class Database:
         self.name = name
         self.migrations = migrations
         self._local = threading.local()
+        self._cached: tuple[object, DatabaseDriver] | None = None
 
     def _state(self) -> Any:
         return self._local
 
     def _impl(self) -> DatabaseDriver:
+        from . import resources
+
+        cached = self._cached
+        if cached is not None and cached[0] is resources._driver:
+            return cached[1]  # the same driver as last time: no lock, no lookups
+        db = self._open()
+        self._cached = (resources._driver, db)
+        return db
+
+    def _open(self) -> DatabaseDriver:
         from .resources import _current, _physical
 
         driver, _ = _current()
@@ -130,6 +141,8 @@ class Database:
                 database=self.name,
             )
         names = param_names(sql)
+        if not names:
+            return {}
         missing = [n for n in names if n not in params]
         if missing:
             raise DatabaseError(

@@ -71,14 +71,18 @@ class LocalDatabase:
     def _run(self, sql: str, params: dict[str, Any] | None) -> tuple[list[dict[str, Any]] | None, int]:
         conn = self._conn()
         query = to_pyformat(sql) if params else sql
-        args = {k: self._value(v) for k, v in params.items()} if params else None
-        with conn.cursor() as cur:
-            cur.execute(query, args)
-            if cur.description is None:
-                return None, max(cur.rowcount, 0)
-            cols = [d.name for d in cur.description]
-            rows = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-            return rows, len(rows)
+        args = None
+        if params:
+            args = params
+            if any(isinstance(v, dict | list) for v in params.values()):
+                args = {k: self._value(v) for k, v in params.items()}
+        cur = conn.execute(query, args)
+        description = cur.description
+        if description is None:
+            return None, max(cur.rowcount, 0)
+        cols = [d.name for d in description]
+        rows = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+        return rows, len(rows)
 
     def execute(self, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]:
         import psycopg

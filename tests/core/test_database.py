@@ -21,7 +21,7 @@ def test_named_parameters_are_found_outside_literals_comments_and_casts() -> Non
         "SELECT :a, ':b', \"c:d\", 1::int, $$ :e $$, $t$ :f $t$, 5 % 2, :a -- :g\n"
         "/* :h /* nested :i */ */ , E'it\\'s :j', :k_2"
     )
-    assert param_names(sql) == ["a", "k_2"]
+    assert param_names(sql) == ("a", "k_2")
     assert to_pyformat(sql) == (
         "SELECT %(a)s, ':b', \"c:d\", 1::int, $$ :e $$, $t$ :f $t$, 5 %% 2, %(a)s -- :g\n"
         "/* :h /* nested :i */ */ , E'it\\'s :j', %(k_2)s"

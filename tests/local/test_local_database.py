@@ -290,3 +290,23 @@ def test_migrate_and_invoke_without_a_running_server(pg_project: Path, tmp_path:
     counted = cli("invoke", "count", "{}")
     assert counted.stdout.strip() == '[{"n": 1}]'
     assert pg.running_pid(pg.postgres_root(copy / ".sls-py", "dev") / "data") is None  # stopped after
+
+
+def test_workers_of_an_app_with_a_database_are_not_batch_scheduled(pg_project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from sls_py.config import load_project
+    from sls_py.provider import RunOptions
+    from sls_py_local.launch import prepare
+
+    copy = tmp_path / "pgapp"
+    shutil.copytree(pg_project, copy)
+    for explicit, expected in (("", None), ("[tool.sls-py.providers.local]\nsched_batch = true\n", "1")):
+        text = (pg_project / "pyproject.toml").read_text() + explicit
+        (copy / "pyproject.toml").write_text(text)
+        project = load_project(copy)
+        prepared = prepare(project.spec("dev"), project, RunOptions(port=0), launch=False)
+        try:
+            assert {env.get("SLS_PY_SCHED_BATCH") for env in prepared.envs.values()} == {expected}
+        finally:
+            prepared.close()
