@@ -120,7 +120,7 @@ def param_names(sql: str) -> tuple[str, ...]:
     for kind, start, end in _scan(sql):
         if kind == "param":
             seen.setdefault(sql[start + 1 : end])
-    return _remember(_names_cache, sql, tuple(seen))  # type: ignore[no-any-return]
+    return _remember(_names_cache, sql, tuple(seen))
 
 
 def to_pyformat(sql: str) -> str:
@@ -128,7 +128,7 @@ def to_pyformat(sql: str) -> str:
     found = _pyformat_cache.get(sql)
     if found is not None:
         return found
-    return _remember(_pyformat_cache, sql, _to_pyformat(sql))  # type: ignore[no-any-return]
+    return _remember(_pyformat_cache, sql, _to_pyformat(sql))
 
 
 def _to_pyformat(sql: str) -> str:
