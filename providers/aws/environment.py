@@ -60,8 +60,9 @@ def resource_names(
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
-        "databases": {d.name: d.qualified_name for d in spec.databases},
     }
+    if spec.databases:  # only then: the environment of apps without one stays as it was
+        out["databases"] = {d.name: d.qualified_name for d in spec.databases}
     for kind, mapping in (names or {}).items():
         out.setdefault(kind, {}).update(mapping)
     return out

@@ -204,7 +204,7 @@ def physical_names(names: Names) -> dict[str, dict[str, str]]:
         "buckets": {b.name: names.bucket(b.name) for b in spec.buckets},
         "queues": {q.name: names.queue(q.name) for q in spec.queues},
         "tables": {t.name: names.table(t.name) for t in spec.tables},
-        "databases": database_physical(names),
+        **({"databases": database_physical(names)} if spec.databases else {}),
     }
 
 

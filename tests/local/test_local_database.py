@@ -289,6 +289,18 @@ def test_migrate_and_invoke_without_a_running_server(pg_project: Path, tmp_path:
     assert "database 'orders': applied nothing new (1 already applied)" in again.stderr
     counted = cli("invoke", "count", "{}")
     assert counted.stdout.strip() == '[{"n": 1}]'
+    # psql, with the password from the pgpass file (never on the command line or printed)
+    shell = subprocess.run(
+        [sys.executable, "-m", "sls_py", "db", "shell", "--project", str(copy)],
+        input="SELECT count(*) AS n FROM orders;\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert [ln.strip() for ln in shell.stdout.splitlines()][:3] == ["n", "---", "1"]
+    password = (pg.postgres_root(copy / ".sls-py", "dev") / "password").read_text().strip()
+    assert password not in shell.stdout + shell.stderr + added.stderr + first.stderr
     assert pg.running_pid(pg.postgres_root(copy / ".sls-py", "dev") / "data") is None  # stopped after
 
 

@@ -64,16 +64,6 @@ def write_app(root: Path, settings: str = "") -> None:
         del sys.modules[name]
 
 
-@pytest.fixture
-def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
-    for name, value in moto.env().items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    return moto
-
-
 def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tags}
 
