@@ -158,3 +158,29 @@ def test_spec_lists_databases_and_checks_names_and_folders(tmp_path: Path) -> No
     missing.database("orders", migrations="nowhere")
     with pytest.raises(SpecError, match="migrations folder 'nowhere' does not exist"):
         build_spec(project, missing, "dev")
+
+
+def test_sls_app_runs_databases_in_sqlite_with_migrations(tmp_path: Path) -> None:
+    from sls_py.testing import AppClient
+
+    (tmp_path / "pyproject.toml").write_text('[tool.sls-py]\napp = "shopdb:app"\n')
+    _write(tmp_path / "migrations", {"001.sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT);"})
+    (tmp_path / "shopdb.py").write_text(
+        "from sls_py import App\n"
+        "app = App('shop')\n"
+        "orders = app.database('orders', migrations='migrations')\n"
+        "@app.function()\n"
+        "def add(payload: dict) -> list:\n"
+        "    orders.execute('INSERT INTO orders (id, item) VALUES (:id, :item)', payload)\n"
+        "    return orders.query('SELECT id, item FROM orders')\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        client = AppClient(tmp_path)
+        assert client.invoke("add", {"id": 1, "item": "cat"}) == [{"id": 1, "item": "cat"}]
+        assert client.database("orders").execute("SELECT COUNT(*) AS n FROM orders", {})[0] == [{"n": 1}]
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("shopdb", None)
