@@ -49,9 +49,11 @@ sys.path.insert(0, {source!r})
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
-from sls_py.runtime import Context, HttpRequest, execute
+from sls_py.runtime import Context, HttpRequest, MemoryDriver, execute, use_driver
 from work_magic.app import work_magic
 
+# the magic word is config: dev's default, as the local provider passes it
+use_driver(MemoryDriver(), {{"config_defaults": {{"magic-word": "clonezero-token"}}}})
 KEY = os.environ["BENCH_API_KEY"].encode()
 
 
@@ -262,7 +264,7 @@ def start_local(
 
 
 def start_starlette(script: Path, port: int, key: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BENCH_API_KEY": key, "MAGIC_WORD": "clonezero-token"}
+    env = {**os.environ, "BENCH_API_KEY": key}
     return subprocess.Popen(
         [sys.executable, str(script), str(port)],
         stdout=subprocess.DEVNULL,

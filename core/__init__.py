@@ -34,6 +34,7 @@ from .runtime import (
     Table,
     UploadEvent,
 )
+from .runtime.config import Config, ConfigMissing
 from .runtime.database import Database, DatabaseError
 
 __version__ = "0.1.0"
@@ -54,6 +55,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "App",
     "Bucket",
+    "Config",
+    "ConfigMissing",
     "Context",
     "Cors",
     "Database",

@@ -8,6 +8,7 @@ that name the function and the field.
 
 from __future__ import annotations
 
+from .runtime.config import Config
 from .runtime.database import Database
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
@@ -253,6 +254,18 @@ class DatabaseDef(FrozenRecord):
         super().__init__(name=name, migrations=migrations)
 
 
+class ConfigDef(Record):
+    """A config handle as declared with :meth:`App.config` (the handle is ``handle``)."""
+
+    __match_args__ = ("name", "model", "ttl_s", "handle")
+
+    def __init__(self, name: str, model: Any, ttl_s: float, handle: Config) -> None:
+        self.name = name
+        self.model = model
+        self.ttl_s = ttl_s
+        self.handle = handle
+
+
 class App:
     """A serverless app: its functions, the resources they use, its HTTP gateway.
 
@@ -279,6 +292,7 @@ class App:
         self.queues: dict[str, QueueDef] = {}
         self.tables: dict[str, TableDef] = {}
         self.databases: dict[str, DatabaseDef] = {}
+        self.configs: dict[str, ConfigDef] = {}
 
     def function(
         self,
@@ -357,6 +371,19 @@ class App:
         """
         self.databases[name] = DatabaseDef(name, migrations)
         return Database(name, migrations)
+    def config(self, name: str = "settings", *, model: Any = None, ttl_s: float = 5.0) -> Config:
+        """Declare the app's use of per-stage config and secrets; return its handle.
+
+        Values are read at call time and kept ``ttl_s`` seconds, so
+        ``sls-py config set KEY VALUE --stage S`` takes effect without a deploy.
+        With a pydantic ``model``, :meth:`Config.load` returns it validated
+        (field ``magic_word`` reads key ``magic-word``; an alias names the key).
+        """
+        if name in self.configs:
+            raise ValueError(f"config {name!r} is declared twice in app {self.name!r}")
+        handle = Config(name, model=model, ttl_s=ttl_s)
+        self.configs[name] = ConfigDef(name, model, ttl_s, handle)
+        return handle
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, functions={list(self.functions)})"

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
 from .errors import ConfigError, FunctionFailed, SlsPyError
+from .runtime import jsonwire
 
 if TYPE_CHECKING:
     from .config import Project
@@ -37,17 +39,6 @@ cli = typer.Typer(
 trigger_cli = typer.Typer(help="Fire a trigger by hand: an upload or a schedule.", no_args_is_help=True)
 cli.add_typer(trigger_cli, name="trigger")
 
-ProjectOpt = Annotated[
-    Path, typer.Option("--project", "-p", help="The project folder (holding pyproject.toml).")
-]
-StageOpt = Annotated[
-    str | None, typer.Option("--stage", "-s", help="Stage (default: [tool.sls-py] stage, else dev).")
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option("--provider", "-P", help="Provider (default: [tool.sls-py] provider, else local)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 _state: dict[str, Any] = {}
 
@@ -163,12 +154,9 @@ def _read_payload(payload: str | None, file: Path | None) -> Any:
     else:
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            hint="""quote JSON for the shell, e.g. '{"x": 1}'""",
-        ) from None
+        return jsonwire.loads(text, source)  # strict: no NaN, Infinity, 1e999
+    except jsonwire.InvalidJson as exc:
+        raise ConfigError(exc.message, hint="""quote JSON for the shell, e.g. '{"x": 1}'""") from None
 
 
 @cli.command()
@@ -305,14 +293,28 @@ def remove(
     stage: StageOpt = None,
     provider: ProviderOpt = None,
     json_out: JsonOpt = False,
+    purge_config: Annotated[
+        bool,
+        typer.Option("--purge-config", help="Also delete the stage's config and secrets (kept otherwise)."),
+    ] = False,
 ) -> None:
     """Delete everything the stage deployed (and nothing of other stages)."""
+    from .config_cli import kept_config_note
+    from .config_cli import purge_config as purge
+
     s = _session(project, stage, provider)
     result = s.call("sls_py_remove", ui=s.ui)
+    purged = purge(s) if purge_config else []
     if json_out:
-        _print_json({"steps": _steps_json(result.steps)})
+        out: dict[str, Any] = {"steps": _steps_json(result.steps)}
+        if purge_config:
+            out["config_deleted"] = purged
+        _print_json(out)
     else:
         s.ui.info(f"Removed {s.spec.app} stage {s.spec.stage}: {len(result.steps)} resource(s).")
+        note = None if purge_config else kept_config_note(s)
+        if note:
+            s.ui.info(note)
 
 
 @cli.command()
@@ -466,6 +468,10 @@ def _add_database_commands() -> None:
 
 
 _add_database_commands()
+
+from .config_cli import config_cli  # noqa: E402  (it uses _session above)
+
+cli.add_typer(config_cli, name="config")
 
 
 def _add_plugin_commands() -> None:

@@ -100,6 +100,7 @@ class StageConfig(FunctionOverride):
     usage: UsageConfig | None = None
     functions: dict[str, FunctionOverride] = {}
     providers: dict[str, dict[str, Any]] = {}
+    config: dict[str, str | int | float | bool] = {}
 
 
 class ProjectConfig(_Conf):
@@ -115,6 +116,7 @@ class ProjectConfig(_Conf):
     usage: UsageConfig | None = None
     stages: dict[str, StageConfig] = {}
     providers: dict[str, dict[str, Any]] = {}
+    config: dict[str, str | int | float | bool] = {}
 
 
 @dataclass
@@ -429,6 +431,9 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
         providers.setdefault(pname, {}).update(settings)
 
     source = os.path.relpath(project.source_dir, project.root)
+    from .config_spec import config_specs
+
+    configs = config_specs(project, app, stage)
     return Spec(
         app=app.name,
         stage=stage,
@@ -450,6 +455,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             for t in app.tables.values()
         ],
         databases=[database_spec(project.root, app.name, stage, d) for d in app.databases.values()],
+        configs=configs,
         gateway=gateway,
         providers=providers,
     )

@@ -11,9 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-# sls_py.cli imports this module once its own names exist (typer reads these
-# annotations from this module's globals)
-from .cli import JsonOpt, ProjectOpt, ProviderOpt, StageOpt, _print_json, _session
+from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
 from .errors import SpecError
 
 db_cli = typer.Typer(help="The app's SQL databases: open a shell.", no_args_is_help=True)
@@ -41,6 +39,8 @@ def _pick(spec: Any, name: str | None) -> str:
 
 def register(cli: typer.Typer) -> None:
     """Add ``migrate`` and the ``db`` group to ``cli``."""
+
+    from .cli import _print_json, _session
 
     @cli.command()
     def migrate(

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .config import Project
     from .provider import (
         ApiKey,
+        ConfigEntry,
         DeployResult,
         Invocation,
         LogRecord,
@@ -151,6 +152,61 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
 
     :param request: what to fire; see :class:`~sls_py.provider.TriggerRequest`.
     :return: a JSON-able description of what happened (printed with ``--json``).
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_config_get(
+    spec: Spec, project: Project, keys: list[str] | None, reveal: bool
+) -> list[ConfigEntry]:
+    """Read the stage's config store, for ``sls-py config get`` and ``config list``.
+
+    The store holds the values functions read with ``app.config(...)`` at call
+    time: one set of string values by key per app and stage.
+
+    :param keys: the keys wanted (``None``: every key of the stage). Keys that
+        are not set are left out of the answer; it is not an error.
+    :param reveal: the user asked to see secrets' values (``--reveal``); when
+        false, a secret's entry has ``value=None``.
+    :return: :class:`~sls_py.provider.ConfigEntry` items sorted by key.
+
+    .. versionadded:: 0.2
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_config_set(
+    spec: Spec, project: Project, key: str, value: str, secret: bool, ui: UI
+) -> ConfigEntry:
+    """Set one key of the stage's config store (``sls-py config set``).
+
+    Running functions see the new value within their handle's ``ttl_s``,
+    without a deploy. Write so that a reader never sees a half-written store.
+
+    :param key: the key (the core has checked its form).
+    :param value: the value, a string. Never print or log it.
+    :param secret: store it as a secret (encrypted at rest where the provider
+        can, never shown without ``reveal``). Refuse to turn an existing secret
+        into a plain value without ``secret`` (raise
+        :class:`~sls_py.errors.ConfigError` with a hint).
+    :return: the entry as stored, with ``value=None`` if it is a secret.
+
+    .. versionadded:: 0.2
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_config_unset(spec: Spec, project: Project, keys: list[str], ui: UI) -> list[str]:
+    """Delete keys from the stage's config store (``sls-py config unset``, and
+    ``sls-py remove --purge-config`` for every key).
+
+    :param keys: the keys to delete; a key that is not set is skipped.
+    :return: the keys that were deleted, sorted.
+
+    .. versionadded:: 0.2
     """
     raise NotImplementedError
 

@@ -119,3 +119,16 @@ class TriggerRequest:
     target: str
     key: str | None = None
     data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    """One config value of a stage, as a provider's store holds it.
+
+    ``value`` is ``None`` for a secret read without ``reveal`` (providers never
+    hand out a secret's value unless asked to).
+    """
+
+    key: str
+    value: str | None
+    secret: bool = False

@@ -34,6 +34,7 @@ CAPABILITIES: dict[str, str] = {
     "function.timeout": "function timeouts",
     "function.memory": "function memory limits",
     "function.concurrency": "function concurrency limits",
+    "resource.config": "per-stage config and secrets, read at call time",
 }
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"]
@@ -146,6 +147,20 @@ class DatabaseSpec(_Model):
     migrations: str | None = None
 
 
+class ConfigSpec(_Model):
+    """An ``app.config(name)`` handle: the keys its model reads, never their values.
+
+    ``defaults`` are the stage's non-secret defaults from ``pyproject.toml``
+    (``[tool.sls-py.config]`` and ``[tool.sls-py.stages.NAME.config]``); values
+    set with ``sls-py config set`` live in the provider's store, not here.
+    """
+
+    name: str
+    ttl_s: float = Field(5.0, ge=0)
+    keys: list[str] = Field(default_factory=list, description="keys the handle's model reads")
+    defaults: dict[str, str] = Field(default_factory=dict)
+
+
 class GatewaySpec(_Model):
     """The app's HTTP gateway: API key names, usage limits, default CORS."""
 
@@ -167,6 +182,7 @@ class Spec(_Model):
     queues: list[QueueSpec] = []
     tables: list[TableSpec] = []
     databases: list[DatabaseSpec] = []
+    configs: list[ConfigSpec] = []
     gateway: GatewaySpec = GatewaySpec()
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="provider settings from [tool.sls-py.providers.NAME]"
@@ -222,6 +238,8 @@ class Spec(_Model):
         ):
             for item in items:
                 add(f"resource.{kind}", f"{kind} {item.name!r}")
+        for config in self.configs:
+            add("resource.config", f"config {config.name!r}")
         return need
 
 

@@ -21,10 +21,10 @@ Every provider calls :func:`execute`, so the semantics are the same everywhere.
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import traceback
 
+from . import jsonwire
 from .context import Context
 from .errors import ErrorInfo, HttpError, InvalidInput
 from .events import (
@@ -175,13 +175,24 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     )
 
 
+_RESULT = "the function's result"
+
+
 def _as_response(value: Any) -> Response:
     if isinstance(value, Response):
-        return value
+        body = value.body
+        if body is None or isinstance(body, bytes | bytearray | memoryview | str):
+            return value
+        # a JSON body is encoded here, so that one JSON cannot carry (NaN, an
+        # object it does not know) is a function error like any other
+        headers = dict(value.headers)
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["content-type"] = "application/json"
+        return Response(status=value.status, body=dumps(body, _RESULT), headers=headers)
     if value is None:
         return Response(status=204)
     # serialized once, to the bytes ``Response.json(to_jsonable(value))`` would encode
-    return Response(body=dumps(value), headers={"content-type": "application/json"})
+    return Response(body=dumps(value, _RESULT), headers={"content-type": "application/json"})
 
 
 def _error_response(info: ErrorInfo) -> Response:
@@ -194,10 +205,7 @@ def _error_response(info: ErrorInfo) -> Response:
 def _http_payload(request: HttpRequest) -> Any:
     """The payload a payload-style function gets from an HTTP request."""
     if request.body.strip():
-        try:
-            return json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidInput(f"Request body is not valid JSON: {exc}") from None
+        return jsonwire.loads(request.body)
     merged: dict[str, Any] = {k: v[0] for k, v in request.query.items() if v}
     merged.update(request.path_params)
     return merged
@@ -236,17 +244,24 @@ def execute(func: Any, event: Event, ctx: Context) -> Outcome:
                 raise InvalidInput(
                     f"function {ctx.function_name!r} takes {sig.style} events, not a payload"
                 )
+            jsonwire.check_finite(event.payload, "Payload")  # parsed by someone else
             arg = _validate(sig.annotation, event.payload)
-            return Outcome(result=to_jsonable(_call(func, sig, arg, ctx)))
+            return Outcome(result=to_jsonable(_call(func, sig, arg, ctx), _RESULT))
         expected = {UploadEvent: "upload", ScheduleEvent: "schedule", QueueBatch: "queue"}
         if sig.style in (expected[type(event)], "payload"):
             arg = event if sig.style != "payload" else _validate(sig.annotation, event.to_wire())
-            return Outcome(result=to_jsonable(_call(func, sig, arg, ctx)))
+            return Outcome(result=to_jsonable(_call(func, sig, arg, ctx), _RESULT))
         raise InvalidInput(
             f"function {ctx.function_name!r} takes {sig.style} events, not {expected[type(event)]}"
         )
     except Exception as exc:
         info = _error_info(exc)
+        if info.details is not None:
+            try:  # details cross process boundaries and become a body: plain, strict JSON
+                info.details = to_jsonable(info.details, "the error's details")
+            except (TypeError, ValueError) as bad:
+                ctx.logger.error("%s: left out of the answer", bad)
+                info.details = None
         if info.status is None:
             ctx.logger.error("%s: %s", info.type, info.message, exc_info=exc)
         if isinstance(event, HttpRequest) and info.status is not None:

@@ -50,3 +50,13 @@ class Driver(Protocol):
 
     # optional: ``def database(self, name: str, physical: str) -> DatabaseDriver``;
     # a driver without it makes ``app.database`` handles fail with a clear message
+
+class ConfigDriver(Protocol):
+    """A stage's config store as a function reads it (``Driver.config(name, physical)``).
+
+    ``config`` is optional on a :class:`Driver`: a provider without config
+    support leaves it out (and does not declare the ``resource.config``
+    capability).
+    """
+
+    def read(self) -> dict[str, str]: ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from . import jsonwire
 from .records import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
@@ -75,8 +76,10 @@ class HttpRequest(Record):
         return self.body.decode("utf-8")
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+        """The body parsed as strict JSON; a body that is not (NaN, ``1e999``, too
+        deep ...) raises :class:`~sls_py.runtime.jsonwire.InvalidJson`, a 400 if
+        the handler lets it through."""
+        return jsonwire.loads(self.body)
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -199,8 +202,8 @@ class QueueMessage(Record):
         self.receive_count = receive_count
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+        """The body parsed as strict JSON (see :meth:`HttpRequest.json`)."""
+        return jsonwire.loads(self.body, "Message body")
 
 
 class QueueBatch(Record):
@@ -287,11 +290,26 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any, what: str = "the value") -> Any:
     """``value`` as plain JSON data (pydantic models and dataclasses included)."""
-    return json.loads(dumps(value))
+    return json.loads(dumps(value, what))
 
 
-def dumps(value: Any) -> bytes:
-    """Compact JSON bytes for ``value``."""
-    return json.dumps(value, default=_default, separators=(",", ":")).encode("utf-8")
+# one encoder for every body the runtime writes: strict (no NaN or Infinity,
+# which strict parsers reject), compact, and built once rather than per call
+_encode = json.JSONEncoder(default=_default, separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps(value: Any, what: str = "the value") -> bytes:
+    """Compact, strict JSON bytes for ``value``: NaN and infinities raise a
+    :class:`ValueError` that says where they are (``what`` names the value)."""
+    try:
+        return _encode(value).encode("utf-8")
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        try:
+            plain = json.loads(json.dumps(value, default=_default))
+        except (TypeError, ValueError):
+            plain = None
+        raise jsonwire.not_json(exc, plain, what) from None

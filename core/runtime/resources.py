@@ -25,9 +25,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, DatabaseDriver, Driver, QueueDriver, TableDriver
+    from .drivers import BucketDriver, ConfigDriver, DatabaseDriver, Driver, QueueDriver, TableDriver
 
-_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "DatabaseDriver", "Driver")
+_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "DatabaseDriver", "Driver", "ConfigDriver")
 
 
 def __getattr__(name: str) -> object:
@@ -77,6 +77,9 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
                 "databases": config.get("databases") or {},
+                # app.config handles: name -> the store's address; the stage's defaults
+                "configs": config.get("configs") or {},
+                "config_defaults": config.get("config_defaults") or {},
             }
         return _driver, _names
 
@@ -277,6 +280,8 @@ class MemoryDriver:
         self.queues: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
         self.databases: dict[str, Any] = {}
+        #: the stage's config values (one store, whatever the handle's name)
+        self.config_values: dict[str, str] = {}
 
     def bucket(self, name: str, physical: str) -> BucketDriver:
         return _MemoryBucket(self.buckets.setdefault(name, {}))
@@ -295,3 +300,7 @@ class MemoryDriver:
         if name not in self.databases:
             self.databases[name] = SqliteDatabase(name)
         return self.databases[name]
+    def config(self, name: str, physical: str) -> ConfigDriver:
+        from .config import MemoryConfig
+
+        return MemoryConfig(self.config_values)

@@ -40,6 +40,7 @@ NOT_FOUND_CODES = frozenset(
         "DBClusterNotFoundFault",
         "DBInstanceNotFound",
         "DBInstanceNotFoundFault",
+        "ParameterNotFound",
     }
 )
 _READ_PREFIXES = ("get_", "list_", "describe_", "head_", "filter_", "generate_", "wait_")
@@ -56,6 +57,7 @@ _SERVICE_PREFIX = {
     "dynamodb": "dynamodb",
     "iam": "iam",
     "sts": "sts",
+    "ssm": "ssm",
 }
 
 

@@ -125,6 +125,7 @@ from sls_py.runtime import (
     load_app,
 )
 from sls_py.runtime.context import make_logger
+from sls_py.runtime.events import dumps
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ def _body(event: dict[str, Any]) -> bytes:
         import base64  # only binary bodies need it: not imported at cold start
 
         return base64.b64decode(body)
-    return body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+    return body.encode("utf-8") if isinstance(body, str) else dumps(body, "the event's body")
 
 
 def _rest_request(event: dict[str, Any]) -> HttpRequest:

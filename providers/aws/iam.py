@@ -111,4 +111,28 @@ def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
     from .databases import iam_statements
 
     statements.extend(iam_statements(spec, names))
+    if spec.configs:
+        statements.extend(config_statements(spec, region, account))
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def config_statements(spec: Spec, region: str, account: str) -> list[dict[str, Any]]:
+    """Read the stage's SSM parameters (``/<app>/<stage>`` and below), nothing else.
+
+    No ``kms:Decrypt`` is granted: secrets are SecureStrings under the
+    AWS-managed key ``alias/aws/ssm``, whose own key policy allows Decrypt to
+    the account's principals through SSM ("The AWS managed key for Parameter
+    Store (aws/ssm) grants Decrypt permission to all IAM principals in the AWS
+    account", AWS Systems Manager guide, *Restricting decryption of
+    SecureString parameter values*). The parameters a role can decrypt are
+    therefore exactly the ones it may read here.
+    """
+    prefix = f"arn:aws:ssm:{region}:{account}:parameter/{spec.app}/{spec.stage}"
+    return [
+        {
+            "Sid": "ConfigRead",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            "Resource": [prefix, prefix + "/*"],
+        }
+    ]

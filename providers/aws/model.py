@@ -59,6 +59,8 @@ KINDS = (
 RANK = {kind: i for i, kind in enumerate(KINDS)}
 
 HANDLER = "sls_py_aws.handler.handle"
+#: The methods an ``ANY`` route answers, as a CORS preflight lists them.
+ANY_EXPANDED = {"ANY": ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")}
 DEFAULT_RUNTIME = "python3.12"
 DEFAULT_ARCHITECTURE = "x86_64"
 #: Zips larger than this go to Lambda through a deployment bucket.
@@ -391,7 +393,10 @@ def desired_resources(
             cors_paths.pop(path, None)
         for path, entry in cors_paths.items():
             cors = entry["cors"]
-            methods = cors["methods"] or sorted({*entry["methods"], "OPTIONS"})
+            methods = cors["methods"] or sorted(
+                {m for method in entry["methods"] for m in ANY_EXPANDED.get(method, (method,))}
+                | {"OPTIONS"}
+            )  # a preflight lists real methods: ANY is not one a browser knows
             add(
                 Resource(
                     "cors",

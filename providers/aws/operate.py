@@ -28,7 +28,7 @@ def invoke(spec: Spec, cloud: Cloud, function: str, payload: Any, logs: bool) ->
     log tail (the last 4 KB, as Lambda returns it) is in :attr:`Invocation.logs`.
     """
     name = spec.qualified(function)
-    params: dict[str, Any] = {"FunctionName": name, "Payload": json.dumps(payload).encode()}
+    params: dict[str, Any] = {"FunctionName": name, "Payload": json.dumps(payload, allow_nan=False).encode()}
     if logs:
         params["LogType"] = "Tail"
     out = cloud.call("lambda", "invoke", missing_ok=True, **params)
@@ -50,8 +50,25 @@ def invoke(spec: Spec, cloud: Cloud, function: str, payload: Any, logs: bool) ->
     except json.JSONDecodeError:
         value = body.decode("utf-8", "replace")
     if out.get("FunctionError"):
-        return Invocation(function=function, error=invocation_error(value), request_id=request_id, logs=tail)
+        error = timeout_error(function, value) or invocation_error(value)
+        return Invocation(function=function, error=error, request_id=request_id, logs=tail)
     return Invocation(function=function, result=value, request_id=request_id, logs=tail)
+
+
+_LAMBDA_TIMEOUT = re.compile(r"Task timed out after ([0-9.]+) seconds")
+
+
+def timeout_error(function: str, value: Any) -> ErrorInfo | None:
+    """The contract's timeout error (``TimeoutError``, status 504) when Lambda stopped the
+    function at its timeout (``Sandbox.Timedout``: "Task timed out after 1.00 seconds")."""
+    message = str(value.get("errorMessage", "")) if isinstance(value, dict) else ""
+    found = _LAMBDA_TIMEOUT.search(message)
+    if found is None:
+        return None
+    seconds = float(found.group(1))
+    return ErrorInfo(
+        type="TimeoutError", message=f"function {function!r} timed out after {seconds:g} s", status=504
+    )
 
 
 def invocation_error(value: Any) -> ErrorInfo:

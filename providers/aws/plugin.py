@@ -11,6 +11,7 @@ from sls_py import hookimpl
 from sls_py.config import Project
 from sls_py.provider import (
     ApiKey,
+    ConfigEntry,
     DeployResult,
     Invocation,
     LogRecord,
@@ -47,6 +48,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
+                "resource.config",
             }
         ),
     )
@@ -133,6 +135,37 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
     from .operate import trigger
 
     return trigger(spec, make_cloud(spec), request)
+
+
+@hookimpl
+def sls_py_config_get(
+    spec: Spec, project: Project, keys: list[str] | None, reveal: bool
+) -> list[ConfigEntry]:
+    """The stage's SSM parameters under ``/<app>/<stage>/`` (decrypted only with ``reveal``)."""
+    from .config_store import get_entries
+    from .deploy import make_cloud
+
+    return get_entries(spec, make_cloud(spec), keys, reveal)
+
+
+@hookimpl
+def sls_py_config_set(
+    spec: Spec, project: Project, key: str, value: str, secret: bool, ui: UI
+) -> ConfigEntry:
+    """Put ``/<app>/<stage>/KEY`` (a SecureString with the AWS-managed key for secrets)."""
+    from .config_store import set_entry
+    from .deploy import make_cloud
+
+    return set_entry(spec, make_cloud(spec), key, value, secret)
+
+
+@hookimpl
+def sls_py_config_unset(spec: Spec, project: Project, keys: list[str], ui: UI) -> list[str]:
+    """Delete the keys' SSM parameters."""
+    from .config_store import unset_entries
+    from .deploy import make_cloud
+
+    return unset_entries(spec, make_cloud(spec), keys)
 
 
 @hookimpl

@@ -139,6 +139,22 @@ class AwsTable:
         return items
 
 
+class AwsConfig:
+    """The stage's config: SSM parameters under one path, secrets decrypted."""
+
+    def __init__(self, client: Any, path: str) -> None:
+        self.client, self.path = client, path
+
+    def read(self) -> dict[str, str]:
+        values: dict[str, str] = {}
+        paginator = self.client.get_paginator("get_parameters_by_path")
+        pages = paginator.paginate(Path=self.path.rstrip("/"), Recursive=False, WithDecryption=True)
+        for page in pages:
+            for param in page.get("Parameters", []):
+                values[str(param["Name"])[len(self.path) :]] = str(param["Value"])
+        return values
+
+
 class AwsDriver:
     """The runtime driver for AWS: S3 buckets, SQS queues, DynamoDB tables.
 
@@ -205,6 +221,10 @@ class AwsDriver:
                 db = lambda_database(client, lambda: self.client("secretsmanager"), name, physical)
                 self._databases[name] = db
         return db
+
+    def config(self, name: str, physical: str) -> AwsConfig:
+        """``physical`` is the stage's parameter path, ``/<app>/<stage>/``."""
+        return AwsConfig(self.client("ssm"), physical)
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> AwsTable:
         with self._lock:

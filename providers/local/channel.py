@@ -58,8 +58,8 @@ _META = struct.Struct(">I")
 
 
 _encoder = json.JSONEncoder(
-    separators=(",", ":")
-)  # one instance: json.dumps with options builds one per call
+    separators=(",", ":"), allow_nan=False
+)  # one instance: json.dumps with options builds one per call; strict, as every body is
 
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")

@@ -5,6 +5,23 @@ state, enforces size limits while parsing, answers pipelined requests in order
 and writes each response in one ``write`` with TCP_NODELAY set (no Nagle
 stalls). What a request means is the :class:`~sls_py_local.gateway.Gateway`'s
 business: it gets a :class:`Request` and answers with :meth:`HttpConnection.respond`.
+
+What a client gets wrong is answered from the head, before any body is read,
+and then the connection closes (the rest of what it sends is read and dropped
+for a moment, so that it sees the answer rather than a reset):
+
+- a ``Content-Length`` over the 6 MB payload limit: 413 at once (a chunked body
+  gets it as soon as it passes the limit);
+- an HTTP/1.1 request without ``Host``: 400;
+- a URL over 8 KB (414) or headers over 10 KB (431).
+
+Slow clients do not hold a connection forever (:class:`Timeouts`, from
+``[tool.sls-py.providers.local]``): a request whose head and body have not all
+arrived ``read_timeout_s`` after its first byte is answered 408 and the
+connection closed (a slowloris); a connection with no request in progress
+(just opened, or kept alive after an answer) is closed after
+``keepalive_timeout_s`` without a new request. The time a function takes is
+not the client's: no timeout runs while a request is being answered.
 """
 
 from __future__ import annotations
@@ -28,6 +45,7 @@ MAX_URL = 8 * 1024
 MAX_HEADERS = 10 * 1024  # API Gateway's limit on the total size of request headers
 _RAW_HEAD_LIMIT = MAX_URL + MAX_HEADERS + 4096  # bytes before the end of headers
 _PIPELINE_LIMIT = 32
+_LINGER_S = 2.0  # how long a refused request's further bytes are read and dropped
 
 _STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in http.HTTPStatus}
 # request headers the connection notes for the gateway (lower-case name -> attribute)
@@ -36,6 +54,7 @@ _NOTED = {
     b"origin": "origin",
     b"content-length": "content_length",
     b"expect": "expect",
+    b"host": "host",
 }
 _NOTED_SIZES = frozenset(len(n) for n in _NOTED)
 
@@ -73,11 +92,27 @@ def _date() -> str:
     return str(_date_cache[1])
 
 
+class Timeouts:
+    """How long a connection waits for its client, in seconds (0: for ever)."""
+
+    __slots__ = ("keepalive_s", "period", "read_s")
+
+    def __init__(self, read_s: float = 10.0, keepalive_s: float = 30.0) -> None:
+        self.read_s, self.keepalive_s = read_s, keepalive_s
+        # the connection's one timer wakes at least this often while either runs
+        self.period = min((t for t in (read_s, keepalive_s) if t > 0), default=0.0)
+
+
 class HttpConnection(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, timeouts: Timeouts | None = None) -> None:
         self.gateway = gateway
+        self.timeouts = timeouts or Timeouts()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.reading_since = 0.0  # loop time of the first byte of a request being read
+        self.idle_since = 0.0  # loop time since which no request is in progress
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
@@ -102,6 +137,7 @@ class HttpConnection(asyncio.Protocol):
         self.origin: bytes | None = None
         self.content_length: bytes | None = None
         self.expect: bytes | None = None
+        self.host: bytes | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------
 
@@ -113,14 +149,21 @@ class HttpConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) and peer else ""
+        if self.timeouts.period:
+            self.loop = asyncio.get_running_loop()
+            self.idle_since = self.loop.time()
+            self.timer = self.loop.call_later(self.timeouts.period, self._tick)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.queue.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def data_received(self, data: bytes) -> None:
         if self.broken:
-            return
+            return  # refused or failed: what follows is dropped
         if self.in_head:
             self.raw_head += len(data)
         try:
@@ -132,7 +175,12 @@ class HttpConnection(asyncio.Protocol):
                 self.transport.close()
             return
         except httptools.HttpParserError as exc:
-            self._fail(400, f"Malformed HTTP request: {exc}")
+            if not self.broken:
+                self._fail(400, f"Malformed HTTP request: {exc}")
+                return
+        if self.broken:  # refused from its head (see _refuse): answer it now
+            if not self.busy:
+                self._next()
             return
         if self.in_head and self.raw_head > _RAW_HEAD_LIMIT:
             self._fail(431, f"Request headers are larger than {MAX_HEADERS} bytes")
@@ -141,6 +189,9 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset()
+        if self.loop is not None and not self.broken:
+            self.reading_since = self.loop.time()
+            self.idle_since = 0.0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -158,14 +209,18 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.raw_head = 0
+        if self.broken:  # bytes after a refused request's head: parsed, never answered
+            return
         if len(self.url) > MAX_URL:
-            self.reject = (414, f"The request URL is longer than {MAX_URL} bytes")
+            self._refuse(414, f"The request URL is longer than {MAX_URL} bytes")
         elif self.header_bytes > MAX_HEADERS:
-            self.reject = (431, f"Request headers are larger than {MAX_HEADERS} bytes")
+            self._refuse(431, f"Request headers are larger than {MAX_HEADERS} bytes")
         else:
             length = self.content_length
             if length is not None and length.strip().isdigit() and int(length) > MAX_BODY:
-                self.reject = (413, "Request Too Long")
+                self._refuse(413, "Request Too Long")  # at once: the body is not waited for
+            elif self.host is None and self.parser.get_http_version() == "1.1":
+                self._refuse(400, "An HTTP/1.1 request must have a Host header")
             elif (
                 self.expect is not None
                 and self.expect.lower() == b"100-continue"
@@ -176,16 +231,19 @@ class HttpConnection(asyncio.Protocol):
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
-        if self.reject is not None:
+        if self.reject is not None or self.broken:
             return
         self.body_size += len(body)
-        if self.body_size > MAX_BODY:
-            self.reject = (413, "Request Too Long")
+        if self.body_size > MAX_BODY:  # a chunked body past the limit
             self.body = []
+            self._refuse(413, "Request Too Long")
         else:
             self.body.append(body)
 
     def on_message_complete(self) -> None:
+        self.reading_since = 0.0
+        if self.broken:
+            return
         request = Request(
             self.parser.get_method().decode("ascii", "replace"),
             self.url,
@@ -209,9 +267,43 @@ class HttpConnection(asyncio.Protocol):
     def _fail(self, status: int, message: str) -> None:
         """A request that cannot be parsed: answer after earlier ones, then close."""
         self.broken = True
+        self.reading_since = 0.0
         self.queue.append(Request("GET", b"/", [], b"", False, (status, message)))
         if not self.busy:
             self._next()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer the request being read from its head, after earlier ones, then
+        close: nothing more is parsed (called from a parser callback: the answer
+        goes out when ``data_received`` regains control)."""
+        self.broken = True
+        self.reading_since = 0.0
+        method = self.parser.get_method().decode("ascii", "replace")
+        request = Request(method, self.url, self.headers, b"", False, (status, message))
+        request.api_key, request.origin = self.api_key, self.origin
+        self.queue.append(request)
+
+    def _tick(self) -> None:
+        """The connection's timer: enforce :class:`Timeouts`, then wake again."""
+        self.timer = None
+        transport, loop = self.transport, self.loop
+        if transport is None or loop is None:
+            return
+        now = loop.time()
+        timeouts = self.timeouts
+        due = now + timeouts.period
+        if self.reading_since and timeouts.read_s and not self.paused:
+            if now - self.reading_since >= timeouts.read_s:
+                self._fail(408, f"The request did not arrive within {timeouts.read_s:g} s")
+                return
+            due = min(due, self.reading_since + timeouts.read_s)
+        elif self.idle_since and timeouts.keepalive_s and not self.busy and not self.queue:
+            if now - self.idle_since >= timeouts.keepalive_s:
+                self.transport = None
+                transport.close()
+                return
+            due = min(due, self.idle_since + timeouts.keepalive_s)
+        self.timer = loop.call_at(max(due, now + 0.01), self._tick)
 
     def _next(self) -> None:
         self.dispatching = True
@@ -225,6 +317,10 @@ class HttpConnection(asyncio.Protocol):
         if self.paused and len(self.queue) < _PIPELINE_LIMIT // 2 and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
+            if self.reading_since and self.loop is not None:  # paused by us: not the client's time
+                self.reading_since = self.loop.time()
+        if not self.busy and not self.queue and not self.reading_since and self.loop is not None:
+            self.idle_since = self.loop.time()
 
     def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         """Send the response to the current request, in one write."""
@@ -250,8 +346,15 @@ class HttpConnection(asyncio.Protocol):
         transport.write(data + body if request.method != "HEAD" else data)
         if not keep:
             self.queue.clear()
-            transport.close()
             self.transport = None
+            if self.broken and transport.can_write_eof():
+                # the client may still be sending: read and drop that for a moment
+                # (closing with unread data would reset the connection, and the
+                # client could lose this answer), then close
+                transport.write_eof()
+                asyncio.get_running_loop().call_later(_LINGER_S, transport.close)
+            else:
+                transport.close()
             return
         if not self.dispatching:
             self._next()

@@ -5,16 +5,21 @@ situation                                 answer
 ========================================  =====================================
 no route for method and path              403 ``{"message": "Missing Authentication Token"}``
 OPTIONS on a path with a CORS route       204 preflight from the route's CORS config
+(unless an OPTIONS route matches)         (it beats an ANY route)
 ``api_key`` route without a valid key     403 ``{"message": "Forbidden"}``
 key over its usage plan                   429 ``Too Many Requests`` / ``Limit Exceeded``
-body over 6 MB                            413 ``{"message": "Request Too Long"}``
+body over 6 MB                            413 ``{"message": "Request Too Long"}``, at once
+                                          for a ``Content-Length`` over it
+HTTP/1.1 without ``Host``                 400, from the head (see :mod:`.connection`)
+request not all there after 10 s          408, and the connection closes (``read_timeout_s``)
 function at concurrency limit, queue full 429 ``{"message": "Too Many Requests"}``
 handler raised (unhandled)                502 ``{"message": "Internal server error"}``
 worker crashed or ran out of memory       502 ``{"message": "Internal server error"}``
 a response HTTP cannot carry (a header    502 ``{"message": "Internal server error"}``,
 with CR/LF, a status outside 100-599)     the reason in the function's log
 timeout                                   504 ``{"message": "Endpoint request timed out"}``
-invalid JSON / validation error           400 with details (from the runtime)
+invalid JSON / validation error           400 with details (from the runtime; NaN,
+                                          ``1e999``, 5,000 digits, too deep included)
 malformed HTTP, bad UTF-8 in the URL      400 with what is wrong
 ========================================  =====================================
 
@@ -25,13 +30,13 @@ only ever go to the server log.
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 import httptools
 from sls_py.routing import Router
+from sls_py.runtime.events import dumps
 from sls_py.spec import CorsSpec
 
 from .connection import HttpConnection, Request
@@ -46,7 +51,7 @@ _counter = itertools.count(1)
 
 
 def _message(text: str) -> bytes:
-    return json.dumps({"message": text}).encode()
+    return dumps({"message": text})
 
 
 class Route:
@@ -130,12 +135,14 @@ class Gateway:
             return
         origin = req.origin.decode("latin-1") if req.origin is not None else None
         match = self.router.match(req.method, path)
+        if req.method == "OPTIONS" and (match is None or match.target.method != "OPTIONS"):
+            # the preflight of a CORS route beats an ANY route (as API Gateway's
+            # OPTIONS method does), not a route declared for OPTIONS itself
+            preflight = self._preflight(path, origin)
+            if preflight is not None:
+                conn.respond(204, preflight, b"")
+                return
         if match is None:
-            if req.method == "OPTIONS":
-                preflight = self._preflight(path, origin)
-                if preflight is not None:
-                    conn.respond(204, preflight, b"")
-                    return
             conn.respond(403, [_JSON], _message("Missing Authentication Token"))
             return
         route = match.target

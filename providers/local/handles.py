@@ -199,7 +199,7 @@ class Worker:
             )
             pending.finish(
                 error_outcome(
-                    "Timeout", f"function {fn.name!r} timed out after {fn.timeout_s:g} s", 504
+                    "TimeoutError", f"function {fn.name!r} timed out after {fn.timeout_s:g} s", 504
                 )
             )
         self.pool.worker_gone(self)

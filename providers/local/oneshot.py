@@ -17,6 +17,7 @@ from typing import Any
 
 from sls_py.config import Project, resolve_environment
 from sls_py.provider import Invocation
+from sls_py.runtime import jsonwire
 from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import FunctionSpec, Spec
 
@@ -44,7 +45,7 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
         from .postgres import postgres_connection
 
         options["postgres"] = postgres_connection(project.state_dir, spec.stage).options()
-    return {
+    out: dict[str, Any] = {
         "driver": "sls_py_local.resources:LocalDriver",
         "options": options,
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
@@ -52,12 +53,22 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
         "tables": {t.name: t.qualified_name for t in spec.tables},
         "databases": {d.name: d.name for d in spec.databases},
     }
+    if spec.configs:  # app.config handles read the stage's config files, over its defaults
+        out["configs"] = {c.name: c.name for c in spec.configs}
+        out["config_defaults"] = dict(spec.configs[0].defaults)
+    return out
 
 
 def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:
     """Run ``function`` for ``event`` (wire form) in a new process; kill it at its timeout."""
     fn = spec.function(function)
     request_id = str(uuid.uuid4())
+    try:  # what the function would answer, without starting a process for it
+        payload = event.get("payload") if event.get("type") == "payload" else event
+        jsonwire.check_finite(payload, "Payload" if payload is not event else "Event")
+    except jsonwire.InvalidJson as exc:
+        error = ErrorInfo(type="InvalidInput", message=exc.message, status=400, details=exc.errors)
+        return Invocation(function=function, request_id=request_id, error=error)
     deadline_ms = int(time.time() * 1000 + fn.timeout_s * 1000)
     request = {
         "event": event,
@@ -75,7 +86,7 @@ def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, An
         cwd=str(project.root),
     )
     try:
-        out, err = proc.communicate(json.dumps(request).encode(), timeout=fn.timeout_s + _startup_grace())
+        out, err = proc.communicate(_dumps(request), timeout=fn.timeout_s + _startup_grace())
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
@@ -108,6 +119,11 @@ def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, An
     )
 
 
+def _dumps(value: Any) -> bytes:
+    """Strict JSON (no NaN or Infinity), as every event and answer is written."""
+    return json.dumps(value, allow_nan=False).encode()
+
+
 def _startup_grace() -> float:
     """Seconds allowed for interpreter start and imports, on top of the timeout."""
     return float(os.environ.get("SLS_PY_STARTUP_GRACE_S", "5"))
@@ -123,7 +139,7 @@ def _stop_at_deadline(result_out: Any, function: str, timeout_s: float) -> None:
             message=f"function {function!r} timed out after {timeout_s:g} s and was stopped",
             status=504,
         )
-        result_out.write(json.dumps({"error": info.to_wire()}))
+        result_out.write(_dumps({"error": info.to_wire()}).decode())
         result_out.flush()
         os._exit(0)
 
@@ -151,7 +167,7 @@ def _child() -> int:
         handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
     except Exception as exc:
         info = ErrorInfo(type=f"ImportError[{type(exc).__name__}]", message=str(exc))
-        result_out.write(json.dumps({"error": info.to_wire()}))
+        result_out.write(_dumps({"error": info.to_wire()}).decode())
         return 0
     deadline_ms = request["deadline_ms"]
     timeout_s = request.get("timeout_s")
@@ -174,7 +190,7 @@ def _child() -> int:
         import signal
 
         signal.setitimer(signal.ITIMER_REAL, 0)  # answered in time: no timeout answer after this
-    result_out.write(json.dumps(outcome.to_wire()))
+    result_out.write(_dumps(outcome.to_wire()).decode())
     result_out.flush()
     return 0
 

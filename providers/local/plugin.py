@@ -15,6 +15,7 @@ from sls_py.config import Project
 from sls_py.errors import ProviderError
 from sls_py.provider import (
     ApiKey,
+    ConfigEntry,
     Invocation,
     LogRecord,
     ProviderInfo,
@@ -50,6 +51,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
+                "resource.config",
             }
         ),
         # usage limits are enforced by the gateway (token bucket and quota per key)
@@ -187,3 +189,31 @@ def sls_py_db_shell(spec: Spec, project: Project, database: str, ui: UI) -> int:
         env = dict(os.environ, PGPASSFILE=str(postgres_root(project.state_dir, spec.stage) / "pgpass"))
         ui.info(f"psql {conn.url(database)}")
         return subprocess.call([psql, conn.url(database)], env=env)
+
+
+@hookimpl
+def sls_py_config_get(
+    spec: Spec, project: Project, keys: list[str] | None, reveal: bool
+) -> list[ConfigEntry]:
+    """The stage's config from ``.sls-py/local/<stage>/config.json`` and ``secrets.json``."""
+    from .config import get_entries
+
+    return get_entries(spec, project, keys, reveal)
+
+
+@hookimpl
+def sls_py_config_set(
+    spec: Spec, project: Project, key: str, value: str, secret: bool, ui: UI
+) -> ConfigEntry:
+    """Write one key (atomically); a running ``sls-py run`` serves it within the TTL."""
+    from .config import set_entry
+
+    return set_entry(spec, project, key, value, secret)
+
+
+@hookimpl
+def sls_py_config_unset(spec: Spec, project: Project, keys: list[str], ui: UI) -> list[str]:
+    """Delete keys from the stage's config files."""
+    from .config import unset_entries
+
+    return unset_entries(spec, project, keys)

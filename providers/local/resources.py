@@ -274,6 +274,7 @@ class LocalDriver:
         self._tables: dict[tuple[str, str, str | None], LocalTable] = {}
         self._queues: QueueStore | None = None
         self._lock = threading.Lock()
+        self._config: Any = None
 
     def bucket(self, name: str, physical: str = "") -> BucketDriver:
         return LocalBucket(self.buckets_dir / _check_name("bucket", name), self.tmp_dir)
@@ -306,6 +307,14 @@ class LocalDriver:
 
                 db = self._databases[name] = LocalDatabase(name, self.postgres)
             return db
+    def config(self, name: str, physical: str = "") -> Any:
+        """The stage's config files (see :mod:`sls_py_local.config`); one store per stage."""
+        with self._lock:
+            if self._config is None:
+                from sls_py.configfile import FileConfigStore
+
+                self._config = FileConfigStore(self.root)
+            return self._config
 
     def queue_store(self) -> QueueStore:
         """The stage's queue store (one SQLite file for every queue)."""

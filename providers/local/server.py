@@ -31,7 +31,7 @@ from sls_py.spec import Spec
 from sls_py.ui import UI
 
 from .clock import SimulatedClock, iso_utc
-from .connection import HttpConnection
+from .connection import HttpConnection, Timeouts
 from .gateway import Gateway, Route
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
@@ -113,14 +113,15 @@ class LocalServer:
                 for t in fn.http_triggers()
             ]
             gateway = Gateway(routes, KeyChecker(keys), limiter, logs)
+            timeouts = Timeouts(settings.read_timeout_s, settings.keepalive_timeout_s)
             try:
                 if prepared.listener is not None:  # bound early (see .launch)
                     server = await loop.create_server(
-                        lambda: HttpConnection(gateway), sock=prepared.listener, backlog=4096
+                        lambda: HttpConnection(gateway, timeouts), sock=prepared.listener, backlog=4096
                     )
                 else:
                     server = await loop.create_server(
-                        lambda: HttpConnection(gateway), options.host, options.port, backlog=4096
+                        lambda: HttpConnection(gateway, timeouts), options.host, options.port, backlog=4096
                     )
             except OSError as exc:
                 raise listen_error(options.host, options.port, exc) from None
@@ -143,6 +144,10 @@ class LocalServer:
             )
             await self.services.start()
             tasks.append(loop.create_task(self._reap(settings)))
+            if spec.configs:  # say which keys `sls-py config set` changed (see .config)
+                from .config import watch_config
+
+                tasks.append(loop.create_task(watch_config(spec, project, logs.gateway, self.stop_event)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
                 # let the task reach its first await: awatch registers its watches

@@ -1,4 +1,4 @@
-"""Pool tuning from ``[tool.sls-py.providers.local]``, and the gateway's core.
+"""Pool and gateway tuning from ``[tool.sls-py.providers.local]``, and the gateway's core.
 
 Light on purpose (no asyncio): ``sls-py run`` reads these before it starts the
 functions' template processes, which happens before the gateway's own imports
@@ -17,7 +17,8 @@ from sls_py.spec import Spec
 
 @dataclass(frozen=True)
 class PoolSettings:
-    """Tuning shared by every pool (``[tool.sls-py.providers.local]``)."""
+    """Tuning shared by every pool, and the gateway's client timeouts
+    (``[tool.sls-py.providers.local]``)."""
 
     max_workers: int = 0  # 0: as many as cores, unless the function sets concurrency
     queue_size: int = 256
@@ -29,6 +30,12 @@ class PoolSettings:
     # workers under SCHED_BATCH: a woken worker does not preempt the gateway
     # mid-turn (see template.batch_scheduling); Linux only
     sched_batch: bool = True
+    # the gateway's patience with clients (connection.Timeouts; 0: for ever): a
+    # request's head and body must all arrive within read_timeout_s of its first
+    # byte (else 408, and the connection closes: slowloris), and a connection
+    # with no request in progress is closed after keepalive_timeout_s
+    read_timeout_s: float = 10.0
+    keepalive_timeout_s: float = 30.0
 
 
 _FLAG_HINTS = {
@@ -46,6 +53,8 @@ def pool_settings(spec: Spec) -> PoolSettings:
         ("queue_size", int),
         ("idle_timeout_s", float),
         ("start_timeout_s", float),
+        ("read_timeout_s", float),
+        ("keepalive_timeout_s", float),
     ):
         if name in conf:
             try:

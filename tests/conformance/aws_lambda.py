@@ -181,6 +181,13 @@ class AwsLambdaHarness(MotoHarness):
             for method in res.get("resourceMethods") or {}:
                 m = apigw.get_method(restApiId=api_id, resourceId=res["id"], httpMethod=method)
                 router.add(method, res["path"], {"resource": res, "method": m})
+        # the headers of the errors API Gateway answers itself (DEFAULT_4XX / DEFAULT_5XX)
+        self.gateway_headers: dict[str, dict[str, str]] = {}
+        for item in apigw.get_gateway_responses(restApiId=api_id).get("items") or []:
+            params = item.get("responseParameters") or {}
+            self.gateway_headers[item["responseType"]] = {
+                k.split(".")[-1].lower(): v.strip("'") for k, v in params.items()
+            }
         self.key_values = set()
         for plan in apigw.get_usage_plans()["items"]:
             if any(s.get("apiId") == api_id for s in plan.get("apiStages") or []):
@@ -191,14 +198,29 @@ class AwsLambdaHarness(MotoHarness):
     def http(
         self, method: str, path: str, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> HttpResult:
+        result = self._route_request(method, path, headers, body)
+        if method.upper() == "HEAD":  # API Gateway sends no body for HEAD
+            result.body = b""
+        return result
+
+    def _gateway_answer(self, status: int, message: str) -> HttpResult:
+        """An error API Gateway answers itself, with its deployed gateway-response headers."""
+        answer = _json(status, {"message": message})
+        kind = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        answer.headers.update(getattr(self, "gateway_headers", {}).get(kind, {}))
+        return answer
+
+    def _route_request(
+        self, method: str, path: str, headers: Mapping[str, str] | None, body: bytes
+    ) -> HttpResult:
         url = urlsplit(path)
         match = self._routes.match(method.upper(), url.path)
         if match is None:
-            return _json(403, {"message": "Missing Authentication Token"})
+            return self._gateway_answer(403, "Missing Authentication Token")
         m = match.target["method"]
         hdrs = {k.lower(): v for k, v in (headers or {}).items()}
         if m.get("apiKeyRequired") and hdrs.get("x-api-key") not in self.key_values:
-            return _json(403, {"message": "Forbidden"})
+            return self._gateway_answer(403, "Forbidden")
         integration = m.get("methodIntegration") or {}
         if integration.get("type") == "MOCK":
             response = (integration.get("integrationResponses") or {}).get("200") or {}
@@ -231,7 +253,7 @@ class AwsLambdaHarness(MotoHarness):
         }
         result = self._function(self.by_lambda_name[lambda_name]).invoke(event)
         if not result.ok:  # a function error behind a proxy integration
-            return _json(502, {"message": "Internal server error"})
+            return self._gateway_answer(502, "Internal server error")
         answer = result.payload
         out_headers = {k.lower(): str(v) for k, v in (answer.get("headers") or {}).items()}
         for k, values in (answer.get("multiValueHeaders") or {}).items():

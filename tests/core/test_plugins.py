@@ -73,7 +73,8 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         "CORS on HTTP routes (route POST /work-magic); "
         "upload (storage) triggers (function 'catalog-upload'); "
         "schedule triggers (function 'nightly-report'); "
-        "buckets (bucket 'uploads'); key-value tables (table 'catalog')"
+        "buckets (bucket 'uploads'); key-value tables (table 'catalog'); "
+        "per-stage config and secrets, read at call time (config 'settings')"
     )
     assert fake.calls == []
 

@@ -58,7 +58,7 @@ def test_example_app_spec_has_all_three_functions(work_magic: Path) -> None:
         style="payload",
         memory_mb=128,
         timeout_s=10,
-        environment={"MAGIC_WORD": "clonezero-token"},
+        environment={},
         triggers=[HttpTriggerSpec(method="POST", path="/work-magic", api_key=True, cors=CorsSpec())],
         description="Cast ``spell`` on x and y, if the magic word is right.",
     )
@@ -76,7 +76,9 @@ def test_stage_overrides_apply_and_never_collide(work_magic: Path) -> None:
     assert prod.gateway.api_keys == ["partner", "mobile"]
     assert prod.gateway.cors.origins == ["https://clonezero.example"]
     assert prod.gateway.usage is not None and prod.gateway.usage.quota == 100000
-    assert prod.function("work-magic").environment == {"MAGIC_WORD": "${env:CLONEZERO_MAGIC_WORD}"}
+    # the magic word is config: a default for dev only, none for prod (set it with the CLI)
+    assert [(c.name, c.keys, c.defaults) for c in prod.configs] == [("settings", ["magic-word"], {})]
+    assert project.spec("dev").configs[0].defaults == {"magic-word": "clonezero-token"}
     dev_names = {b.qualified_name for b in project.spec("dev").buckets}
     assert dev_names.isdisjoint({b.qualified_name for b in prod.buckets})
 

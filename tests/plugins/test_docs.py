@@ -97,10 +97,59 @@ def test_capability_table_matches_the_code() -> None:
     text = DOC.read_text(encoding="utf-8")
     table = dict(
         re.findall(
-            r"^\| `([a-z_.]+)` \| ([^|]+?) \|$", text.split("## Capabilities", 1)[1], flags=re.M
+            r"^\| `([a-z_.]+)` \| ([^|]+?) \|$",
+            text.split("## Capabilities", 1)[1].split("\n## ", 1)[0],
+            flags=re.M,
         )
     )
     assert table == CAPABILITIES
+
+
+# --- every contract row has a conformance check ----------------------------------
+
+
+def contract_doc_rows() -> list[str]:
+    """The ids of the rows of the contract tables (first column, in backquotes)."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## The contract", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z]+\.[a-z-]+)` \|", section, flags=re.M)
+
+
+def test_every_contract_row_has_a_conformance_check() -> None:
+    """Each row id of docs/providers.md's contract is named by a conformance test
+    (``@contract("row.id")``), and each id a test names is documented, once."""
+    from sls_py.testing.conformance import ProviderConformance
+    from sls_py.testing.conformance.contracts import contract_rows
+
+    documented = contract_doc_rows()
+    assert len(documented) >= 25, documented
+    repeated = sorted({row for row in documented if documented.count(row) > 1})
+    assert not repeated, f"contract rows documented twice: {repeated}"
+    checked = contract_rows(ProviderConformance)
+    missing = sorted(set(documented) - set(checked))
+    assert not missing, f"contract rows without a conformance check: {missing}"
+    unknown = sorted(set(checked) - set(documented))
+    assert not unknown, f"conformance checks name rows docs/providers.md lacks: {unknown}"
+    for row, tests in checked.items():
+        for name in tests:
+            source = inspect.getsource(getattr(ProviderConformance, name))
+            assert name.startswith("test_") and "assert" in source, f"{name} ({row}) is not a test"
+
+
+def test_a_contract_row_without_a_check_is_caught() -> None:
+    """The check itself: a class whose tests name fewer rows misses the others."""
+    from sls_py.testing.conformance.contracts import contract, contract_rows
+
+    class Partial:
+        @contract("http.no-route", "http.crash")
+        def test_one(self) -> None:
+            raise AssertionError
+
+        def test_unmarked(self) -> None:
+            raise AssertionError
+
+    assert contract_rows(Partial) == {"http.no-route": ["test_one"], "http.crash": ["test_one"]}
+    assert set(contract_doc_rows()) - set(contract_rows(Partial))
 
 
 # --- every hook has a test of its own ---------------------------------------------

@@ -84,3 +84,34 @@ def test_api_keys_are_checked_only_when_given(project: Path) -> None:
     assert checked.messages("jobs") == ['{"job":1}']
     with pytest.raises(SpecError, match="has no table 'nope'"):
         checked.table("nope")
+
+
+ANY_APP = """
+from sls_py import App, HttpRequest, Response, http
+
+app = App("any-app")
+
+
+@app.function(name="anything", triggers=[http("ANY", "/anything", cors=True), http("ANY", "/plain")])
+def anything(request: HttpRequest) -> Response:
+    return Response.json({"method": request.method})
+"""
+
+
+def test_options_and_cors_follow_the_provider_contract(tmp_path: Path) -> None:
+    """docs/providers.md rows route.options and http.cors: an ANY route with CORS gets the
+    gateway's preflight (with ANY spelled out), one without CORS gets OPTIONS itself, and
+    a wildcard origin is sent with or without an Origin header."""
+    (tmp_path / "any_app.py").write_text(ANY_APP, encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text('[tool.sls-py]\napp = "any_app:app"\n', encoding="utf-8")
+    client = AppClient(tmp_path)
+    pre = client.request("OPTIONS", "/anything", headers={"Origin": "https://a.example"})
+    assert (pre.status, pre.body, pre.headers["access-control-allow-methods"]) == (
+        204,
+        b"",
+        "DELETE, GET, HEAD, PATCH, POST, PUT, OPTIONS",
+    )
+    plain = client.request("OPTIONS", "/plain")
+    assert (plain.status, plain.json()) == (200, {"method": "OPTIONS"})
+    no_origin = client.get("/anything")
+    assert (no_origin.json(), no_origin.headers["access-control-allow-origin"]) == ({"method": "GET"}, "*")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sls_py.errors import FunctionFailed
 from sls_py.testing import AppClient
 
-WORD = "clonezero-token"  # the dev stage's MAGIC_WORD
+WORD = "clonezero-token"  # the dev stage's default magic word (pyproject.toml)
 
 
 def spell(name: str, x: float, y: float, word: str = WORD) -> dict[str, object]:
@@ -149,3 +150,52 @@ def test_work_magic_over_http_on_the_local_provider(sls_local_server: object) ->
         "/work-magic", json=spell("divider", 1, 0), headers={"x-api-key": key}
     )
     assert (r.status_code, r.json()) == (400, {"message": "Cannot divide by zero"})
+
+
+def test_the_magic_word_is_config(sls_app: AppClient) -> None:
+    """Dev's default magic word (pyproject.toml) until one is set; a set one wins at once."""
+    assert sls_app.invoke("work-magic", spell("adder", 1, 2)) == {"result": 3}
+    sls_app.set_config("magic-word", "abracadabra")
+    with pytest.raises(FunctionFailed, match="Wrong magic word"):
+        sls_app.invoke("work-magic", spell("adder", 1, 2))
+    assert sls_app.invoke("work-magic", spell("adder", 1, 2, word="abracadabra")) == {"result": 3}
+    sls_app.set_config("magic-word", None)
+    assert sls_app.invoke("work-magic", spell("adder", 1, 2)) == {"result": 3}
+
+
+@pytest.mark.slow
+def test_config_set_changes_the_magic_word_of_a_running_server(sls_local_server: object) -> None:
+    """`sls-py config set magic-word ... --secret` reaches the warm workers of a running
+    `sls-py run` within the handle's 5 s TTL: no restart, no deploy."""
+    from sls_py.testing import LocalServer
+
+    assert isinstance(sls_local_server, LocalServer)
+    headers = {"x-api-key": sls_local_server.api_key("default")}
+
+    def cast(word: str) -> int:
+        r = sls_local_server.post("/work-magic", json=spell("adder", 29, 13, word=word), headers=headers)
+        return int(r.status_code)
+
+    assert cast(WORD) == 200
+    sls_local_server._cli("config", "set", "magic-word", "abracadabra", "--secret")
+    try:
+        _check_live_change(sls_local_server, cast)
+    finally:  # the server is shared by the module's tests: back to dev's default
+        sls_local_server._cli("config", "unset", "magic-word")
+
+
+def _check_live_change(sls_local_server: Any, cast: Any) -> None:
+    import time
+
+    deadline = time.monotonic() + 20
+    while cast("abracadabra") != 200 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert (cast("abracadabra"), cast(WORD)) == (200, 403)
+    while "changed: magic-word" not in sls_local_server.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "config of stage dev changed: magic-word (functions see it within 5 s, no restart)" in (
+        sls_local_server.output()
+    )
+    assert "abracadabra" not in sls_local_server.output()  # the secret is never logged
+    listing = sls_local_server._cli("config", "list")
+    assert listing == "magic-word\t********\t(secret)\n"

@@ -17,8 +17,13 @@ provider needs setup (credentials, an emulator, a deploy).
 
 from __future__ import annotations
 
-from .harness import STAGE, Harness, HttpResult, PluginHarness, ServerProcess, prepare_project
-from .suite import ProviderConformance
+import pytest
+
+# the checks' plain asserts report the values compared, as in a test module
+pytest.register_assert_rewrite("sls_py.testing.conformance.contracts", "sls_py.testing.conformance.suite")
+
+from .harness import STAGE, Harness, HttpResult, PluginHarness, ServerProcess, prepare_project  # noqa: E402
+from .suite import ProviderConformance  # noqa: E402
 
 __all__ = [
     "STAGE",

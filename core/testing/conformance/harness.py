@@ -36,7 +36,7 @@ from typing import Any
 from ...config import Project, load_project
 from ...errors import NotSupported, ProviderError
 from ...plugins import Plugins, Provider, load_plugins
-from ...provider import Invocation, Plan, ProviderInfo, TriggerRequest
+from ...provider import ConfigEntry, Invocation, Plan, ProviderInfo, TriggerRequest
 from ...spec import Spec
 from ...ui import PlainUI
 
@@ -125,6 +125,20 @@ class Harness(ABC):
     def plan(self) -> Plan:
         """What ``deploy`` would change now (after ``start``: nothing)."""
         raise NotSupported("this harness cannot plan")
+
+    # config (resource.config): the stage's store, as `sls-py config ...` uses it
+
+    def config_set(self, key: str, value: str, secret: bool = False) -> ConfigEntry:
+        """Set a config value of the stage (``sls-py config set``)."""
+        raise NotSupported("this harness cannot set config")
+
+    def config_get(self, keys: list[str] | None, reveal: bool = False) -> list[ConfigEntry]:
+        """Read the stage's config store (``sls-py config get/list``)."""
+        raise NotSupported("this harness cannot read config")
+
+    def config_unset(self, keys: list[str]) -> list[str]:
+        """Delete config keys of the stage (``sls-py config unset``)."""
+        raise NotSupported("this harness cannot unset config")
 
     def records(self, prefix: str) -> list[dict[str, Any]]:
         """What the trigger functions recorded with ids starting with ``prefix``.
@@ -344,3 +358,17 @@ class PluginHarness(Harness):
 
     def send(self, queue: str, body: str) -> None:
         self._trigger(TriggerRequest(kind="queue", target=queue, data=body.encode("utf-8")))
+
+    def config_set(self, key: str, value: str, secret: bool = False) -> ConfigEntry:
+        entry: ConfigEntry = self._call(
+            "sls_py_config_set", key=key, value=value, secret=secret, ui=self.ui
+        )
+        return entry
+
+    def config_get(self, keys: list[str] | None, reveal: bool = False) -> list[ConfigEntry]:
+        found: list[ConfigEntry] = self._call("sls_py_config_get", keys=keys, reveal=reveal)
+        return found
+
+    def config_unset(self, keys: list[str]) -> list[str]:
+        removed: list[str] = self._call("sls_py_config_unset", keys=keys, ui=self.ui)
+        return removed

@@ -22,6 +22,8 @@ import pytest
 
 from ...errors import NotSupported
 from ...spec import CAPABILITIES
+from .config_suite import ConfigConformance
+from .contracts import ContractConformance
 from .database import DatabaseConformance
 from .harness import Harness, PluginHarness, prepare_project
 
@@ -32,13 +34,15 @@ def _run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-class ProviderConformance(DatabaseConformance):
+class ProviderConformance(ConfigConformance, ContractConformance, DatabaseConformance):
     """Subclass as ``Test...`` and set :attr:`provider` (or override :meth:`make_harness`).
 
     :attr:`exclude` maps capabilities to a reason for not checking them in
     this run (for example a feature whose server lives in another package);
     they are skipped with that reason. :attr:`known_failures` maps test names
-    to a reason; they run as strict xfails.
+    to a reason; they run as strict xfails. The checks of the gateway and
+    runtime contract (docs/providers.md) come from :class:`ContractConformance`
+    (``skip_contracts`` maps a contract row id to why this setup cannot check it).
     """
 
     provider: ClassVar[str] = ""
@@ -362,3 +366,7 @@ class ProviderConformance(DatabaseConformance):
         assert inv.error is None, inv.error
         sent = conformance.wait_for_records(f"queue:text-{run}", 1)
         assert [r["body"] for r in sent] == [f"text-{run}"]
+
+    # --- last: stopping the `run` server (the checks above share one) -----------------
+
+    test_contract_run_stops_on_sigterm = ContractConformance.check_run_stops_on_sigterm

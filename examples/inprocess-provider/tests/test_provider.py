@@ -94,6 +94,7 @@ def test_listed_by_sls_py_providers() -> None:
             "http.cors",
             "invoke",
             "resource.bucket",
+            "resource.config",
             "resource.queue",
             "resource.table",
             "trigger.http",
@@ -102,7 +103,19 @@ def test_listed_by_sls_py_providers() -> None:
             "trigger.upload",
         ],
         "not_emulated": ["function.memory"],
-        "commands": ["invoke", "run", "plan", "deploy", "remove", "url", "api-keys", "trigger"],
+        "commands": [
+            "invoke",
+            "run",
+            "plan",
+            "deploy",
+            "remove",
+            "url",
+            "api-keys",
+            "trigger",
+            "config get/list",
+            "config set",
+            "config unset",
+        ],
         "plugin": "inprocess",
     }
 
@@ -119,7 +132,7 @@ def test_cli_workflow_plan_deploy_invoke_remove(shop: Path) -> None:
     deploy = sls(shop, "deploy")
     assert deploy.returncode == 0, deploy.stderr
     assert (
-        "warning: queue 'events': failed messages go to the dead-letter file at once"
+        "warning: queue 'events': failed messages are retried at once, without"
         in deploy.stderr
     )
     assert json.loads(sls(shop, "plan", "--json").stdout) == {"steps": []}

@@ -44,7 +44,6 @@ def expected_snapshot(
     keys: tuple[str, ...] = ("default",),
     origin: str = "*",
     usage: dict[str, Any] | None = None,
-    magic: str = "clonezero-token",
 ) -> dict[str, Any]:
     """The example app's stage on AWS, written out from the app's declarations."""
     p = f"clonezero-{stage}"
@@ -52,9 +51,13 @@ def expected_snapshot(
     fn_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{p}"
     uploads, reports = f"{p}-uploads-{ACCOUNT}", f"{p}-reports-{ACCOUNT}"
     memory = {"work-magic": 128, "catalog-upload": 256, "nightly-report": 256, **(memory or {})}
+    # the magic word is config: only dev has a default (pyproject.toml), values live in SSM
+    defaults = {"magic-word": "clonezero-token"} if stage == "dev" else {}
     resources = json.dumps(
         {
             "buckets": {"reports": reports, "uploads": uploads},
+            "config_defaults": defaults,
+            "configs": {"settings": f"/clonezero/{stage}/"},
             "driver": "sls_py_aws.resources:AwsDriver",
             "options": {},
             "queues": {},
@@ -85,7 +88,6 @@ def expected_snapshot(
             "code_sha256": sha,
             "concurrency": None,
             "environment": {
-                "MAGIC_WORD": magic,
                 "SLS_PY_APP": "work_magic.app:app",
                 "SLS_PY_FUNCTION": name,
                 "SLS_PY_RESOURCES": resources,
@@ -268,6 +270,19 @@ def expected_snapshot(
                                     f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog"
                                 ],
                             },
+                            {
+                                "Sid": "ConfigRead",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ssm:GetParameter",
+                                    "ssm:GetParameters",
+                                    "ssm:GetParametersByPath",
+                                ],
+                                "Resource": [
+                                    f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/clonezero/{stage}",
+                                    f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/clonezero/{stage}/*",
+                                ],
+                            },
                         ],
                     }
                 },
@@ -382,9 +397,9 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     pyproject = project / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace(
-            "[tool.sls-py.stages.dev]\n",
+            "[tool.sls-py.stages.dev.config]\n",
             "[tool.sls-py.stages.dev.functions.work-magic]\nmemory_mb = 512\n\n"
-            "[tool.sls-py.stages.dev]\n",
+            "[tool.sls-py.stages.dev.config]\n",
         )
     )
     assert plan_json(project, env) == [
@@ -438,7 +453,7 @@ def test_two_stages_side_by_side_and_removing_one_keeps_the_other(
     moto: Moto, tmp_path: Path
 ) -> None:
     project = copy_app(tmp_path)
-    env = moto.env(CLONEZERO_MAGIC_WORD="prod-secret")
+    env = moto.env()
     for stage in ("staging", "prod"):
         r = cli(["deploy", "--provider", "aws", "--project", str(project), "--stage", stage], env)
         assert r.returncode == 0, r.stderr
@@ -450,17 +465,12 @@ def test_two_stages_side_by_side_and_removing_one_keeps_the_other(
         memory={"work-magic": 256},
         keys=("partner", "mobile"),
         origin="https://clonezero.example",
-        magic="prod-secret",
         usage={
             "throttle": {"rateLimit": 50.0, "burstLimit": 100},
             "quota": {"limit": 100000, "period": "MONTH"},
         },
     )
-    assert snapshot(moto, "clonezero", "staging") == expected_snapshot(
-        "staging", sha, magic="prod-secret"
-    )
-    # the secret is in the function's environment, never in the state file
-    assert "prod-secret" not in (project / ".sls-py" / "state" / "aws" / "prod.json").read_text()
+    assert snapshot(moto, "clonezero", "staging") == expected_snapshot("staging", sha)
 
     r = cli(["remove", "--provider", "aws", "--project", str(project), "--stage", "staging"], env)
     assert r.returncode == 0, r.stderr

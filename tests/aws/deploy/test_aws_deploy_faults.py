@@ -34,6 +34,7 @@ def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
 def restage(snap: dict[str, Any], stage: str) -> dict[str, Any]:
     """The snapshot with the stage's name replaced, to compare two stages."""
     text = json.dumps(snap).replace(f"clonezero-{stage}", "clonezero-<stage>")
+    text = text.replace(f"clonezero/{stage}", "clonezero/<stage>")  # the stage's config path
     return dict(json.loads(text.replace(f'"{stage}"', '"<stage>"')))
 
 

@@ -24,7 +24,6 @@ def test_work_magic_environment(spec: Spec) -> None:
         names={"buckets": {"uploads": "clonezero-dev-uploads-1a2b3c"}},
     )
     assert env == {
-        "MAGIC_WORD": "clonezero-token",
         "SLS_PY_APP": "work_magic.app:app",
         "SLS_PY_FUNCTION": "work-magic",
         "SLS_PY_STAGE": "dev",
@@ -34,6 +33,8 @@ def test_work_magic_environment(spec: Spec) -> None:
                     "reports": "clonezero-dev-reports",
                     "uploads": "clonezero-dev-uploads-1a2b3c",
                 },
+                "config_defaults": {"magic-word": "clonezero-token"},
+                "configs": {"settings": "/clonezero/dev/"},
                 "driver": "sls_py_aws.resources:AwsDriver",
                 "options": {},
                 "queues": {},
@@ -58,11 +59,18 @@ def test_work_magic_environment(spec: Spec) -> None:
 
 def test_secrets_resolve_from_the_deploying_environment(spec: Spec) -> None:
     staging = load_project(WORK_MAGIC).spec("staging")
-    env = lambda_environment(
-        staging, staging.function("work-magic"), environ={"CLONEZERO_MAGIC_WORD": "s3cret"}
+    fn = staging.function("work-magic").model_copy(
+        update={"environment": {"MAGIC_WORD": "${env:CLONEZERO_MAGIC_WORD}"}}
     )
+    env = lambda_environment(staging, fn, environ={"CLONEZERO_MAGIC_WORD": "s3cret"})
     assert env["MAGIC_WORD"] == "s3cret"
-    assert json.loads(env["SLS_PY_RESOURCES"])["tables"] == {"catalog": "clonezero-staging-catalog"}
+    resources = json.loads(env["SLS_PY_RESOURCES"])
+    assert resources["tables"] == {"catalog": "clonezero-staging-catalog"}
+    # staging has no config defaults: its magic word must be set in SSM
+    assert (resources["configs"], resources["config_defaults"]) == (
+        {"settings": "/clonezero/staging/"},
+        {},
+    )
 
 
 def _with_env(spec: Spec, environment: dict[str, str]) -> FunctionSpec:

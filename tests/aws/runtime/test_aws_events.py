@@ -491,14 +491,19 @@ def test_status_and_body_match_the_reference_client(
     monkeypatch.setenv("SLS_PY_APP", "work_magic.app:app")
     monkeypatch.setenv("SLS_PY_FUNCTION", "work-magic")
     monkeypatch.setenv("SLS_PY_STAGE", "dev")
-    monkeypatch.setenv("MAGIC_WORD", "clonezero-token")
+    from sls_py.runtime import MemoryDriver, use_driver
+
     handler.reset()
     event = aws_event("apigw_rest_post_base64.json")
     event["body"], event["isBase64Encoded"] = body, False
     event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None  # as sent
+    driver = MemoryDriver()  # the magic word, as SSM would give it
+    driver.config_values["magic-word"] = "clonezero-token"
+    use_driver(driver)
     try:
         answer = handler.handle(event, None)
     finally:
+        use_driver(None)
         handler.reset()
     assert (answer["statusCode"], json.loads(answer["body"])) == (
         expected.status,

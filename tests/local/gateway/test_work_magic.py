@@ -45,3 +45,33 @@ def test_work_magic_with_api_key(tmp_path: Path) -> None:
     assert [e["loc"] for e in invalid.json()["errors"]] == [["magic-word"], ["x"], ["y"]]
     assert preflight.status_code == 204
     assert preflight.headers["access-control-allow-methods"] == "OPTIONS,POST"
+
+
+def test_the_issue_13_reproduction_is_a_400(tmp_path: Path) -> None:
+    """`curl -d '{"magic-word":"clonezero-token","spell":"adder","x":NaN,"y":1}'` answered
+    200 `{"result":NaN}`; NaN as a string, which pydantic reads as a float, too."""
+    project = tmp_path / "work_magic"
+    shutil.copytree(APP, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+    with run_server(project, "--no-reload") as server, server.client() as c:
+        headers = {"x-api-key": server.keys["default"], "content-type": "application/json"}
+        literal = c.post(
+            "/work-magic",
+            content=b'{"magic-word":"clonezero-token","spell":"adder","x":NaN,"y":1}',
+            headers=headers,
+        )
+        text = c.post(
+            "/work-magic",
+            content=b'{"magic-word":"clonezero-token","spell":"adder","x":"NaN","y":1}',
+            headers=headers,
+        )
+    assert (literal.status_code, literal.json()["errors"][0]["loc"]) == (400, ["x"])
+    assert literal.json()["message"].startswith(
+        "Request body is not valid JSON: NaN is not a number JSON allows (at x)"
+    )
+    assert (text.status_code, text.json()) == (
+        400,
+        {
+            "message": "Invalid request body",
+            "errors": [{"loc": ["x"], "msg": "Input should be a finite number", "type": "finite_number"}],
+        },
+    )

@@ -5,7 +5,8 @@ A function's ``Bucket``/``Queue``/``Table`` handles call the driver named in
 the ``inprocess`` provider. Buckets are folders, tables JSON files, queues
 JSON-lines files, all under ``root``. Objects put and messages sent are also
 remembered as *pending* so the provider can fire the matching triggers once
-the current invocation has finished.
+the current invocation has finished. Config (``app.config``) is sls-py's
+own file store, :class:`sls_py.configfile.FileConfigStore`, under ``root/config``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sls_py.configfile import FileConfigStore
 from sls_py.runtime import ResourceError
 from sls_py.runtime.resources import BucketDriver, QueueDriver, TableDriver
 
@@ -45,10 +47,12 @@ class PendingMessage:
     queue: str
     id: str
     body: str
+    receive_count: int = 1
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def now_iso() -> str:
+    """Now in UTC, as the contract's event times are: ``2026-01-01T12:00:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -75,7 +79,7 @@ class FileBucket:
             _write_atomic(self._path(key), data)
         self.driver.pending.append(
             PendingUpload(
-                self.name, key, len(data), hashlib.md5(data).hexdigest(), content_type, _now()
+                self.name, key, len(data), hashlib.md5(data).hexdigest(), content_type, now_iso()
             )
         )
 
@@ -111,7 +115,7 @@ class FileQueue:
         with _lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"id": message.id, "body": body, "time": _now()}) + "\n")
+                f.write(json.dumps({"id": message.id, "body": body, "time": now_iso()}) + "\n")
         self.driver.pending.append(message)
         return message.id
 
@@ -181,6 +185,10 @@ class FileDriver:
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return FileTable(self.root / "tables" / f"{physical}.json", key, sort_key)
+
+    def config(self, name: str, physical: str) -> FileConfigStore:
+        """The stage's config: sls-py's file store (``config.json``, ``secrets.json`` 0600)."""
+        return FileConfigStore(self.root / "config")
 
     def take_pending(self) -> list[PendingUpload | PendingMessage]:
         """The events since the last call, oldest first."""

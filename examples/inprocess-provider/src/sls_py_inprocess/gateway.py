@@ -3,15 +3,16 @@
 :class:`Gateway` turns a request into a response with the app's functions
 running in this process; :func:`serve` puts it behind uvicorn on a real port
 (``sls-py run --provider inprocess --port 0`` picks a free one and prints the
-URL). The answers follow API Gateway: 403 ``Missing Authentication Token``
-for an unknown route, 403 ``Forbidden`` for a missing or wrong API key, 502
-``Internal server error`` for a crash, 504 for a timeout.
+URL). The answers are the gateway contract of docs/providers.md: 403
+``Missing Authentication Token`` for an unknown route, 413 ``Request Too Long``
+for a body over 6 MB, 403 ``Forbidden`` for a missing or wrong API key, 502
+``Internal server error`` for a crash, 504 ``Endpoint request timed out``.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
+import signal
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -19,18 +20,21 @@ from urllib.parse import parse_qs
 
 from sls_py.routing import Router
 from sls_py.runtime import HttpRequest
+from sls_py.runtime.events import dumps  # strict JSON, as every body the runtime writes
 from sls_py.spec import CorsSpec, FunctionSpec, HttpTriggerSpec
 
 from .runner import Runner
 
 Headers = dict[str, str]
 JSON = {"content-type": "application/json"}
+MAX_BODY = 6 * 1024 * 1024  # the contract's payload limit (API Gateway's to Lambda)
+ANY_METHODS = ["DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"]
 
 
 def _json(
     status: int, body: Any, headers: Mapping[str, str] | None = None
 ) -> tuple[int, Headers, bytes]:
-    return status, {**JSON, **(headers or {})}, json.dumps(body).encode()
+    return status, {**JSON, **(headers or {})}, dumps(body)
 
 
 class Gateway:
@@ -50,11 +54,11 @@ class Gateway:
 
     @staticmethod
     def _cors_headers(cors: CorsSpec | None, origin: str | None) -> Headers:
-        if cors is None or origin is None:
+        if cors is None:
             return {}
         if "*" in cors.origins and not cors.allow_credentials:
-            allowed = "*"
-        elif origin in cors.origins or "*" in cors.origins:
+            allowed = "*"  # with or without an Origin header
+        elif origin is not None and (origin in cors.origins or "*" in cors.origins):
             allowed = origin
         else:
             return {}
@@ -67,8 +71,9 @@ class Gateway:
 
     def _preflight(self, path: str, origin: str | None) -> tuple[int, Headers, bytes] | None:
         methods = [m for m in self.router.methods_for(path) if m != "OPTIONS"]
+        listed = sorted({x for m in methods for x in (ANY_METHODS if m == "ANY" else [m])})
         for method in methods:
-            match = self.router.match(method, path)
+            match = self.router.match(method if method != "ANY" else "GET", path)
             if match is None or match.target[1].cors is None:
                 continue
             cors = match.target[1].cors
@@ -76,7 +81,7 @@ class Gateway:
             headers.update(
                 {
                     "access-control-allow-methods": ", ".join(
-                        cors.methods or [*methods, "OPTIONS"]
+                        cors.methods or [*listed, "OPTIONS"]
                     ),
                     "access-control-allow-headers": ", ".join(cors.headers),
                     "access-control-max-age": str(cors.max_age_s),
@@ -96,14 +101,16 @@ class Gateway:
         """One request in, one response out: ``(status, headers, body)``."""
         origin = next(iter(headers.get("origin") or []), None)
         match = self.router.match(method, path)
-        if match is None and method == "OPTIONS":
-            answer = self._preflight(path, origin)
+        if method == "OPTIONS" and (match is None or match.target[1].method != "OPTIONS"):
+            answer = self._preflight(path, origin)  # beats an ANY route, not an OPTIONS one
             if answer is not None:
                 return answer
         if match is None:
             return _json(403, {"message": "Missing Authentication Token"})
         fn, trigger = match.target
         cors = self._cors_headers(trigger.cors, origin)
+        if len(body) > MAX_BODY:
+            return _json(413, {"message": "Request Too Long"}, cors)
         if trigger.api_key and not self._key_ok(headers):
             return _json(403, {"message": "Forbidden"}, cors)
         request = HttpRequest(
@@ -186,5 +193,10 @@ def serve(gateway: Gateway, host: str, port: int, announce: Callable[[str], None
     announce(f"http://{shown}:{bound}")
     config = uvicorn.Config(asgi(gateway), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
+    # The core does not handle signals for `run`. uvicorn stops gracefully on SIGINT and
+    # SIGTERM, then raises the signal again for the handler that was there before: make
+    # that one a no-op, so the process ends with exit code 0 instead of being killed.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
     server.run(sockets=[sock])
     return 0

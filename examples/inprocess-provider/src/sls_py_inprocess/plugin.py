@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sls_py import hookimpl
 from sls_py.config import Project
-from sls_py.errors import ProviderError, SpecError
+from sls_py.errors import ConfigError, ProviderError, SpecError
 from sls_py.provider import (
     ApiKey,
+    ConfigEntry,
     DeployResult,
     Invocation,
     Plan,
@@ -71,6 +72,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.table",
                 "function.timeout",
                 "function.memory",
+                "resource.config",
             }
         ),
         not_emulated={
@@ -90,8 +92,8 @@ def sls_py_validate_spec(spec: Spec, project: Project) -> list[str]:
                     hint="rename the variable",
                 )
     return [
-        f"queue {q.name!r}: failed messages go to the dead-letter file at once "
-        "(no retries in-process)"
+        f"queue {q.name!r}: failed messages are retried at once, without waiting "
+        f"visibility_timeout_s ({q.visibility_timeout_s} s), before the dead-letter file"
         for q in spec.queues
         if q.max_receives > 1
     ]
@@ -248,3 +250,45 @@ def sls_py_remove(spec: Spec, project: Project) -> Plan:
     if root.exists():
         shutil.rmtree(root)
     return plan
+
+
+# --- config: sls-py's file store under .sls-py/inprocess/<stage>/config/ ------------
+
+
+def _config_store(spec: Spec, project: Project) -> Any:
+    from sls_py.configfile import FileConfigStore
+
+    from .runner import state_root
+
+    return FileConfigStore(state_root(spec, project) / "config")
+
+
+@hookimpl
+def sls_py_config_get(
+    spec: Spec, project: Project, keys: list[str] | None, reveal: bool
+) -> list[ConfigEntry]:
+    """The stage's config; secrets' values only with ``reveal``."""
+    store = _config_store(spec, project)
+    entries = [ConfigEntry(k, v, False) for k, v in store.plain().items()]
+    entries += [ConfigEntry(k, v if reveal else None, True) for k, v in store.secrets().items()]
+    return sorted((e for e in entries if keys is None or e.key in keys), key=lambda e: e.key)
+
+
+@hookimpl
+def sls_py_config_set(spec: Spec, project: Project, key: str, value: str, secret: bool) -> ConfigEntry:
+    """Write one key (atomically); running functions see it within their TTL."""
+    store = _config_store(spec, project)
+    if not secret and key in store.secrets():
+        raise ConfigError(
+            f"config key {key!r} of stage {spec.stage!r} is a secret",
+            hint=f"pass --secret to change it, or `sls-py config unset {key}` first",
+        )
+    store.set(key, value, secret)
+    return ConfigEntry(key, None if secret else value, secret)
+
+
+@hookimpl
+def sls_py_config_unset(spec: Spec, project: Project, keys: list[str]) -> list[str]:
+    """Delete keys of the stage's config."""
+    removed: list[str] = _config_store(spec, project).unset(keys)
+    return removed

@@ -34,7 +34,7 @@ from sls_py.runtime import (
 )
 from sls_py.spec import QueueTriggerSpec, ScheduleTriggerSpec, Spec, UploadTriggerSpec
 
-from .driver import FileDriver, PendingMessage, PendingUpload
+from .driver import FileDriver, PendingMessage, PendingUpload, now_iso
 
 #: Invocations run one at a time: they share this process's environment.
 _serial = threading.Lock()
@@ -59,6 +59,9 @@ class Runner:
             "queues": {q.name: q.qualified_name for q in spec.queues},
             "tables": {t.name: t.qualified_name for t in spec.tables},
         }
+        if spec.configs:  # app.config handles read the stage's store, over its defaults
+            self.names["configs"] = {c.name: c.name for c in spec.configs}
+            self.names["config_defaults"] = dict(spec.configs[0].defaults)
 
     @contextmanager
     def _environment(self, env: dict[str, str]) -> Iterator[None]:
@@ -97,7 +100,8 @@ class Runner:
             provider="inprocess",
         )
         box: list[Outcome] = []
-        with _serial, self._environment(resolve_environment(fn.environment)):
+        env = {**resolve_environment(fn.environment), "SLS_PY_STAGE": self.spec.stage}
+        with _serial, self._environment(env):
             worker = threading.Thread(
                 target=lambda: box.append(execute(handler, event, ctx)), daemon=True
             )
@@ -124,7 +128,7 @@ class Runner:
         event = ScheduleEvent(
             schedule=trig.name,
             expression=trig.expression,
-            time=datetime.now(UTC).isoformat(),
+            time=now_iso(),
             payload=trig.payload,
         )
         return self.run(function, event)[0]
@@ -175,7 +179,12 @@ class Runner:
                     chunk = mine[start : start + t.batch_size]
                     batch = QueueBatch(
                         queue=t.queue,
-                        messages=[QueueMessage(id=m.id, body=m.body, queue=m.queue) for m in chunk],
+                        messages=[
+                            QueueMessage(
+                                id=m.id, body=m.body, queue=m.queue, receive_count=m.receive_count
+                            )
+                            for m in chunk
+                        ],
                     )
                     outcome = self._run_one(fn.name, batch)[0]
                     self._dead_letter(t.queue, chunk, outcome)
@@ -183,7 +192,9 @@ class Runner:
         return out
 
     def _dead_letter(self, queue: str, chunk: list[PendingMessage], outcome: Outcome) -> None:
-        """Failed messages go to the queue's dead-letter file (no retries in-process)."""
+        """Failed messages are delivered again at once (no visibility timeout in-process)
+        until they were received ``max_receives`` times; then they go to the queue's
+        dead-letter file."""
         if outcome.error is not None:
             failed = {m.id for m in chunk}
         else:
@@ -191,13 +202,24 @@ class Runner:
         if not failed:
             return
         import json
+        from dataclasses import replace
 
+        max_receives = next(q.max_receives for q in self.spec.queues if q.name == queue)
+        dead = []
+        for m in chunk:
+            if m.id not in failed:
+                continue
+            if m.receive_count < max_receives:
+                self.driver.pending.append(replace(m, receive_count=m.receive_count + 1))
+            else:
+                dead.append(m)
+        if not dead:
+            return
         path = self.driver.root / "dead-letter" / f"{queue}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
-            for m in chunk:
-                if m.id in failed:
-                    f.write(json.dumps({"id": m.id, "body": m.body}) + "\n")
+            for m in dead:
+                f.write(json.dumps({"id": m.id, "body": m.body}) + "\n")
 
 
 def describe(outcome: Outcome) -> dict[str, Any]:

@@ -364,3 +364,26 @@ if has("trigger.queue", "resource.queue", "resource.table"):
                     "has_id": bool(message.id),
                 }
             )
+
+
+# --- config (resource.config): read at call time ----------------------------------
+
+if has("resource.config"):
+    settings = app.config("settings", ttl_s=1)
+
+    class ConfigQuery(BaseModel):
+        """Which key to read, and the default to give ``get`` (none: no default)."""
+
+        key: str
+        default: str | None = None
+        has_default: bool = False
+
+    @app.function(name="config-read", timeout_s=10, triggers=routes(http("POST", "/config-read")))
+    def config_read(query: ConfigQuery) -> dict[str, Any]:
+        """What ``settings.get(key[, default])`` answers, and which process answered."""
+        args = (query.key, query.default) if query.has_default else (query.key,)
+        return {"value": settings.get(*args), "pid": os.getpid()}
+
+
+# the functions of the contract checks (sls_py.testing.conformance.contracts) join this app
+from . import contracts  # noqa: E402, F401
