@@ -8,6 +8,7 @@ package and its import time is cold-start time.
 from __future__ import annotations
 
 from .context import Context
+from .database import Database, DatabaseError
 from .dispatch import Outcome, execute, find_function, load_app, signature_of
 from .errors import ErrorInfo, HttpError, InvalidInput
 from .events import (
@@ -42,6 +43,8 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Bucket",
     "Context",
+    "Database",
+    "DatabaseError",
     "ErrorInfo",
     "Event",
     "Fanout",

@@ -112,7 +112,7 @@ def zip_name(pkg: BuiltPackage) -> str:
     return f"code-{base64.b64decode(pkg.code_sha256).hex()[:16]}.zip"
 
 
-def symbolic_desired(spec: Spec, pkg: BuiltPackage) -> list[Resource]:
+def symbolic_desired(spec: Spec, pkg: BuiltPackage, project_root: Path | None = None) -> list[Resource]:
     """The deploy's desired resources for the template's symbolic account and region;
     each ``${env:NAME}`` is left as a token (no secret is read)."""
     import re
@@ -129,7 +129,7 @@ def symbolic_desired(spec: Spec, pkg: BuiltPackage) -> list[Resource]:
         fn.name: lambda_environment(spec, fn, names=physical, environ=refs) for fn in spec.functions
     }
     target = Target(account=ACCOUNT, region=REGION, code_sha256=pkg.code_sha256, code_size=pkg.size)
-    return desired_resources(spec, target, environments)
+    return desired_resources(spec, target, environments, project_root=project_root)
 
 
 def _placeholders(value: Any, tokens: dict[str, str]) -> Any:
@@ -180,7 +180,7 @@ def write_artifacts(spec: Spec, project: Project, output: Path, ui: UI) -> Packa
 
     pkg = build(spec, project, ui)
     name = zip_name(pkg)
-    desired = symbolic_desired(spec, pkg)
+    desired = symbolic_desired(spec, pkg, project.root)
     (output / name).write_bytes(pkg.data)
     (output / PLAN_FILE).write_text(_json(plan_document(spec, desired)), encoding="utf-8")
     (output / PLAN_SCHEMA_FILE).write_text(_json(PLAN_SCHEMA), encoding="utf-8")

@@ -7,7 +7,7 @@ What goes in, by archive name:
   must never ship (tests, caches, VCS folders, ``.sls-py/``, virtualenvs,
   ``.env`` files and anything that looks like a credential);
 - the sls-py runtime only: ``sls_py/__init__.py``, ``sls_py/app.py``,
-  ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources}.py``
+  ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources,dataapi}.py``
   (no CLI, pluggy, typer or boto3: Lambda's Python runtime provides boto3);
 - the app's ``[project.dependencies]``, installed by pip for Lambda's platform
   (manylinux wheels for the configured runtime and architecture), cached
@@ -126,7 +126,7 @@ _SKIP_TOP_DIRS = {"build", "dist"}
 
 _RUNTIME_FILES = {
     "sls_py": ["__init__.py", "app.py", "runtime/*.py"],
-    "sls_py_aws": ["__init__.py", "handler.py", "resources.py"],
+    "sls_py_aws": ["__init__.py", "handler.py", "resources.py", "dataapi.py"],
 }
 # Requirements that are never installed into the zip: the runtime is packed
 # from this installation, and Lambda provides boto3.

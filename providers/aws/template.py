@@ -47,6 +47,8 @@ CODE_KEY = "CodeKey"
 #: Kinds of the model that have no template entry, and why.
 NOT_IN_TEMPLATE = {
     "deployment-bucket": "the template's code comes from the ArtifactBucket parameter",
+    "migrations": "CloudFormation runs no SQL: `sls-py migrate --provider aws` applies the "
+    "database's migrations through the Data API once the stack is up",
 }
 
 
@@ -457,5 +459,5 @@ def template(spec: Spec, desired: list[Resource], code_key: str) -> dict[str, An
     return t.document()
 
 
-# the API Gateway kinds register themselves from their own module
-from . import template_api  # noqa: E402, F401
+# the API Gateway and database kinds register themselves from their own modules
+from . import template_api, template_database  # noqa: E402, F401

@@ -91,11 +91,41 @@ def test_the_template_passes_cfn_lint(packaged: Path, moto: Moto, tmp_path: Path
         {"Fn::Sub": "arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/clonezero/prod"},
         {"Fn::Sub": "arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/clonezero/prod/*"},
     ]
+    # a database: its secret, Aurora cluster and instance (migrations stay with sls-py migrate)
+    db_project = everything_project(tmp_path / "dbapp", source=DATABASE_APP, app="dbapp")
+    # cfn-lint knows AWS's engine versions: the provider's default (16.6) is deprecated
+    # for new clusters there (W3690), so this app pins a current one
+    pyproject = db_project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            "include_dependencies = false", 'include_dependencies = false\ndatabase_engine_version = "16.8"'
+        )
+    )
+    (db_project / "migrations").mkdir()
+    (db_project / "migrations" / "001_items.sql").write_text("CREATE TABLE items (id text PRIMARY KEY);\n")
+    db_out = tmp_path / "db-package"
+    made = cli(
+        ["package", "--provider", "aws", "--project", str(db_project), "--output", str(db_out)], moto.env()
+    )
+    assert made.returncode == 0, made.stderr
+    db_types = sorted(
+        r["Type"]
+        for r in _template(db_out)["Resources"].values()
+        if "RDS" in r["Type"] or "Secret" in r["Type"]
+    )
+    assert db_types == ["AWS::RDS::DBCluster", "AWS::RDS::DBInstance", "AWS::SecretsManager::Secret"]
+    db_plan = json.loads((db_out / "plan.json").read_text())
+    assert [s["kind"] for s in db_plan["steps"] if s["kind"].startswith(("database", "migrations"))] == [
+        "database-secret",
+        "database",
+        "database-instance",
+        "migrations",
+    ]
     doc = _template(packaged)
     doc["Resources"]["FunctionHello"]["Properties"]["MemorySize"] = "lots"
     broken = tmp_path / "broken.yaml"
     broken.write_text(json.dumps(doc))
-    done = _lint(packaged / "template.yaml", out / "template.yaml", broken)
+    done = _lint(packaged / "template.yaml", out / "template.yaml", db_out / "template.yaml", broken)
     assert done.returncode != 0 and done.stderr == ""
     findings = done.stdout.splitlines()
     assert findings and all(line.startswith(f"{broken}:") for line in findings), done.stdout
@@ -261,3 +291,16 @@ def test_the_template_creates_what_deploy_creates(project: Path, packaged: Path,
             apigw.delete_rest_api(restApiId=api["id"])
     leftover = snapshot(moto, "cfnapp", "dev")
     assert {k: v for k, v in leftover.items() if v} == {}
+
+
+DATABASE_APP = """
+from sls_py import App
+
+app = App("pkgapp")
+db = app.database("main", migrations="migrations")
+
+
+@app.function(name="hello")
+def hello(payload: dict, ctx) -> dict:
+    return {"rows": db.query("SELECT 1 AS one")}
+"""
