@@ -36,6 +36,7 @@ from .runtime import (
     UploadEvent,
 )
 from .runtime.config import Config, ConfigMissing
+from .runtime.database import Database, DatabaseError
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,8 @@ __all__ = [
     "ConfigMissing",
     "Context",
     "Cors",
+    "Database",
+    "DatabaseError",
     "FanoutFailed",
     "FunctionDef",
     "HttpError",

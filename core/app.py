@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .runtime.cache import Cache
 from .runtime.config import Config
+from .runtime.database import Database
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -256,6 +257,17 @@ class CacheDef(FrozenRecord):
         super().__init__(name=name)
 
 
+class DatabaseDef(FrozenRecord):
+    """A SQL database and the folder of its ``.sql`` migrations (relative to the project)."""
+
+    __match_args__ = ("name", "migrations")
+    name: str
+    migrations: str | None
+
+    def __init__(self, name: str, migrations: str | None = None) -> None:
+        super().__init__(name=name, migrations=migrations)
+
+
 class ConfigDef(Record):
     """A config handle as declared with :meth:`App.config` (the handle is ``handle``)."""
 
@@ -294,6 +306,7 @@ class App:
         self.queues: dict[str, QueueDef] = {}
         self.tables: dict[str, TableDef] = {}
         self.caches: dict[str, CacheDef] = {}
+        self.databases: dict[str, DatabaseDef] = {}
         self.configs: dict[str, ConfigDef] = {}
 
     def function(
@@ -374,6 +387,15 @@ class App:
         self.caches[name] = CacheDef(name)
         return Cache(name)
 
+    def database(self, name: str, *, migrations: str | None = None) -> Database:
+        """Declare a SQL database (PostgreSQL) and return its handle.
+
+        :param migrations: a folder of ``.sql`` files, relative to the project
+            (where ``pyproject.toml`` is); each file is applied once, in name
+            order, by ``sls-py migrate`` and before ``run`` and ``deploy``.
+        """
+        self.databases[name] = DatabaseDef(name, migrations)
+        return Database(name, migrations)
     def config(self, name: str = "settings", *, model: Any = None, ttl_s: float = 5.0) -> Config:
         """Declare the app's use of per-stage config and secrets; return its handle.
 

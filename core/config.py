@@ -45,6 +45,7 @@ from .app import (
     UsageLimits,
 )
 from .errors import ConfigError, SpecError
+from .migrations import database_spec
 from .runtime.dispatch import signature_of
 from .schedules import ScheduleSyntaxError, parse_schedule
 from .spec import (
@@ -469,6 +470,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             for t in app.tables.values()
         ],
         caches=[_cache_spec(app.name, stage, c) for c in app.caches],
+        databases=[database_spec(project.root, app.name, stage, d) for d in app.databases.values()],
         configs=configs,
         gateway=gateway,
         providers=providers,

@@ -31,6 +31,7 @@ CAPABILITIES: dict[str, str] = {
     "resource.queue": "queues",
     "resource.table": "key-value tables",
     "resource.cache": "caches (Redis protocol)",
+    "resource.database": "SQL databases (PostgreSQL, :name parameters)",
     "function.timeout": "function timeouts",
     "function.memory": "function memory limits",
     "function.concurrency": "function concurrency limits",
@@ -150,6 +151,14 @@ class CacheSpec(_Model):
     qualified_name: str
 
 
+class DatabaseSpec(_Model):
+    """A SQL database; ``migrations`` is a folder of ``.sql`` files relative to the project."""
+
+    name: str
+    qualified_name: str
+    migrations: str | None = None
+
+
 class ConfigSpec(_Model):
     """An ``app.config(name)`` handle: the keys its model reads, never their values.
 
@@ -185,6 +194,7 @@ class Spec(_Model):
     queues: list[QueueSpec] = []
     tables: list[TableSpec] = []
     caches: list[CacheSpec] = []
+    databases: list[DatabaseSpec] = []
     configs: list[ConfigSpec] = []
     gateway: GatewaySpec = GatewaySpec()
     providers: dict[str, dict[str, Any]] = Field(
@@ -240,6 +250,7 @@ class Spec(_Model):
             ("queue", self.queues),
             ("table", self.tables),
             ("cache", self.caches),
+            ("database", self.databases),
         ):
             for item in items:
                 add(f"resource.{kind}", f"{kind} {item.name!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .cache import Cache
 from .context import Context
+from .database import Database, DatabaseError
 from .dispatch import Outcome, execute, find_function, load_app, signature_of
 from .errors import ErrorInfo, HttpError, InvalidInput
 from .events import (
@@ -44,6 +45,8 @@ __all__ = [
     "Bucket",
     "Cache",
     "Context",
+    "Database",
+    "DatabaseError",
     "ErrorInfo",
     "Event",
     "Fanout",

@@ -29,9 +29,25 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, CacheDriver, ConfigDriver, Driver, QueueDriver, TableDriver
+    from .drivers import (
+        BucketDriver,
+        CacheDriver,
+        ConfigDriver,
+        DatabaseDriver,
+        Driver,
+        QueueDriver,
+        TableDriver,
+    )
 
-_PROTOCOLS = ("BucketDriver", "CacheDriver", "QueueDriver", "TableDriver", "Driver", "ConfigDriver")
+_PROTOCOLS = (
+    "BucketDriver",
+    "CacheDriver",
+    "QueueDriver",
+    "TableDriver",
+    "DatabaseDriver",
+    "Driver",
+    "ConfigDriver",
+)
 
 
 def __getattr__(name: str) -> object:
@@ -50,7 +66,9 @@ class ResourceError(Exception):
 
 _lock = threading.Lock()
 _driver: Driver | None = None
-_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}, "functions": {}}
+#: the kinds of declared things whose logical names map to physical ones
+_KINDS = ("buckets", "queues", "tables", "caches", "functions", "databases")
+_names: dict[str, dict[str, str]] = {kind: {} for kind in _KINDS}
 
 
 def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = None) -> None:
@@ -58,7 +76,7 @@ def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = 
     global _driver, _names
     with _lock:
         _driver = driver
-        _names = {"buckets": {}, "queues": {}, "tables": {}, "caches": {}, "functions": {}, **(names or {})}
+        _names = {**{kind: {} for kind in _KINDS}, **(names or {})}
 
 
 def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
@@ -83,6 +101,7 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "caches": config.get("caches") or {},  # name -> server URL (runtime.cache)
                 # the functions this one may invoke (see sls_py.runtime.invoke)
                 "functions": config.get("functions") or {},
+                "databases": config.get("databases") or {},
                 # app.config handles: name -> the store's address; the stage's defaults
                 "configs": config.get("configs") or {},
                 "config_defaults": config.get("config_defaults") or {},
@@ -291,6 +310,7 @@ class MemoryDriver:
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
         self.caches: dict[str, dict[str, tuple[bytes, float | None]]] = {}
         self._cache_lock = threading.Lock()
+        self.databases: dict[str, Any] = {}
         #: the stage's config values (one store, whatever the handle's name)
         self.config_values: dict[str, str] = {}
 
@@ -308,6 +328,14 @@ class MemoryDriver:
 
         return MemoryCache(self.caches.setdefault(name, {}), self._cache_lock)
 
+    def database(self, name: str, physical: str) -> DatabaseDriver:
+        """An in-memory SQLite database per name (SQLite, not PostgreSQL: see
+        :class:`sls_py.runtime.database.SqliteDatabase`)."""
+        from .database import SqliteDatabase
+
+        if name not in self.databases:
+            self.databases[name] = SqliteDatabase(name)
+        return self.databases[name]
     def config(self, name: str, physical: str) -> ConfigDriver:
         from .config import MemoryConfig
 

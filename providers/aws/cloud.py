@@ -38,6 +38,9 @@ NOT_FOUND_CODES = frozenset(
         "QueueDoesNotExist",
         "ResourceNotFound",
         "ServerlessCacheNotFoundFault",
+        "DBClusterNotFoundFault",
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
         "ParameterNotFound",
     }
 )

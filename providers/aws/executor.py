@@ -108,6 +108,7 @@ def _load_handlers() -> None:
         handlers_api,
         handlers_cache,
         handlers_compute,
+        handlers_database,
         handlers_invoke,
     )
 

@@ -114,6 +114,9 @@ def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
         )
     if spec.caches:
         statements.extend(vpc_statements(region, account))
+    from .databases import iam_statements
+
+    statements.extend(iam_statements(spec, names))
     if spec.configs:
         statements.extend(config_statements(spec, region, account))
     statements.extend(invoke_statements(spec, names))

@@ -7,7 +7,7 @@ What goes in, by archive name:
   must never ship (tests, caches, VCS folders, ``.sls-py/``, virtualenvs,
   ``.env`` files and anything that looks like a credential);
 - the sls-py runtime only: ``sls_py/__init__.py``, ``sls_py/app.py``,
-  ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources}.py``
+  ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources,dataapi}.py``
   (no CLI, pluggy, typer or boto3: Lambda's Python runtime provides boto3);
 - the app's ``[project.dependencies]``, installed by pip for Lambda's platform
   (manylinux wheels for the configured runtime and architecture), cached
@@ -128,7 +128,7 @@ _SKIP_TOP_DIRS = {"build", "dist"}
 
 _RUNTIME_FILES = {
     "sls_py": ["__init__.py", "app.py", "runtime/*.py"],
-    "sls_py_aws": ["__init__.py", "handler.py", "resources.py"],
+    "sls_py_aws": ["__init__.py", "handler.py", "resources.py", "dataapi.py"],
 }
 # Requirements that are never installed into the zip: the runtime is packed
 # from this installation, and Lambda provides boto3.
@@ -288,14 +288,21 @@ def _dependency_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
 def _walk(root: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> Iterator[tuple[str, Path]]:
     """(archive name, path) for every file under ``root`` that ``skip`` keeps.
 
-    A folder holding ``pyvenv.cfg`` is a virtualenv, whatever its name: never walked.
+    A folder holding ``pyvenv.cfg`` is a virtualenv, whatever its name: never walked;
+    nor is a deploy package (``sls-py package --output`` inside the app's folder), so a
+    rebuild never packs the previous package.
     """
+    from sls_py.packaging import is_package, is_staging
+
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root).parts
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if not skip((*rel, d), True) and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+            if not skip((*rel, d), True)
+            and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+            and not is_staging(d)
+            and not is_package(Path(dirpath, d))
         )
         for name in sorted(filenames):
             path = Path(dirpath, name)

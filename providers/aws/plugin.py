@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from sls_py import hookimpl
 from sls_py.config import Project
+from sls_py.packaging import DeployPackage, PackageResult
 from sls_py.provider import (
     ApiKey,
     ConfigEntry,
@@ -30,7 +31,7 @@ def sls_py_provider_info() -> ProviderInfo:
     return ProviderInfo(
         name="aws",
         version=__version__,
-        description="AWS Lambda behind API Gateway, with S3, EventBridge, SQS and DynamoDB.",
+        description="AWS Lambda behind API Gateway, with S3, EventBridge, SQS, DynamoDB and Aurora.",
         capabilities=frozenset(
             {
                 "invoke",
@@ -45,6 +46,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.queue",
                 "resource.table",
                 "resource.cache",
+                "resource.database",
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
@@ -81,6 +83,26 @@ def sls_py_deploy(spec: Spec, project: Project, ui: UI) -> DeployResult:
     from .deploy import deploy, make_cloud
 
     return deploy(spec, project, make_cloud(spec), ui)
+
+
+@hookimpl
+def sls_py_package(spec: Spec, project: Project, output: Path, ui: UI) -> PackageResult:
+    """The Lambda zip, plan.json (against an empty account) and a CloudFormation
+    template.yaml, written without any AWS call."""
+    from .artifacts import write_artifacts
+
+    return write_artifacts(spec, project, output, ui)
+
+
+@hookimpl
+def sls_py_deploy_package(
+    spec: Spec, project: Project, package: DeployPackage, ui: UI
+) -> DeployResult:
+    """Deploy the zip of a package built earlier (no rebuild), planned live as ``deploy``."""
+    from .artifacts import built_from
+    from .deploy import deploy, make_cloud
+
+    return deploy(spec, project, make_cloud(spec), ui, package=built_from(package, spec))
 
 
 @hookimpl
@@ -212,3 +234,23 @@ def iam_policy(
         "PolicyDocument": role_policy(spec, names),
     }
     typer.echo(json.dumps(doc, indent=2))
+
+
+@hookimpl
+def sls_py_migrate(spec: Spec, project: Project, ui: UI) -> list[dict[str, Any]]:
+    """Apply pending migrations through the RDS Data API (``deploy`` does it too)."""
+    from .deploy import make_cloud, migrate
+
+    return migrate(spec, project, make_cloud(spec))
+
+
+@hookimpl
+def sls_py_db_shell(spec: Spec, project: Project, database: str, ui: UI) -> int:
+    """Aurora is reached through the Data API only (no network path for psql)."""
+    from sls_py.errors import NotSupported
+
+    raise NotSupported(
+        f"database {database!r} on AWS is reached through the RDS Data API, which psql cannot use",
+        hint="use the RDS query editor in the AWS console, or "
+        "`aws rds-data execute-statement --resource-arn ... --secret-arn ... --sql ...`",
+    )

@@ -19,7 +19,7 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture
 def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
-    """The moto server, with this process's boto3 pointed at it (for in-process deploys)."""
+    """This process's boto3 pointed at the module's moto server (fake credentials)."""
     for name, value in moto.env().items():
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)

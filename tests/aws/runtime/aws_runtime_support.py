@@ -199,6 +199,7 @@ RUNTIME_FILES = [
     "sls_py/runtime/cache.py",
     "sls_py/runtime/config.py",
     "sls_py/runtime/context.py",
+    "sls_py/runtime/database.py",
     "sls_py/runtime/dispatch.py",
     "sls_py/runtime/drivers.py",
     "sls_py/runtime/errors.py",
@@ -207,7 +208,9 @@ RUNTIME_FILES = [
     "sls_py/runtime/jsonwire.py",
     "sls_py/runtime/records.py",
     "sls_py/runtime/resources.py",
+    "sls_py/runtime/sql.py",
     "sls_py_aws/__init__.py",
+    "sls_py_aws/dataapi.py",
     "sls_py_aws/handler.py",
     "sls_py_aws/resources.py",
 ]
