@@ -217,7 +217,7 @@ def _network_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     p = res.props
     vpc, ours = _vpc(ctx, p)
     subnets = _subnets(ctx, p, vpc)
-    function = _group(ctx, p, vpc, "function", "sls-py: the stage's functions (no ingress)")
+    function = _group(ctx, p, vpc, "function", "sls-py: the functions of the stage (no ingress)")
     services = _group(ctx, p, vpc, "services", "sls-py: caches and endpoints, from the functions only")
     _allow_from(ctx, services, function)
     endpoints = _endpoints(ctx, p, vpc, subnets, services)
