@@ -34,7 +34,6 @@ from .runtime import (
     Table,
     UploadEvent,
 )
-from .runtime.config import Config, ConfigMissing
 
 __version__ = "0.1.0"
 
@@ -42,6 +41,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
+    from .runtime.config import Config, ConfigMissing
     from .runtime.invoke import FanoutFailed, InvokeError, InvokeFailed
 
 
@@ -55,6 +55,11 @@ def __getattr__(name: str) -> Any:
         from .runtime import invoke
 
         return getattr(invoke, name)
+    if name in ("Config", "ConfigMissing"):  # packed and loaded only for apps that use config
+        from .runtime.errors import feature_module
+
+        hint = "declare the app's config with app.config(...) and deploy again"
+        return getattr(feature_module("config", hint), name)
     raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
 
 __all__ = [

@@ -8,7 +8,6 @@ that name the function and the field.
 
 from __future__ import annotations
 
-from .runtime.config import Config
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
+    from .runtime.config import Config
     from .runtime.invoke import Fanout
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -369,6 +369,8 @@ class App:
         """
         if name in self.configs:
             raise ValueError(f"config {name!r} is declared twice in app {self.name!r}")
+        from .runtime.config import Config  # packed only for an app that declares config
+
         handle = Config(name, model=model, ttl_s=ttl_s)
         self.configs[name] = ConfigDef(name, model, ttl_s, handle)
         return handle
