@@ -51,15 +51,19 @@ def __getattr__(name: str) -> Any:
         from .hookspecs import hookimpl
 
         return hookimpl
-    if name in ("FanoutFailed", "InvokeError", "InvokeFailed"):  # loaded on first use
-        from .runtime import invoke
+    if name == "InvokeError":
+        from .runtime.errors import InvokeError
 
-        return getattr(invoke, name)
-    if name in ("Config", "ConfigMissing"):  # packed and loaded only for apps that use config
+        return InvokeError
+    # loaded on first use, and packed (on AWS) only for an app that declares the feature
+    if name in ("FanoutFailed", "InvokeFailed"):
         from .runtime.errors import feature_module
 
-        hint = "declare the app's config with app.config(...) and deploy again"
-        return getattr(feature_module("config", hint), name)
+        return getattr(feature_module("invoke"), name)
+    if name in ("Config", "ConfigMissing"):
+        from .runtime.errors import feature_module
+
+        return getattr(feature_module("config"), name)
     raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
 
 __all__ = [

@@ -32,10 +32,14 @@ _INVOKE = ("Fanout", "FanoutFailed", "InvokeError", "InvokeFailed")
 
 def __getattr__(name: str) -> object:
     # invoking and fan-out load on first use: a function that does neither never pays
-    if name in _INVOKE:
-        from . import invoke
+    if name == "InvokeError":
+        from .errors import InvokeError
 
-        return getattr(invoke, name)
+        return InvokeError
+    if name in _INVOKE:
+        from .errors import feature_module
+
+        return getattr(feature_module("invoke"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -86,7 +86,7 @@ def _invoke_module(source: str, target: str) -> Any:
     from .errors import FeatureNotPacked, feature_module, undeclared_target
 
     try:
-        return feature_module("invoke", "")
+        return feature_module("invoke")
     except FeatureNotPacked:
         raise undeclared_target(source, target) from None
 

@@ -105,8 +105,16 @@ class FeatureNotPacked(ImportError):
     it only for an app that declares the feature (e.g. ``invokes=[...]``)."""
 
 
-def feature_module(name: str, hint: str) -> Any:
-    """Import ``sls_py.runtime.<name>``, or raise :class:`FeatureNotPacked` with ``hint``."""
+#: How an app declares the feature each optional runtime module serves.
+_DECLARE = {
+    "config": "declare the app's config with app.config(...) and deploy again",
+    "invoke": "declare the target with @app.function(..., invokes=[...]) and deploy again",
+}
+
+
+def feature_module(name: str) -> Any:
+    """Import ``sls_py.runtime.<name>``, or raise :class:`FeatureNotPacked` saying how
+    to declare the feature that gets it packed."""
     import importlib
 
     module = f"{__package__}.{name}"
@@ -115,4 +123,5 @@ def feature_module(name: str, hint: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name != module:
             raise
+        hint = _DECLARE.get(name, "declare the feature it serves")
         raise FeatureNotPacked(f"{module} is not in this function's package: {hint}") from None

@@ -185,6 +185,36 @@ def test_lean_zip_runs_under_awslambdaric_without_the_feature_modules(
         assert any(first <= int(line) <= last for first, last in spans), (rel, line, function)
 
 
+def test_names_of_a_feature_left_out_fail_with_a_clear_import_error(lean_root: TaskRoot) -> None:
+    """In a zip without config.py/invoke.py, ``sls_py``'s lazy names say what to declare."""
+    import subprocess
+
+    code = (
+        "import sls_py, sls_py.runtime\n"
+        "print(sls_py.InvokeError is sls_py.runtime.InvokeError)\n"
+        "for name in ('ConfigMissing', 'InvokeFailed'):\n"
+        "    try:\n"
+        "        getattr(sls_py, name)\n"
+        "    except ImportError as exc:\n"
+        "        print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=lean_root.path,
+        env={"PYTHONPATH": str(lean_root.path), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert (out.returncode, out.stderr) == (0, "")
+    assert out.stdout.splitlines() == [
+        "True",
+        "FeatureNotPacked sls_py.runtime.config is not in this function's package: "
+        "declare the app's config with app.config(...) and deploy again",
+        "FeatureNotPacked sls_py.runtime.invoke is not in this function's package: "
+        "declare the target with @app.function(..., invokes=[...]) and deploy again",
+    ]
+
+
 def test_runtime_bytecode_has_no_docstrings_and_the_app_keeps_its_own(tmp_path: Path) -> None:
     """Compiled in the build's child; loaded here from the extracted zip's pycs."""
     import importlib.util
