@@ -43,6 +43,7 @@ app = App("lean")
 
 @app.function(name="hello")
 def hello(payload, ctx):
+    'Say hello.'
     import sys
 
     return {
@@ -155,9 +156,9 @@ def test_lean_zip_runs_under_awslambdaric_without_the_feature_modules(
     hello = start("hello").invoke({"name": "lean"})
     assert hello.ok, hello.payload
     loaded = hello.payload.pop("loaded")
-    # the runtime's bytecode has no docstrings; the app's code keeps its own (None here too:
-    # hello has none), and neither feature module was missed or imported
-    assert hello.payload == {"hello": "lean", "runtime_doc": None, "app_doc": None}
+    # the runtime's bytecode has no docstrings, the app's code keeps its own, and neither
+    # feature module was missed or imported
+    assert hello.payload == {"hello": "lean", "runtime_doc": None, "app_doc": "Say hello."}
     assert "sls_py.runtime.config" not in loaded and "sls_py.runtime.invoke" not in loaded
 
     # invoking without declaring a target: the same clear error as where the module is packed
