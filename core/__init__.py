@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .runtime.config import Config, ConfigMissing
+    from .runtime.database import Database, DatabaseError
     from .runtime.invoke import FanoutFailed, InvokeError, InvokeFailed
 
 
@@ -64,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from .runtime.errors import feature_module
 
         return getattr(feature_module("config"), name)
+    if name in ("Database", "DatabaseError"):
+        from .runtime.errors import feature_module
+
+        return getattr(feature_module("database"), name)
     raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
 
 __all__ = [
@@ -73,6 +78,8 @@ __all__ = [
     "ConfigMissing",
     "Context",
     "Cors",
+    "Database",
+    "DatabaseError",
     "FanoutFailed",
     "FunctionDef",
     "HttpError",

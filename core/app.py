@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     from .runtime.config import Config
+    from .runtime.database import Database
     from .runtime.invoke import Fanout
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -247,6 +248,17 @@ class TableDef(FrozenRecord):
         )
 
 
+class DatabaseDef(FrozenRecord):
+    """A SQL database and the folder of its ``.sql`` migrations (relative to the project)."""
+
+    __match_args__ = ("name", "migrations")
+    name: str
+    migrations: str | None
+
+    def __init__(self, name: str, migrations: str | None = None) -> None:
+        super().__init__(name=name, migrations=migrations)
+
+
 class ConfigDef(Record):
     """A config handle as declared with :meth:`App.config` (the handle is ``handle``)."""
 
@@ -284,6 +296,7 @@ class App:
         self.buckets: dict[str, BucketDef] = {}
         self.queues: dict[str, QueueDef] = {}
         self.tables: dict[str, TableDef] = {}
+        self.databases: dict[str, DatabaseDef] = {}
         self.configs: dict[str, ConfigDef] = {}
 
     def function(
@@ -358,6 +371,18 @@ class App:
         """
         self.tables[name] = TableDef(name, key, sort_key, key_type, sort_key_type)
         return Table(name, key, sort_key, key_type=key_type, sort_key_type=sort_key_type)
+
+    def database(self, name: str, *, migrations: str | None = None) -> Database:
+        """Declare a SQL database (PostgreSQL) and return its handle.
+
+        :param migrations: a folder of ``.sql`` files, relative to the project
+            (where ``pyproject.toml`` is); each file is applied once, in name
+            order, by ``sls-py migrate`` and before ``run`` and ``deploy``.
+        """
+        from .runtime.database import Database  # packed only for an app that declares one
+
+        self.databases[name] = DatabaseDef(name, migrations)
+        return Database(name, migrations)
 
     def config(self, name: str = "settings", *, model: Any = None, ttl_s: float = 5.0) -> Config:
         """Declare the app's use of per-stage config and secrets; return its handle.

@@ -461,6 +461,14 @@ def new(
     typer.echo(f"  cd {target} && python -m pytest")
 
 
+def _add_database_commands() -> None:
+    from .dbcli import register
+
+    register(cli)
+
+
+_add_database_commands()
+
 from .config_cli import config_cli  # noqa: E402  (it uses _session above)
 
 cli.add_typer(config_cli, name="config")

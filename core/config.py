@@ -45,6 +45,7 @@ from .app import (
     UsageLimits,
 )
 from .errors import ConfigError, SpecError
+from .migrations import database_spec
 from .runtime.dispatch import signature_of
 from .schedules import ScheduleSyntaxError, parse_schedule
 from .spec import (
@@ -455,6 +456,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             _table_spec(app.name, stage, t)
             for t in app.tables.values()
         ],
+        databases=[database_spec(project.root, app.name, stage, d) for d in app.databases.values()],
         configs=configs,
         gateway=gateway,
         providers=providers,

@@ -211,6 +211,28 @@ def sls_py_config_unset(spec: Spec, project: Project, keys: list[str], ui: UI) -
     raise NotImplementedError
 
 
+@hookspec(firstresult=True)
+def sls_py_migrate(spec: Spec, project: Project, ui: UI) -> list[dict[str, Any]]:
+    """Apply the pending migrations of every database the spec declares.
+
+    :return: one dict per database: ``{"database": name, "applied": [files],
+        "already": [files], "changed": [files]}`` (see
+        :func:`sls_py.migrations.apply_migrations`, which does the work given
+        a driver of the provider's).
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_db_shell(spec: Spec, project: Project, database: str, ui: UI) -> int:
+    """Open an interactive SQL shell (e.g. ``psql``) on one of the spec's databases.
+
+    :param database: the database's name in the app (the core has checked it exists).
+    :return: the shell's exit code.
+    """
+    raise NotImplementedError
+
+
 @hookspec
 def sls_py_add_commands(cli: typer.Typer) -> None:
     """Add commands to the ``sls-py`` CLI (called on every plugin, at start-up).

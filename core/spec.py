@@ -30,6 +30,7 @@ CAPABILITIES: dict[str, str] = {
     "resource.bucket": "buckets",
     "resource.queue": "queues",
     "resource.table": "key-value tables",
+    "resource.database": "SQL databases (PostgreSQL, :name parameters)",
     "function.timeout": "function timeouts",
     "function.memory": "function memory limits",
     "function.concurrency": "function concurrency limits",
@@ -142,6 +143,14 @@ class TableSpec(_Model):
     sort_key_type: KeyType = "string"
 
 
+class DatabaseSpec(_Model):
+    """A SQL database; ``migrations`` is a folder of ``.sql`` files relative to the project."""
+
+    name: str
+    qualified_name: str
+    migrations: str | None = None
+
+
 class ConfigSpec(_Model):
     """An ``app.config(name)`` handle: the keys its model reads, never their values.
 
@@ -176,6 +185,7 @@ class Spec(_Model):
     buckets: list[BucketSpec] = []
     queues: list[QueueSpec] = []
     tables: list[TableSpec] = []
+    databases: list[DatabaseSpec] = []
     configs: list[ConfigSpec] = []
     gateway: GatewaySpec = GatewaySpec()
     providers: dict[str, dict[str, Any]] = Field(
@@ -226,7 +236,12 @@ class Spec(_Model):
             t.api_key for fn in self.functions for t in fn.http_triggers()
         ):
             add("http.usage_limits", "the gateway's usage limits")
-        for kind, items in (("bucket", self.buckets), ("queue", self.queues), ("table", self.tables)):
+        for kind, items in (
+            ("bucket", self.buckets),
+            ("queue", self.queues),
+            ("table", self.tables),
+            ("database", self.databases),
+        ):
             for item in items:
                 add(f"resource.{kind}", f"{kind} {item.name!r}")
         for config in self.configs:

@@ -7,11 +7,36 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 WORK_MAGIC = REPO / "apps" / "work_magic"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_outside_folder() -> Any:
+    """Run as root, the local PostgreSQL keeps clusters (and a copy of pip-installed
+    binaries) that its account cannot reach in the project under
+    /var/lib/sls-py; the tests' go to a folder of their own, removed afterwards."""
+    import tempfile
+
+    if os.geteuid() != 0:
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sls-py-test-pg-"))
+    folder.chmod(0o755)
+    previous = os.environ.get("SLS_PY_POSTGRES_OUTSIDE")
+    os.environ["SLS_PY_POSTGRES_OUTSIDE"] = str(folder / "lib" / "postgres")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("SLS_PY_POSTGRES_OUTSIDE", None)
+        else:
+            os.environ["SLS_PY_POSTGRES_OUTSIDE"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

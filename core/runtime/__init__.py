@@ -25,6 +25,7 @@ from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_dr
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
 if TYPE_CHECKING:
+    from .database import Database, DatabaseError
     from .invoke import Fanout, FanoutFailed, InvokeError, InvokeFailed
 
 _INVOKE = ("Fanout", "FanoutFailed", "InvokeError", "InvokeFailed")
@@ -40,12 +41,18 @@ def __getattr__(name: str) -> object:
         from .errors import feature_module
 
         return getattr(feature_module("invoke"), name)
+    if name in ("Database", "DatabaseError"):  # packed only for an app that declares one
+        from .errors import feature_module
+
+        return getattr(feature_module("database"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "Bucket",
     "Context",
+    "Database",
+    "DatabaseError",
     "ErrorInfo",
     "Event",
     "Fanout",

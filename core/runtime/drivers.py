@@ -29,6 +29,18 @@ class TableDriver(Protocol):
     def scan(self) -> list[dict[str, Any]]: ...
 
 
+class DatabaseDriver(Protocol):
+    """One database. ``execute`` runs one statement with ``:name`` parameters and
+    returns its rows (``None`` for a statement that returns none) and row count;
+    it raises :class:`~sls_py.runtime.database.DatabaseError` with the server's
+    message. ``begin``/``commit``/``rollback`` act on this thread's transaction."""
+
+    def execute(self, sql: str, params: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, int]: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
 class Driver(Protocol):
     """What a provider implements to back the resource handles."""
 
@@ -36,6 +48,8 @@ class Driver(Protocol):
     def queue(self, name: str, physical: str) -> QueueDriver: ...
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver: ...
 
+    # optional: ``def database(self, name: str, physical: str) -> DatabaseDriver``;
+    # a driver without it makes ``app.database`` handles fail with a clear message
 
 class ConfigDriver(Protocol):
     """A stage's config store as a function reads it (``Driver.config(name, physical)``).

@@ -25,9 +25,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, ConfigDriver, Driver, QueueDriver, TableDriver
+    from .drivers import BucketDriver, ConfigDriver, DatabaseDriver, Driver, QueueDriver, TableDriver
 
-_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "Driver", "ConfigDriver")
+_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "DatabaseDriver", "Driver", "ConfigDriver")
 
 
 def __getattr__(name: str) -> object:
@@ -46,7 +46,9 @@ class ResourceError(Exception):
 
 _lock = threading.Lock()
 _driver: Driver | None = None
-_names: dict[str, dict[str, str]] = {"buckets": {}, "queues": {}, "tables": {}, "functions": {}}
+#: the kinds of declared things whose logical names map to physical ones
+_KINDS = ("buckets", "queues", "tables", "functions", "databases")
+_names: dict[str, dict[str, str]] = {kind: {} for kind in _KINDS}
 
 
 def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = None) -> None:
@@ -54,7 +56,7 @@ def use_driver(driver: Driver | None, names: dict[str, dict[str, str]] | None = 
     global _driver, _names
     with _lock:
         _driver = driver
-        _names = {"buckets": {}, "queues": {}, "tables": {}, "functions": {}, **(names or {})}
+        _names = {**{kind: {} for kind in _KINDS}, **(names or {})}
 
 
 def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
@@ -78,6 +80,7 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "tables": config.get("tables") or {},
                 # the functions this one may invoke (see sls_py.runtime.invoke)
                 "functions": config.get("functions") or {},
+                "databases": config.get("databases") or {},
                 # app.config handles: name -> the store's address; the stage's defaults
                 "configs": config.get("configs") or {},
                 "config_defaults": config.get("config_defaults") or {},
@@ -280,6 +283,7 @@ class MemoryDriver:
         self.buckets: dict[str, dict[str, bytes]] = {}
         self.queues: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.databases: dict[str, Any] = {}
         #: the stage's config values (one store, whatever the handle's name)
         self.config_values: dict[str, str] = {}
 
@@ -292,6 +296,14 @@ class MemoryDriver:
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return _MemoryTable(self.tables.setdefault(name, {}), key, sort_key)
 
+    def database(self, name: str, physical: str) -> DatabaseDriver:
+        """An in-memory SQLite database per name (SQLite, not PostgreSQL: see
+        :class:`sls_py.runtime.database.SqliteDatabase`)."""
+        from .database import SqliteDatabase
+
+        if name not in self.databases:
+            self.databases[name] = SqliteDatabase(name)
+        return self.databases[name]
     def config(self, name: str, physical: str) -> ConfigDriver:
         from .config import MemoryConfig
 

@@ -105,6 +105,7 @@ class AppClient:
         self.driver: MemoryDriver = ClientDriver(self)
         #: payloads of asynchronous invocations that failed every attempt, by function
         self.dead_letters: dict[str, list[Any]] = {}
+        self._migrate()
         #: API key values by name; when set, routes with ``api_key=True`` check them.
         self.api_keys: dict[str, str] | None = dict(api_keys) if api_keys is not None else None
         self.router: Router[tuple[FunctionSpec, Any]] = Router()
@@ -263,6 +264,23 @@ class AppClient:
         self._declared("tables", name)
         spec = next(t for t in self.spec.tables if t.name == name)
         return self.driver.table(name, name, spec.key, spec.sort_key)
+
+    def database(self, name: str) -> Any:
+        """Database ``name`` of the in-memory resources (SQLite, with the app's
+        migrations applied): ``execute(sql, params)`` returns ``(rows, count)``."""
+        self._declared("databases", name)
+        return self.driver.database(name, name)
+
+    def _migrate(self) -> None:
+        """Apply each database's migrations to its in-memory SQLite database.
+
+        SQLite, not PostgreSQL: migrations using PostgreSQL-only SQL fail here
+        with SQLite's message; test such apps with ``sls_local_server``."""
+        from ..migrations import apply_migrations, migration_files
+
+        for db in self.spec.databases:
+            driver = self.driver.database(db.name, db.name)
+            apply_migrations(driver, db.name, migration_files(self.project.root, db))
 
     def messages(self, queue: str) -> list[str]:
         """Bodies sent to ``queue`` so far, oldest first."""

@@ -37,6 +37,9 @@ NOT_FOUND_CODES = frozenset(
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
         "ResourceNotFound",
+        "DBClusterNotFoundFault",
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
         "ParameterNotFound",
     }
 )

@@ -18,6 +18,7 @@ from sls_py.spec import Spec
 from sls_py.ui import UI
 
 from .cloud import Cloud
+from .databases import with_costs
 from .discover import discover
 from .environment import lambda_environment
 from .executor import Ctx, apply_plan
@@ -74,7 +75,7 @@ def prepare(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) ->
     target = Target(
         account=account, region=region, code_sha256=package.code_sha256, code_size=package.size
     )
-    desired = desired_resources(spec, target, environments)
+    desired = desired_resources(spec, target, environments, project_root=project.root)
     state = load_state(spec, project)
     check_target(state, account, region)
     return Prepared(spec, names, state, desired, package)
@@ -88,7 +89,7 @@ def load_state(spec: Spec, project: Project) -> State:
 def plan(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) -> Plan:
     """What ``deploy`` would do (read-only calls only)."""
     prep = prepare(spec, project, cloud, ui)
-    return Plan(plan_changes(prep.desired, prep.state, cloud))
+    return Plan(with_costs(plan_changes(prep.desired, prep.state, cloud), spec))
 
 
 def deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
@@ -99,7 +100,7 @@ def deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
 
 def _deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
     prep = prepare(spec, project, cloud, ui)
-    steps = plan_changes(prep.desired, prep.state, cloud)
+    steps = with_costs(plan_changes(prep.desired, prep.state, cloud), spec)
     if not steps:
         ui.info("No changes: the deployed stage matches the app.")
     ctx = Ctx(cloud=cloud, names=prep.names, state=prep.state, package=prep.package, ui=ui)
@@ -190,3 +191,25 @@ def plan_as_data(steps: list[PlanStep]) -> list[dict[str, Any]]:
 def state_file(spec: Spec, project: Project) -> Path:
     """Where the stage's state is recorded."""
     return state_path(project.state_dir, spec.stage)
+
+
+def migrate(spec: Spec, project: Project, cloud: Cloud) -> list[dict[str, Any]]:
+    """Apply every database's pending migrations through the Data API."""
+    from sls_py.migrations import apply_migrations, migration_files
+
+    from .databases import cluster_id
+    from .handlers_database import deploy_database
+
+    names = Names(spec, cloud.account_id(), cloud.region_name)
+    state = load_state(spec, project)
+    out = []
+    for db in spec.databases:
+        if state.get(f"database-instance:{db.name}") is None:
+            raise ProviderError(
+                f"database {db.name!r} is not deployed to stage {spec.stage!r}",
+                hint="run `sls-py deploy --provider aws` (it applies the migrations too)",
+            )
+        driver = deploy_database(cloud, names, cluster_id(spec, db.name), db.name)
+        r = apply_migrations(driver, db.name, migration_files(project.root, db))
+        out.append({"database": r.database, "applied": r.applied, "already": r.already, "changed": r.changed})
+    return out

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .cloud import Cloud
+from .handlers_database import FINDERS as DATABASE_FINDERS
 from .model import Names, Resource
 from .state import Entry, State
 
@@ -90,6 +91,7 @@ FINDERS: dict[str, Finder] = {
     "schedule": _schedule,
     "event-source": _mapping,
 }
+FINDERS.update(DATABASE_FINDERS)
 
 
 def discover(state: State, desired: list[Resource], cloud: Cloud, names: Names) -> int:

@@ -61,6 +61,8 @@ def resource_names(
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
     }
+    if spec.databases:  # only then: the environment of apps without one stays as it was
+        out["databases"] = {d.name: d.qualified_name for d in spec.databases}
     if spec.configs:  # app.config handles: the stage's SSM path, and its defaults
         out["configs"] = {c.name: f"/{spec.app}/{spec.stage}/" for c in spec.configs}
         out["config_defaults"] = dict(spec.configs[0].defaults)

@@ -108,6 +108,9 @@ def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
                 "Resource": [names.table_arn(t.name) for t in spec.tables],
             }
         )
+    from .databases import iam_statements
+
+    statements.extend(iam_statements(spec, names))
     if spec.configs:
         statements.extend(config_statements(spec, region, account))
     statements.extend(invoke_statements(spec, names))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sls_py.schedules import parse_schedule
@@ -27,6 +28,8 @@ from sls_py.spec import (
     UploadTriggerSpec,
 )
 
+from .databases import database_resources
+from .databases import physical as database_physical
 from .iam import role_policy, trust_policy
 
 #: Kinds in the order they are created; deletion runs in reverse.
@@ -35,6 +38,10 @@ KINDS = (
     "deployment-bucket",
     "bucket",
     "table",
+    "database-secret",
+    "database",
+    "database-instance",
+    "migrations",
     "queue",
     "function",
     "async-config",
@@ -211,6 +218,7 @@ def physical_names(names: Names) -> dict[str, dict[str, str]]:
         "buckets": {b.name: names.bucket(b.name) for b in spec.buckets},
         "queues": {q.name: names.queue(q.name) for q in spec.queues},
         "tables": {t.name: names.table(t.name) for t in spec.tables},
+        **({"databases": database_physical(names)} if spec.databases else {}),
     }
 
 
@@ -227,13 +235,19 @@ def settings(spec: Spec) -> dict[str, Any]:
 
 
 def desired_resources(
-    spec: Spec, target: Target, environments: dict[str, dict[str, str]]
+    spec: Spec,
+    target: Target,
+    environments: dict[str, dict[str, str]],
+    *,
+    project_root: Path | None = None,
 ) -> list[Resource]:
     """Everything the stage should have, in creation order.
 
     :param environments: each function's whole environment (from
         :func:`sls_py_aws.environment.lambda_environment`: its own variables,
         resolved, plus the handler's contract).
+    :param project_root: where the databases' migration folders are (``None``:
+        no migrations, as when ``remove`` looks for what may exist).
     """
     names = Names(spec, target.account, target.region)
     conf = settings(spec)
@@ -279,6 +293,7 @@ def desired_resources(
                 },
             )
         )
+    out.extend(database_resources(spec, names, project_root))  # see .databases
     for q in spec.queues:
         add(
             Resource(

@@ -7,7 +7,7 @@ What goes in, by archive name:
   must never ship (tests, caches, VCS folders, ``.sls-py/``, virtualenvs,
   ``.env`` files and anything that looks like a credential);
 - the sls-py runtime only: ``sls_py/__init__.py``, ``sls_py/app.py``,
-  ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources}.py``
+  ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources,dataapi}.py``
   (no CLI, pluggy, typer or boto3: Lambda's Python runtime provides boto3),
   minus the modules of features the spec does not use (:data:`FEATURE_FILES`);
 - the app's ``[project.dependencies]``, installed by pip for Lambda's platform
@@ -127,7 +127,7 @@ _SKIP_TOP_DIRS = {"build", "dist"}
 
 _RUNTIME_FILES = {
     "sls_py": ["__init__.py", "app.py", "runtime/*.py"],
-    "sls_py_aws": ["__init__.py", "handler.py", "resources.py"],
+    "sls_py_aws": ["__init__.py", "handler.py", "resources.py", "dataapi.py"],
 }
 #: Runtime modules that serve one optional feature, by the capability that uses
 #: it (:meth:`Spec.required_capabilities`): packed only into the zip of an app
@@ -139,6 +139,11 @@ _RUNTIME_FILES = {
 FEATURE_FILES: dict[str, tuple[str, ...]] = {
     "resource.config": ("sls_py/runtime/config.py",),
     "function.invoke": ("sls_py/runtime/invoke.py",),
+    "resource.database": (
+        "sls_py/runtime/database.py",
+        "sls_py/runtime/sql.py",
+        "sls_py_aws/dataapi.py",
+    ),
 }
 # Requirements that are never installed into the zip: the runtime is packed
 # from this installation, and Lambda provides boto3.

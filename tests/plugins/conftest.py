@@ -168,6 +168,16 @@ def recording_plugin(rec: Recorder) -> object:
                 "sls_py_trigger", {"spec": spec, "project": project, "request": request, "ui": ui}
             )
 
+        @hookimpl
+        def sls_py_migrate(self, spec: Any, project: Any, ui: Any) -> Any:
+            return rec.answer("sls_py_migrate", {"spec": spec, "project": project, "ui": ui})
+
+        @hookimpl
+        def sls_py_db_shell(self, spec: Any, project: Any, database: Any, ui: Any) -> Any:
+            return rec.answer(
+                "sls_py_db_shell", {"spec": spec, "project": project, "database": database, "ui": ui}
+            )
+
     return Plugin()
 
 

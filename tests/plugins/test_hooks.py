@@ -62,6 +62,8 @@ def test_provider_info_is_listed(run_cli: CliRunner) -> None:
                     "logs",
                     "api-keys",
                     "trigger",
+                    "migrate",
+                    "db shell",
                 ],
                 "plugin": "fake",
             }

@@ -25,6 +25,7 @@ from ...errors import NotSupported
 from ...spec import CAPABILITIES
 from .config_suite import ConfigConformance
 from .contracts import ContractConformance
+from .database import DatabaseConformance
 from .harness import Harness, PluginHarness, prepare_project
 
 JSON = {"content-type": "application/json"}
@@ -34,7 +35,7 @@ def _run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-class ProviderConformance(ConfigConformance, ContractConformance):
+class ProviderConformance(ConfigConformance, ContractConformance, DatabaseConformance):
     """Subclass as ``Test...`` and set :attr:`provider` (or override :meth:`make_harness`).
 
     :attr:`exclude` maps capabilities to a reason for not checking them in

@@ -15,3 +15,14 @@ def moto() -> Iterator[Moto]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """This process's boto3 pointed at the module's moto server (fake credentials)."""
+    for name, value in moto.env().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    return moto

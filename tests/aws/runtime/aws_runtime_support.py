@@ -198,8 +198,10 @@ RUNTIME_FILES = [
     "sls_py_aws/handler.py",
     "sls_py_aws/resources.py",
 ]
-#: packed besides the core only for an app that declares config / invokes a function
+#: packed besides the core only for an app that declares config / invokes a function /
+#: declares a database
 CONFIG_FILES = ["sls_py/runtime/config.py"]
 INVOKE_FILES = ["sls_py/runtime/invoke.py"]
+DATABASE_FILES = ["sls_py/runtime/database.py", "sls_py/runtime/sql.py", "sls_py_aws/dataapi.py"]
 #: the example app declares config and a fan-out, so its zip holds both
 WORK_MAGIC_RUNTIME_FILES = sorted([*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES])

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from aws_runtime_support import (
     CONFIG_FILES,
+    DATABASE_FILES,
     INVOKE_FILES,
     RUNTIME_FILES,
     WORK_MAGIC,
@@ -99,7 +100,9 @@ def test_feature_table_names_real_capabilities_and_files() -> None:
             assert name in everything and everything[name].is_file(), name
     core = dict(runtime_entries(()))
     assert sorted(core) == RUNTIME_FILES
-    assert sorted(everything) == sorted([*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES])
+    assert sorted(everything) == sorted(
+        [*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES, *DATABASE_FILES]
+    )
 
 
 def test_app_without_config_or_invoke_packs_the_core_only(tmp_path: Path) -> None:
@@ -114,6 +117,7 @@ def test_app_without_config_or_invoke_packs_the_core_only(tmp_path: Path) -> Non
         # a declared fan-out imports the invoke module when the app is imported
         ('counting = app.fanout("hello")', INVOKE_FILES),
         ('settings = app.config("s")\ncounting = app.fanout("hello")', CONFIG_FILES + INVOKE_FILES),
+        ('db = app.database("main")', DATABASE_FILES),
     ],
 )
 def test_a_declared_feature_packs_its_modules(
@@ -146,7 +150,7 @@ def test_lean_zip_runs_under_awslambdaric_without_the_feature_modules(
     start_lambda: Callable[..., LambdaProcess],
     aws_env: dict[str, str],
 ) -> None:
-    assert not [f for f in lean_root.files if "config" in f or "invoke" in f]
+    assert not [f for f in lean_root.files if any(w in f for w in ("config", "invoke", "data"))]
     assert any(f.endswith(".pyc") for f in lean_root.files)  # bytecode packed: runtime = HERE
 
     def start(function: str) -> LambdaProcess:
@@ -159,7 +163,9 @@ def test_lean_zip_runs_under_awslambdaric_without_the_feature_modules(
     # the runtime's bytecode has no docstrings, the app's code keeps its own, and neither
     # feature module was missed or imported
     assert hello.payload == {"hello": "lean", "runtime_doc": None, "app_doc": "Say hello."}
-    assert "sls_py.runtime.config" not in loaded and "sls_py.runtime.invoke" not in loaded
+    assert not {"sls_py.runtime.config", "sls_py.runtime.invoke", "sls_py.runtime.database"} & set(
+        loaded
+    )
 
     # invoking without declaring a target: the same clear error as where the module is packed
     caller = start("caller").invoke({})
@@ -193,7 +199,7 @@ def test_names_of_a_feature_left_out_fail_with_a_clear_import_error(lean_root: T
     code = (
         "import sls_py, sls_py.runtime\n"
         "print(sls_py.InvokeError is sls_py.runtime.InvokeError)\n"
-        "for name in ('ConfigMissing', 'InvokeFailed'):\n"
+        "for name in ('ConfigMissing', 'InvokeFailed', 'DatabaseError'):\n"
         "    try:\n"
         "        getattr(sls_py, name)\n"
         "    except ImportError as exc:\n"
@@ -213,6 +219,8 @@ def test_names_of_a_feature_left_out_fail_with_a_clear_import_error(lean_root: T
         "declare the app's config with app.config(...) and deploy again",
         "FeatureNotPacked sls_py.runtime.invoke is not in this function's package: "
         "declare the target with @app.function(..., invokes=[...]) and deploy again",
+        "FeatureNotPacked sls_py.runtime.database is not in this function's package: "
+        "declare the database with app.database(...) and deploy again",
     ]
 
 

@@ -236,6 +236,61 @@ if has("resource.table"):
         return sorted(found, key=lambda item: str(item["id"]))
 
 
+if has("resource.database"):
+    from sls_py import DatabaseError
+
+    items = app.database("items", migrations="migrations")
+
+    class DbRun(BaseModel):
+        """A run id; ``fail`` leaves a DatabaseError unhandled."""
+
+        run: str
+        fail: bool = False
+
+    @app.function(name="db-ops", timeout_s=20, triggers=routes(http("POST", "/db-ops")))
+    def db_ops(req: DbRun) -> dict[str, Any]:
+        """Exercise the database interface and report what it answered."""
+        if req.fail:
+            items.query("SELECT * FROM no_such_table_here")
+        run = req.run
+        insert = "INSERT INTO conformance_items (run, name, n) VALUES (:run, :name, :n)"
+        seen: dict[str, Any] = {"inserted": items.execute(insert, {"run": run, "name": "a", "n": 1})}
+        try:
+            with items.transaction():
+                items.execute(insert, {"run": run, "name": "b", "n": 2})
+                raise ValueError("roll back")
+        except ValueError:
+            pass
+        with items.transaction():
+            items.execute(insert, {"run": run, "name": "c", "n": 3})
+            items.execute(insert, {"run": run, "name": "d", "n": 4})
+        try:
+            with items.transaction():
+                items.execute(insert, {"run": run, "name": "e", "n": 5})
+                items.execute(insert, {"run": run, "name": "a", "n": 6})  # duplicate key
+        except DatabaseError as exc:
+            seen["duplicate"] = type(exc).__name__
+        seen["rows"] = items.query(
+            "SELECT name, n FROM conformance_items WHERE run = :run AND n >= :low ORDER BY name",
+            {"run": run, "low": 0},
+        )
+        seen["literal"] = items.query(
+            "SELECT ':not_a_param' AS text, CAST(:n AS INTEGER) + 1 AS n", {"n": 41}
+        )
+        seen["updated"] = items.execute(
+            "UPDATE conformance_items SET n = n * 10 WHERE run = :run", {"run": run}
+        )
+        try:
+            items.query("SELEKT 1")
+        except DatabaseError as exc:
+            seen["syntax_error"] = {"type": type(exc).__name__, "has_message": "SELEKT" in exc.message}
+        seen["seed"] = items.query("SELECT n FROM conformance_items WHERE run = 'migrations'")
+        seen["migrations"] = [
+            r["name"] for r in items.query("SELECT name FROM sls_py_migrations ORDER BY name")
+        ]
+        return seen
+
+
 if has("resource.queue"):
     jobs = app.queue("jobs")
 
