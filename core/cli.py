@@ -232,16 +232,7 @@ def _print_plan(plan: Any, ui: UI, empty: str) -> None:
 
 
 def _steps_json(steps: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "action": s.action,
-            "kind": s.kind,
-            "name": s.name,
-            "reason": s.reason,
-            "details": dict(s.details),
-        }
-        for s in steps
-    ]
+    return [s.to_data() for s in steps]
 
 
 @cli.command()
@@ -265,11 +256,24 @@ def deploy(
     project: ProjectOpt = Path("."),
     stage: StageOpt = None,
     provider: ProviderOpt = None,
+    package: Annotated[
+        Path | None,
+        typer.Option(
+            "--package",
+            help="Deploy the package `sls-py package` wrote to this folder (no rebuild; "
+            "refused if built for another provider, app or stage, or changed since).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Deploy the app's stage to the provider (only what changed)."""
     s = _session(project, stage, provider)
-    result = s.call("sls_py_deploy", ui=s.ui)
+    if package is None:
+        result = s.call("sls_py_deploy", ui=s.ui)
+    else:
+        from .packaging import deploy_package
+
+        result = deploy_package(s.provider, s.spec, s.project, package, s.ui)
     if json_out:
         _print_json(
             {
@@ -285,6 +289,37 @@ def deploy(
         s.ui.info(f"URL: {result.url}")
     if result.api_keys:
         s.ui.info(f"API keys: {', '.join(result.api_keys)} (values: sls-py api-keys)")
+
+
+@cli.command()
+def package(
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The folder to write (a new or empty one, or an earlier package, which is replaced).",
+        ),
+    ],
+    project: ProjectOpt = Path("."),
+    stage: StageOpt = None,
+    provider: ProviderOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the stage's deploy artifacts to a folder, for a pipeline to ship or for
+    `deploy --package` (for aws: the Lambda zip, plan.json and a CloudFormation
+    template.yaml). The same app gives the same bytes on a rerun."""
+    from .packaging import require_hook, write_package
+
+    s = _session(project, stage, provider)
+    require_hook(s.provider, "sls_py_package", "package")
+    manifest, result = write_package(s.provider, s.spec, s.project, output, s.ui)
+    if json_out:
+        _print_json({"output": str(output), "manifest": manifest})
+        return
+    for line in result.summary:
+        s.ui.info(line)
+    s.ui.info(f"Packaged {s.spec.app} stage {s.spec.stage} for {s.provider.name} into {output}.")
 
 
 @cli.command()

@@ -24,9 +24,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import typer
 
     from .config import Project
+    from .packaging import DeployPackage, PackageResult
     from .provider import (
         ApiKey,
         ConfigEntry,
@@ -229,6 +232,49 @@ def sls_py_db_shell(spec: Spec, project: Project, database: str, ui: UI) -> int:
 
     :param database: the database's name in the app (the core has checked it exists).
     :return: the shell's exit code.
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_package(spec: Spec, project: Project, output: Path, ui: UI) -> PackageResult:
+    """Write the stage's deploy artifacts into ``output``, for ``sls-py package``.
+
+    Optional: a provider without it cannot package, and ``sls-py package`` says
+    so before anything runs. Write deterministically (the same app gives the
+    same bytes on a rerun: fixed timestamps and orders, no absolute paths) and
+    make no change anywhere else; cloud calls are not needed and should not be
+    made, so a package can be built where there are no credentials.
+
+    :param output: a new, empty folder. The core moves it to the user's
+        ``--output`` when the hook returns, and adds ``spec.json`` and
+        ``manifest.json`` (hashes of every file), so do not write those two.
+    :return: a :class:`~sls_py.packaging.PackageResult`: lines for the user,
+        and notes the manifest records for :func:`sls_py_deploy_package`.
+
+    .. versionadded:: 0.2
+    """
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def sls_py_deploy_package(
+    spec: Spec, project: Project, package: DeployPackage, ui: UI
+) -> DeployResult:
+    """Deploy a package written earlier by :func:`sls_py_package`, without rebuilding.
+
+    Optional, like :func:`sls_py_package`. Before calling it the core has checked
+    that the package was built by this provider for this app and stage, and that
+    every file still has the hash its manifest records.
+
+    :param spec: the spec the package was built from (its ``spec.json``), not
+        the project's current one, so the resources match the packaged code.
+    :param package: the checked package; read its files with
+        :meth:`~sls_py.packaging.DeployPackage.read_bytes` (which checks the
+        hash again).
+    :return: a :class:`~sls_py.provider.DeployResult`, as from :func:`sls_py_deploy`.
+
+    .. versionadded:: 0.2
     """
     raise NotImplementedError
 

@@ -45,6 +45,8 @@ OPERATIONS = {
     "sls_py_logs": "logs",
     "sls_py_api_keys": "api-keys",
     "sls_py_trigger": "trigger",
+    "sls_py_package": "package",
+    "sls_py_deploy_package": "deploy --package",
     "sls_py_migrate": "migrate",
     "sls_py_db_shell": "db shell",
     "sls_py_config_get": "config get/list",

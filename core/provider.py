@@ -56,6 +56,16 @@ class PlanStep:
     reason: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    def to_data(self) -> dict[str, Any]:
+        """The step as plain JSON-able data (``--json`` output, ``plan.json``)."""
+        return {
+            "action": self.action,
+            "kind": self.kind,
+            "name": self.name,
+            "reason": self.reason,
+            "details": dict(self.details),
+        }
+
 
 @dataclass
 class Plan:

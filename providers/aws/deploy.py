@@ -62,11 +62,18 @@ class Prepared:
     package: BuiltPackage
 
 
-def prepare(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) -> Prepared:
-    """Build the package and the desired resources; load the recorded state."""
+def prepare(
+    spec: Spec,
+    project: Project,
+    cloud: Cloud,
+    ui: UI | None = None,
+    package: BuiltPackage | None = None,
+) -> Prepared:
+    """Build the package (unless ``package`` is one built earlier) and the desired
+    resources; load the recorded state."""
     for fn in spec.functions:  # a missing ${env:NAME} fails before anything is built
         resolve_environment(fn.environment)
-    package = build(spec, project, ui)
+    package = package or build(spec, project, ui)
     account = cloud.account_id()
     region = cloud.region_name
     names = Names(spec, account, region)
@@ -92,14 +99,21 @@ def plan(spec: Spec, project: Project, cloud: Cloud, ui: UI | None = None) -> Pl
     return Plan(with_costs(plan_changes(prep.desired, prep.state, cloud), spec))
 
 
-def deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
-    """Make the stage match the spec; record the state after every step."""
+def deploy(
+    spec: Spec, project: Project, cloud: Cloud, ui: UI, package: BuiltPackage | None = None
+) -> DeployResult:
+    """Make the stage match the spec; record the state after every step.
+
+    :param package: the zip to deploy (``deploy --package``); default: build it now.
+    """
     with stage_lock(state_file(spec, project)):
-        return _deploy(spec, project, cloud, ui)
+        return _deploy(spec, project, cloud, ui, package)
 
 
-def _deploy(spec: Spec, project: Project, cloud: Cloud, ui: UI) -> DeployResult:
-    prep = prepare(spec, project, cloud, ui)
+def _deploy(
+    spec: Spec, project: Project, cloud: Cloud, ui: UI, package: BuiltPackage | None = None
+) -> DeployResult:
+    prep = prepare(spec, project, cloud, ui, package)
     steps = with_costs(plan_changes(prep.desired, prep.state, cloud), spec)
     if not steps:
         ui.info("No changes: the deployed stage matches the app.")

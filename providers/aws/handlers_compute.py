@@ -169,14 +169,20 @@ def _bucket_delete(ctx: Ctx, entry: Entry) -> None:
 _ATTRIBUTE_TYPES = {"string": "S", "number": "N"}
 
 
-def _table_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
-    p = res.props
+def table_keys(p: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """A table's ``AttributeDefinitions`` and ``KeySchema`` (the deploy's and the template's)."""
     attrs = [{"AttributeName": p["key"], "AttributeType": _ATTRIBUTE_TYPES[p["key_type"]]}]
     schema = [{"AttributeName": p["key"], "KeyType": "HASH"}]
     if p["sort_key"]:
         sort_type = _ATTRIBUTE_TYPES[p["sort_key_type"]]
         attrs.append({"AttributeName": p["sort_key"], "AttributeType": sort_type})
         schema.append({"AttributeName": p["sort_key"], "KeyType": "RANGE"})
+    return attrs, schema
+
+
+def _table_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
+    p = res.props
+    attrs, schema = table_keys(p)
     made = ctx.tolerate(
         {"ResourceInUseException"},
         "dynamodb",

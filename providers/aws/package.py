@@ -303,14 +303,21 @@ def _dependency_skip(rel_parts: tuple[str, ...], is_dir: bool) -> bool:
 def _walk(root: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> Iterator[tuple[str, Path]]:
     """(archive name, path) for every file under ``root`` that ``skip`` keeps.
 
-    A folder holding ``pyvenv.cfg`` is a virtualenv, whatever its name: never walked.
+    A folder holding ``pyvenv.cfg`` is a virtualenv, whatever its name: never walked;
+    nor is a deploy package (``sls-py package --output`` inside the app's folder), so a
+    rebuild never packs the previous package.
     """
+    from sls_py.packaging import is_package, is_staging
+
     for dirpath, dirnames, filenames in os.walk(root):
         rel = Path(dirpath).relative_to(root).parts
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if not skip((*rel, d), True) and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+            if not skip((*rel, d), True)
+            and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+            and not is_staging(d)
+            and not is_package(Path(dirpath, d))
         )
         for name in sorted(filenames):
             path = Path(dirpath, name)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from sls_py import hookimpl
 from sls_py.config import Project
+from sls_py.packaging import DeployPackage, PackageResult
 from sls_py.provider import (
     ApiKey,
     ConfigEntry,
@@ -81,6 +82,26 @@ def sls_py_deploy(spec: Spec, project: Project, ui: UI) -> DeployResult:
     from .deploy import deploy, make_cloud
 
     return deploy(spec, project, make_cloud(spec), ui)
+
+
+@hookimpl
+def sls_py_package(spec: Spec, project: Project, output: Path, ui: UI) -> PackageResult:
+    """The Lambda zip, plan.json (against an empty account) and a CloudFormation
+    template.yaml, written without any AWS call."""
+    from .artifacts import write_artifacts
+
+    return write_artifacts(spec, project, output, ui)
+
+
+@hookimpl
+def sls_py_deploy_package(
+    spec: Spec, project: Project, package: DeployPackage, ui: UI
+) -> DeployResult:
+    """Deploy the zip of a package built earlier (no rebuild), planned live as ``deploy``."""
+    from .artifacts import built_from
+    from .deploy import deploy, make_cloud
+
+    return deploy(spec, project, make_cloud(spec), ui, package=built_from(package, spec))
 
 
 @hookimpl
