@@ -10,7 +10,11 @@ moment on the same (possibly busy) machine:
 - the example app's zip without third-party dependencies, as built for the
   default runtime (python3.12 on a builder that is not 3.12: source only) and
   as built when the builder's Python matches the runtime (bytecode included);
-  target < 100 KB;
+  target < 100 KB. The example app declares config and a fan-out, so its zip
+  holds those modules; a minimal app (one function, no optional feature) is
+  built the same two ways; baselines in the same run: the example app with the
+  runtime's docstrings kept in its bytecode, the minimal app with every
+  feature's modules packed (what was packed before feature selection);
 - the import of ``sls_py_aws.handler`` in a fresh interpreter (``python -S``,
   the extracted zip on ``PYTHONPATH`` as Lambda's ``/var/task``), against a
   bare handler module (``import json`` and a ``handle`` function) measured the
@@ -95,27 +99,80 @@ def _importtime_us(task: Path, module: str) -> int:
     raise RuntimeError(f"{module} not in -X importtime output")
 
 
-def _build(runtime: str | None, dest: Path) -> dict[str, Any]:
-    from sls_py.config import load_project
-    from sls_py_aws.package import build_package
+MINIMAL_APP = """from sls_py import App, http
 
-    project = load_project(WORK_MAGIC)
+app = App("minimal")
+
+
+@app.function(name="hello", triggers=[http("GET", "/hello")])
+def hello(payload, ctx):
+    return {"hello": "world"}
+"""
+
+
+def _minimal_project(root: Path) -> Path:
+    """A one-function app that declares no optional feature (no config, no invoking)."""
+    (root / "minimal_app").mkdir(parents=True)
+    (root / "minimal_app" / "__init__.py").write_text("")
+    (root / "minimal_app" / "app.py").write_text(MINIMAL_APP)
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "minimal"\nversion = "0.1.0"\n\n'
+        '[tool.sls-py]\napp = "minimal_app.app:app"\n'
+    )
+    return root
+
+
+def _build(
+    runtime: str | None,
+    dest: Path,
+    app: Path = WORK_MAGIC,
+    docstrings: bool = False,
+    every_module: bool = False,
+) -> dict[str, Any]:
+    from sls_py.config import load_project
+    from sls_py_aws import package
+
+    project = load_project(app)
     spec = project.spec()
     if runtime:
         providers = {**spec.providers, "aws": {**spec.provider_settings("aws"), "runtime": runtime}}
         spec = spec.model_copy(update={"providers": providers})
-    built = build_package(spec, project, include_dependencies=False)
+    # baselines: docstrings kept in the runtime's bytecode; every feature's modules packed
+    strip, features = package.bytecode_entries, package.packed_features
+    if docstrings:
+        package.bytecode_entries = lambda entries, platform, state, _=(): strip(  # type: ignore[assignment]
+            entries, platform, state
+        )
+    if every_module:
+        package.packed_features = lambda spec: set(package.FEATURE_FILES)
+    try:
+        built = package.build_package(spec, project, include_dependencies=False)
+    finally:
+        package.bytecode_entries, package.packed_features = strip, features
     zip_path = dest.with_suffix(".zip")
     zip_path.write_bytes(built.data)
     with zipfile.ZipFile(zip_path) as zf:
         zf.extractall(dest)
     (dest / "bare_handler.py").write_text(BARE_HANDLER)
     return {
+        "app": app.name,
         "runtime": (spec.provider_settings("aws").get("runtime") or "python3.12"),
         "zip_bytes": built.size,
         "files": len(built.files),
         "unzipped_bytes": built.unzipped_size,
         "bytecode": any(f.endswith(".pyc") for f in built.files),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    """What the figures depend on: cores, SMT siblings of cpu0, load, bytecode writes."""
+    siblings = Path("/sys/devices/system/cpu/cpu0/topology/thread_siblings_list")
+    return {
+        "cores": os.cpu_count(),
+        "smt_siblings_of_cpu0": siblings.read_text().strip() if siblings.exists() else None,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        # every timed import runs with PYTHONDONTWRITEBYTECODE=1: the source case never caches
+        "bytecode_written_while_timing": False,
     }
 
 
@@ -128,7 +185,17 @@ def run(runs: int) -> dict[str, Any]:
     local = f"python{sys.version_info.major}.{sys.version_info.minor}"
     with tempfile.TemporaryDirectory() as tmp:
         source_root, pyc_root = Path(tmp) / "source", Path(tmp) / "bytecode"
-        builds = {"source": _build(None, source_root), "bytecode": _build(local, pyc_root)}
+        minimal = _minimal_project(Path(tmp) / "minimal")
+        builds = {
+            "source": _build(None, source_root),
+            "bytecode": _build(local, pyc_root),
+            "bytecode_with_docstrings": _build(local, Path(tmp) / "docs", docstrings=True),
+            "minimal_source": _build(None, Path(tmp) / "min-source", minimal),
+            "minimal_bytecode": _build(local, Path(tmp) / "min-bytecode", minimal),
+            "minimal_bytecode_every_module": _build(
+                local, Path(tmp) / "min-all", minimal, every_module=True
+            ),
+        }
         cases = {
             "bare": (source_root, "bare_handler", ""),
             "source": (source_root, "sls_py_aws.handler", ""),
@@ -166,6 +233,7 @@ def run(runs: int) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "runs": runs,
+        "machine": _machine(),
         "load_average": os.getloadavg()[0],
         "zip": builds,
         "import_fresh_source": overhead("source", "bare"),
@@ -185,12 +253,31 @@ def main() -> None:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "aws_runtime.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"python {figures['python']}, {figures['runs']} runs, load {figures['load_average']:.1f}")
+    m = figures["machine"]
+    print(
+        f"python {figures['python']}, {figures['runs']} runs, {m['cores']} cores "
+        f"(cpu0 SMT siblings: {m['smt_siblings_of_cpu0']}), load at start "
+        f"{m['load_average_1_5_15']}, at end {figures['load_average']:.1f}; "
+        "no bytecode written while timing"
+    )
     for name, z in figures["zip"].items():
         print(
-            f"zip ({name}, {z['runtime']}): {z['zip_bytes'] / 1024:.1f} KB, {z['files']} files, "
+            f"zip ({name}, {z['app']}, {z['runtime']}): {z['zip_bytes'] / 1024:.1f} KB, "
+            f"{z['files']} files, "
             f"{z['unzipped_bytes'] / 1024:.1f} KB unzipped  (target < 100 KB)"
         )
+    kept, stripped = figures["zip"]["bytecode_with_docstrings"], figures["zip"]["bytecode"]
+    print(
+        f"runtime bytecode without docstrings: {stripped['zip_bytes'] / 1024:.1f} KB vs "
+        f"{kept['zip_bytes'] / 1024:.1f} KB with them "
+        f"({stripped['zip_bytes'] / kept['zip_bytes']:.2f}x)"
+    )
+    lean, full = figures["zip"]["minimal_bytecode"], figures["zip"]["minimal_bytecode_every_module"]
+    print(
+        f"minimal app, only the modules it can use: {lean['zip_bytes'] / 1024:.1f} KB vs "
+        f"{full['zip_bytes'] / 1024:.1f} KB with every feature's "
+        f"({lean['zip_bytes'] / full['zip_bytes']:.2f}x)"
+    )
     for key in (
         "import_fresh_source",
         "import_fresh_bytecode",

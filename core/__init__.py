@@ -35,8 +35,6 @@ from .runtime import (
     Table,
     UploadEvent,
 )
-from .runtime.config import Config, ConfigMissing
-from .runtime.database import Database, DatabaseError
 
 __version__ = "0.1.0"
 
@@ -44,6 +42,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
+    from .runtime.config import Config, ConfigMissing
+    from .runtime.database import Database, DatabaseError
     from .runtime.invoke import FanoutFailed, InvokeError, InvokeFailed
 
 
@@ -53,10 +53,23 @@ def __getattr__(name: str) -> Any:
         from .hookspecs import hookimpl
 
         return hookimpl
-    if name in ("FanoutFailed", "InvokeError", "InvokeFailed"):  # loaded on first use
-        from .runtime import invoke
+    if name == "InvokeError":
+        from .runtime.errors import InvokeError
 
-        return getattr(invoke, name)
+        return InvokeError
+    # loaded on first use, and packed (on AWS) only for an app that declares the feature
+    if name in ("FanoutFailed", "InvokeFailed"):
+        from .runtime.errors import feature_module
+
+        return getattr(feature_module("invoke"), name)
+    if name in ("Config", "ConfigMissing"):
+        from .runtime.errors import feature_module
+
+        return getattr(feature_module("config"), name)
+    if name in ("Database", "DatabaseError"):
+        from .runtime.errors import feature_module
+
+        return getattr(feature_module("database"), name)
     raise AttributeError(f"module 'sls_py' has no attribute {name!r}")
 
 __all__ = [

@@ -9,8 +9,6 @@ that name the function and the field.
 from __future__ import annotations
 
 from .runtime.cache import Cache
-from .runtime.config import Config
-from .runtime.database import Database
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -19,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
+    from .runtime.config import Config
+    from .runtime.database import Database
     from .runtime.invoke import Fanout
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -394,8 +394,11 @@ class App:
             (where ``pyproject.toml`` is); each file is applied once, in name
             order, by ``sls-py migrate`` and before ``run`` and ``deploy``.
         """
+        from .runtime.database import Database  # packed only for an app that declares one
+
         self.databases[name] = DatabaseDef(name, migrations)
         return Database(name, migrations)
+
     def config(self, name: str = "settings", *, model: Any = None, ttl_s: float = 5.0) -> Config:
         """Declare the app's use of per-stage config and secrets; return its handle.
 
@@ -406,6 +409,8 @@ class App:
         """
         if name in self.configs:
             raise ValueError(f"config {name!r} is declared twice in app {self.name!r}")
+        from .runtime.config import Config  # packed only for an app that declares config
+
         handle = Config(name, model=model, ttl_s=ttl_s)
         self.configs[name] = ConfigDef(name, model, ttl_s, handle)
         return handle

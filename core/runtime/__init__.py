@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .cache import Cache
 from .context import Context
-from .database import Database, DatabaseError
 from .dispatch import Outcome, execute, find_function, load_app, signature_of
 from .errors import ErrorInfo, HttpError, InvalidInput
 from .events import (
@@ -27,6 +26,7 @@ from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_dr
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
 if TYPE_CHECKING:
+    from .database import Database, DatabaseError
     from .invoke import Fanout, FanoutFailed, InvokeError, InvokeFailed
 
 _INVOKE = ("Fanout", "FanoutFailed", "InvokeError", "InvokeFailed")
@@ -34,10 +34,18 @@ _INVOKE = ("Fanout", "FanoutFailed", "InvokeError", "InvokeFailed")
 
 def __getattr__(name: str) -> object:
     # invoking and fan-out load on first use: a function that does neither never pays
-    if name in _INVOKE:
-        from . import invoke
+    if name == "InvokeError":
+        from .errors import InvokeError
 
-        return getattr(invoke, name)
+        return InvokeError
+    if name in _INVOKE:
+        from .errors import feature_module
+
+        return getattr(feature_module("invoke"), name)
+    if name in ("Database", "DatabaseError"):  # packed only for an app that declares one
+        from .errors import feature_module
+
+        return getattr(feature_module("database"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -62,23 +62,33 @@ class Context(Record):
     def invoke(self, function: str, payload: Any = None) -> Any:
         """Invoke ``function`` (declared in ``invokes``) and wait: its result, or
         ``InvokeFailed`` with its error; ``InvokeError`` for an undeclared target."""
-        from .invoke import invoke
-
-        return invoke(self.function_name, function, payload)
+        return _invoke_module(self.function_name, function).invoke(
+            self.function_name, function, payload
+        )
 
     def invoke_async(self, function: str, payload: Any = None) -> str:
         """Invoke ``function`` without waiting (at least once, retried, then
         dead-lettered; at most 256 KB of JSON); returns an id."""
-        from .invoke import invoke_async
-
-        return invoke_async(self.function_name, function, payload)
+        return _invoke_module(self.function_name, function).invoke_async(
+            self.function_name, function, payload
+        )
 
     def continue_with(self, state: Any) -> dict[str, str]:
         """Go on in a fresh invocation of this function (which must declare itself in
         ``invokes``) with ``state`` as its payload; return what this returns."""
-        from .invoke import invoke_async
+        me = self.function_name
+        return {"continued": _invoke_module(me, me).invoke_async(me, me, state)}
 
-        return {"continued": invoke_async(self.function_name, self.function_name, state)}
+
+def _invoke_module(source: str, target: str) -> Any:
+    """:mod:`sls_py.runtime.invoke`, packed only for an app whose functions invoke others:
+    where it is missing, nothing was declared, so the error is the undeclared target's."""
+    from .errors import FeatureNotPacked, feature_module, undeclared_target
+
+    try:
+        return feature_module("invoke")
+    except FeatureNotPacked:
+        raise undeclared_target(source, target) from None
 
 
 def make_logger(function_name: str, request_id: str) -> logging.LoggerAdapter[Any]:

@@ -6,6 +6,8 @@ raises :class:`HttpError`, a provider turns it into a status code.
     Exception
      +-- HttpError          raised by handlers: "answer with this status"
      +-- InvalidInput       the payload did not validate (always a 400)
+     +-- InvokeError        an invocation that cannot be made (sls_py.runtime.invoke)
+     +-- FeatureNotPacked   (an ImportError) a feature's module is not in this package
 """
 
 from __future__ import annotations
@@ -83,3 +85,44 @@ class ErrorInfo(Record):
             traceback=list(data.get("traceback") or []),
             details=data.get("details"),
         )
+
+
+class InvokeError(Exception):
+    """An invocation that cannot be made: undeclared target, payload over the limit,
+    or a driver that cannot invoke."""
+
+
+def undeclared_target(source: str, target: str) -> InvokeError:
+    """The error for ``source`` invoking ``target`` without declaring it."""
+    return InvokeError(
+        f"function {source!r} may not invoke {target!r}: it is not a declared target; "
+        f"declare it with @app.function(name={source!r}, invokes=[{target!r}])"
+    )
+
+
+class FeatureNotPacked(ImportError):
+    """A feature's runtime module is not in this function's package: a provider packs
+    it only for an app that declares the feature (e.g. ``invokes=[...]``)."""
+
+
+#: How an app declares the feature each optional runtime module serves.
+_DECLARE = {
+    "config": "declare the app's config with app.config(...) and deploy again",
+    "database": "declare the database with app.database(...) and deploy again",
+    "invoke": "declare the target with @app.function(..., invokes=[...]) and deploy again",
+}
+
+
+def feature_module(name: str) -> Any:
+    """Import ``sls_py.runtime.<name>``, or raise :class:`FeatureNotPacked` saying how
+    to declare the feature that gets it packed."""
+    import importlib
+
+    module = f"{__package__}.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        hint = _DECLARE.get(name, "declare the feature it serves")
+        raise FeatureNotPacked(f"{module} is not in this function's package: {hint}") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from .dispatch import FANOUT_KEY
-from .errors import ErrorInfo
+from .errors import ErrorInfo, InvokeError, undeclared_target
 from .resources import Table, _current
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
@@ -27,11 +27,6 @@ SYNC_LIMIT = 6 * 1024 * 1024
 ASYNC_LIMIT = 256 * 1024
 #: The table a fan-out records its chunks' results in.
 TABLE = "sls-py-fanout"
-
-
-class InvokeError(Exception):
-    """An invocation that cannot be made: undeclared target, payload over the limit,
-    or a driver that cannot invoke."""
 
 
 class InvokeFailed(Exception):
@@ -52,10 +47,7 @@ def _handle(source: str, target: str, payload: Any, limit: int, kind: str) -> tu
     driver, names = _current()
     physical = (names.get("functions") or {}).get(target)
     if physical is None:
-        raise InvokeError(
-            f"function {source!r} may not invoke {target!r}: it is not a declared target; "
-            f"declare it with @app.function(name={source!r}, invokes=[{target!r}])"
-        )
+        raise undeclared_target(source, target)
     make = getattr(driver, "function", None)
     if make is None:
         raise InvokeError(f"the provider's driver ({type(driver).__name__}) cannot invoke functions")

@@ -42,7 +42,6 @@ from .package import BuiltPackage
 from .planner import plan_changes
 from .state import State
 from .template import ACCOUNT, ENV_TOKEN, REGION, template
-from .yaml_text import to_yaml
 
 PLAN_FILE = "plan.json"
 PLAN_SCHEMA_FILE = "plan.schema.json"
@@ -186,7 +185,7 @@ def write_artifacts(spec: Spec, project: Project, output: Path, ui: UI) -> Packa
     (output / PLAN_SCHEMA_FILE).write_text(_json(PLAN_SCHEMA), encoding="utf-8")
     doc = template(spec, desired, name)
     (output / TEMPLATE_FILE).write_text(
-        "# CloudFormation template written by `sls-py package`.\n" + to_yaml(doc), encoding="utf-8"
+        "# CloudFormation template written by `sls-py package`.\n" + _yaml(doc), encoding="utf-8"
     )
     secrets = sorted(p for p, v in doc["Parameters"].items() if v.get("NoEcho"))
     summary = [
@@ -229,3 +228,10 @@ def built_from(package: DeployPackage, spec: Spec) -> BuiltPackage:
         handler=HANDLER,
         files=sorted(i.filename for i in infos),
     )
+
+
+def _yaml(doc: dict[str, Any]) -> str:
+    """``doc`` as block YAML, keys in the order given (the same bytes for the same doc)."""
+    import yaml
+
+    return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)

@@ -8,7 +8,8 @@ What goes in, by archive name:
   ``.env`` files and anything that looks like a credential);
 - the sls-py runtime only: ``sls_py/__init__.py``, ``sls_py/app.py``,
   ``sls_py/runtime/*.py`` and ``sls_py_aws/{__init__,handler,resources,dataapi}.py``
-  (no CLI, pluggy, typer or boto3: Lambda's Python runtime provides boto3);
+  (no CLI, pluggy, typer or boto3: Lambda's Python runtime provides boto3),
+  minus the modules of features the spec does not use (:data:`FEATURE_FILES`);
 - the app's ``[project.dependencies]``, installed by pip for Lambda's platform
   (manylinux wheels for the configured runtime and architecture), cached
   under ``.sls-py/aws/deps/<hash>/`` so a rebuild does not reinstall them;
@@ -130,6 +131,22 @@ _RUNTIME_FILES = {
     "sls_py": ["__init__.py", "app.py", "runtime/*.py"],
     "sls_py_aws": ["__init__.py", "handler.py", "resources.py", "dataapi.py"],
 }
+#: Runtime modules that serve one optional feature, by the capability that uses
+#: it (:meth:`Spec.required_capabilities`): packed only into the zip of an app
+#: that declares the feature. The core imports them lazily (on first use), so a
+#: function that cannot use them never misses them. A new feature's handle or
+#: driver goes in a module of its own, imported on first use, and gets one line
+#: here, e.g. ``"resource.cache": ("sls_py/runtime/cache.py", "sls_py_aws/cache.py")``.
+#: Every other file matched by ``_RUNTIME_FILES`` is core: always packed.
+FEATURE_FILES: dict[str, tuple[str, ...]] = {
+    "resource.config": ("sls_py/runtime/config.py",),
+    "function.invoke": ("sls_py/runtime/invoke.py",),
+    "resource.database": (
+        "sls_py/runtime/database.py",
+        "sls_py/runtime/sql.py",
+        "sls_py_aws/dataapi.py",
+    ),
+}
 # Requirements that are never installed into the zip: the runtime is packed
 # from this installation, and Lambda provides boto3.
 _NOT_PACKED = {"sls-py"}
@@ -227,7 +244,7 @@ def build_package(
             entries.update(_walk(deps, _dependency_skip))
     source = (project.root / spec.source).resolve()
     app_files = dict(_walk(source, _app_skip))
-    runtime_files = dict(runtime_entries())
+    runtime_files = dict(runtime_entries(packed_features(spec)))
     clash = sorted(set(app_files) & set(runtime_files))
     if clash:
         raise PackageError(
@@ -237,7 +254,7 @@ def build_package(
     entries.update(app_files)
     entries.update(runtime_files)
     if spec.provider_settings("aws").get("bytecode", True):
-        entries.update(bytecode_entries(entries, platform, project.state_dir))
+        entries.update(bytecode_entries(entries, platform, project.state_dir, runtime_files))
 
     unzipped = sum(path.stat().st_size for path in entries.values())
     if unzipped > MAX_UNZIPPED_BYTES:
@@ -311,17 +328,37 @@ def _walk(root: Path, skip: Callable[[tuple[str, ...], bool], bool]) -> Iterator
             yield "/".join((*rel, name)), path
 
 
-def runtime_entries() -> Iterator[tuple[str, Path]]:
-    """The sls-py runtime files, from this installation, by archive name."""
+def packed_features(spec: Spec) -> set[str]:
+    """The capabilities of ``spec`` whose runtime modules (:data:`FEATURE_FILES`) are packed."""
+    from sls_py.runtime.invoke import TABLE
+
+    used = set(spec.required_capabilities())
+    if any(t.name == TABLE for t in spec.tables):  # app.fanout() imports invoke when declared
+        used.add("function.invoke")
+    return used & set(FEATURE_FILES)
+
+
+def runtime_entries(features: Iterable[str] | None = None) -> Iterator[tuple[str, Path]]:
+    """The sls-py runtime files, from this installation, by archive name: the core,
+    plus the modules of ``features`` (keys of :data:`FEATURE_FILES`; ``None``: all)."""
     import sls_py
     import sls_py_aws
 
+    wanted = set(FEATURE_FILES) if features is None else set(features)
+    optional = {f: cap for cap, files in FEATURE_FILES.items() for f in files}
+    roots = {"sls_py": Path(sls_py.__file__).parent, "sls_py_aws": Path(sls_py_aws.__file__).parent}
+    found: dict[str, Path] = {}
     for package, patterns in _RUNTIME_FILES.items():
-        root = Path((sls_py if package == "sls_py" else sls_py_aws).__file__).parent
         for pattern in patterns:
-            for path in sorted(root.glob(pattern)):
-                if path.is_file():
-                    yield f"{package}/{path.relative_to(root).as_posix()}", path
+            for path in roots[package].glob(pattern):
+                found[f"{package}/{path.relative_to(roots[package]).as_posix()}"] = path
+    for name in optional:  # a feature's files need not match a pattern above
+        package, _, rel = name.partition("/")
+        found[name] = roots[package] / rel
+    for name in sorted(found):
+        feature = optional.get(name)
+        if found[name].is_file() and (feature is None or feature in wanted):
+            yield name, found[name]
 
 
 def project_requirements(project: Project) -> list[str]:
@@ -452,23 +489,38 @@ def _pip_install(
 
 # Runs in a child with PYTHONHASHSEED=0 so set constants marshal in a fixed order, and
 # PYTHONNODEBUGRANGES=1: no column ranges (the ^^^ markers of tracebacks; line numbers
-# stay), which keeps the example app's zip under 100 KB with bytecode included.
+# stay). The pyc is what py_compile writes (an unchecked-hash header, then the marshalled
+# code), but a job flagged ``strip`` is compiled from its AST without docstrings: every
+# other node keeps its line number, and tracebacks read their text from the shipped .py.
 _COMPILER = """
-import json, os, py_compile, sys
-for source, arcname, target in json.load(sys.stdin):
+import ast, importlib.util, json, marshal, os, sys
+HOLDERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+def nodoc(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, HOLDERS) and ast.get_docstring(node, clean=False) is not None:
+            node.body = node.body[1:] or [ast.copy_location(ast.Pass(), node.body[0])]
+    return tree
+for source, arcname, target, strip in json.load(sys.stdin):
+    data = open(source, "rb").read()
+    try:
+        code = compile(nodoc(ast.parse(data, arcname)) if strip else data, arcname, "exec",
+                       dont_inherit=True)
+    except (SyntaxError, ValueError):
+        continue  # Python reports the error when the module is imported
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = f"{target}.{os.getpid()}.tmp"  # builds running side by side share the cache
-    try:
-        py_compile.compile(source, cfile=tmp, dfile=arcname, doraise=True,
-                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-    except py_compile.PyCompileError:
-        continue  # Python reports the syntax error when the module is imported
+    with open(tmp, "wb") as out:  # magic, flags (hash-based, unchecked), source hash, code
+        out.write(importlib.util.MAGIC_NUMBER + b"\\x01\\0\\0\\0" + importlib.util.source_hash(data))
+        out.write(marshal.dumps(code))
     os.replace(tmp, target)
 """
 
 
 def bytecode_entries(
-    entries: dict[str, Path], platform: Platform, state_dir: Path
+    entries: dict[str, Path],
+    platform: Platform,
+    state_dir: Path,
+    without_docstrings: Iterable[str] = (),
 ) -> dict[str, Path]:
     """``__pycache__`` files for every ``.py`` entry, when this Python matches the runtime.
 
@@ -477,23 +529,29 @@ def bytecode_entries(
     compiled once per (name, source) and cached under ``.sls-py/aws/pyc/``.
     Another Python version could not write bytecode the runtime accepts:
     then nothing is added and Lambda compiles from source as usual.
+
+    :param without_docstrings: entries compiled without their docstrings (the
+        sls-py runtime, which never reads ``__doc__``; an app or a dependency may).
     """
+    stripped = set(without_docstrings)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     if sys.implementation.name != "cpython" or version != platform.python_version:
         return {}
     tag = sys.implementation.cache_tag
     cache = state_dir / "aws" / "pyc" / f"{tag}-noranges"  # keyed by how it was compiled
     out: dict[str, Path] = {}
-    jobs: list[list[str]] = []
+    jobs: list[list[str | bool]] = []
     for arcname, path in sorted(entries.items()):
         if not arcname.endswith(".py"):
             continue
-        key = hashlib.sha256(arcname.encode() + b"\0" + path.read_bytes()).hexdigest()
+        strip = arcname in stripped
+        how = b"\0nodoc\0" if strip else b"\0"
+        key = hashlib.sha256(arcname.encode() + how + path.read_bytes()).hexdigest()
         target = cache / key[:2] / f"{key}.pyc"
         folder, _, name = arcname.rpartition("/")
         pyc = f"{folder}/__pycache__/{name[:-3]}.{tag}.pyc".lstrip("/")
         if not target.is_file():
-            jobs.append([str(path), arcname, str(target)])
+            jobs.append([str(path), arcname, str(target), strip])
         out[pyc] = target
     if jobs:
         subprocess.run(

@@ -127,7 +127,7 @@ def test_a_long_bucket_name_is_a_parameter(tmp_path: Path) -> None:
 
 def test_the_yaml_reads_back_as_the_same_data() -> None:
     import yaml
-    from sls_py_aws.yaml_text import to_yaml
+    from sls_py_aws.artifacts import _yaml as to_yaml
 
     value = {
         "Fn::Sub": "a ${!literal} and ${AWS::Region}",

@@ -191,26 +191,28 @@ def start_lambda(tmp_path: Path) -> Iterator[Callable[..., LambdaProcess]]:
         lp.stop()
 
 
-#: what every Lambda zip holds besides the app: the runtime, nothing else
+#: what every Lambda zip holds besides the app: the runtime's core, nothing else
 RUNTIME_FILES = [
     "sls_py/__init__.py",
     "sls_py/app.py",
     "sls_py/runtime/__init__.py",
     "sls_py/runtime/cache.py",
-    "sls_py/runtime/config.py",
     "sls_py/runtime/context.py",
-    "sls_py/runtime/database.py",
     "sls_py/runtime/dispatch.py",
     "sls_py/runtime/drivers.py",
     "sls_py/runtime/errors.py",
     "sls_py/runtime/events.py",
-    "sls_py/runtime/invoke.py",
     "sls_py/runtime/jsonwire.py",
     "sls_py/runtime/records.py",
     "sls_py/runtime/resources.py",
-    "sls_py/runtime/sql.py",
     "sls_py_aws/__init__.py",
-    "sls_py_aws/dataapi.py",
     "sls_py_aws/handler.py",
     "sls_py_aws/resources.py",
 ]
+#: packed besides the core only for an app that declares config / invokes a function /
+#: declares a database
+CONFIG_FILES = ["sls_py/runtime/config.py"]
+INVOKE_FILES = ["sls_py/runtime/invoke.py"]
+DATABASE_FILES = ["sls_py/runtime/database.py", "sls_py/runtime/sql.py", "sls_py_aws/dataapi.py"]
+#: the example app declares config and a fan-out, so its zip holds both
+WORK_MAGIC_RUNTIME_FILES = sorted([*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES])

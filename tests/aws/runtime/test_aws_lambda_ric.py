@@ -15,8 +15,8 @@ import boto3
 import pytest
 from aws_runtime_support import (
     FIXTURE_APP,
-    RUNTIME_FILES,
     WORK_MAGIC,
+    WORK_MAGIC_RUNTIME_FILES,
     LambdaProcess,
     TaskRoot,
     extract_package,
@@ -63,7 +63,7 @@ def _http_event(aws_event: Callable[[str], Any], body: dict[str, Any]) -> dict[s
 def test_zip_holds_only_the_runtime_and_the_app(work_magic_root: TaskRoot) -> None:
     sources = [f for f in work_magic_root.files if not f.endswith(".pyc")]
     assert sources == sorted(
-        ["pyproject.toml", *RUNTIME_FILES, "work_magic/__init__.py", "work_magic/app.py"]
+        ["pyproject.toml", *WORK_MAGIC_RUNTIME_FILES, "work_magic/__init__.py", "work_magic/app.py"]
     )
 
 
