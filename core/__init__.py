@@ -23,6 +23,7 @@ from .app import (
 )
 from .runtime import (
     Bucket,
+    Cache,
     Context,
     HttpError,
     HttpRequest,
@@ -74,6 +75,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "App",
     "Bucket",
+    "Cache",
     "Config",
     "ConfigMissing",
     "Context",

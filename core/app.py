@@ -8,6 +8,7 @@ that name the function and the field.
 
 from __future__ import annotations
 
+from .runtime.cache import Cache
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -248,6 +249,14 @@ class TableDef(FrozenRecord):
         )
 
 
+class CacheDef(FrozenRecord):
+    __match_args__ = ("name",)
+    name: str
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+
+
 class DatabaseDef(FrozenRecord):
     """A SQL database and the folder of its ``.sql`` migrations (relative to the project)."""
 
@@ -296,6 +305,7 @@ class App:
         self.buckets: dict[str, BucketDef] = {}
         self.queues: dict[str, QueueDef] = {}
         self.tables: dict[str, TableDef] = {}
+        self.caches: dict[str, CacheDef] = {}
         self.databases: dict[str, DatabaseDef] = {}
         self.configs: dict[str, ConfigDef] = {}
 
@@ -371,6 +381,11 @@ class App:
         """
         self.tables[name] = TableDef(name, key, sort_key, key_type, sort_key_type)
         return Table(name, key, sort_key, key_type=key_type, sort_key_type=sort_key_type)
+
+    def cache(self, name: str) -> Cache:
+        """Declare a Redis-protocol cache and return its handle (see :mod:`sls_py.runtime.cache`)."""
+        self.caches[name] = CacheDef(name)
+        return Cache(name)
 
     def database(self, name: str, *, migrations: str | None = None) -> Database:
         """Declare a SQL database (PostgreSQL) and return its handle.

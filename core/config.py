@@ -50,6 +50,7 @@ from .runtime.dispatch import signature_of
 from .schedules import ScheduleSyntaxError, parse_schedule
 from .spec import (
     BucketSpec,
+    CacheSpec,
     CorsSpec,
     FunctionSpec,
     GatewaySpec,
@@ -357,6 +358,18 @@ def _table_spec(app: str, stage: str, table: TableDef) -> TableSpec:
     )
 
 
+def _cache_spec(app: str, stage: str, name: str) -> CacheSpec:
+    if not CACHE_NAME_RE.match(name):
+        raise SpecError(
+            f"cache name {name!r} is not valid",
+            hint="use lower-case letters, digits and '-', starting with a letter (e.g. 'sessions')",
+        )
+    return CacheSpec(name=name, qualified_name=f"{app}-{stage}-{name}")
+
+
+CACHE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
 def build_spec(project: Project, app: App, stage: str) -> Spec:
     """Resolve ``app`` for ``stage`` with the project's configuration."""
     conf = project.config
@@ -456,6 +469,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
             _table_spec(app.name, stage, t)
             for t in app.tables.values()
         ],
+        caches=[_cache_spec(app.name, stage, c) for c in app.caches],
         databases=[database_spec(project.root, app.name, stage, d) for d in app.databases.values()],
         configs=configs,
         gateway=gateway,

@@ -30,6 +30,7 @@ CAPABILITIES: dict[str, str] = {
     "resource.bucket": "buckets",
     "resource.queue": "queues",
     "resource.table": "key-value tables",
+    "resource.cache": "caches (Redis protocol)",
     "resource.database": "SQL databases (PostgreSQL, :name parameters)",
     "function.timeout": "function timeouts",
     "function.memory": "function memory limits",
@@ -143,6 +144,13 @@ class TableSpec(_Model):
     sort_key_type: KeyType = "string"
 
 
+class CacheSpec(_Model):
+    """A Redis-protocol cache (``app.cache``): one server of its own on every provider."""
+
+    name: str
+    qualified_name: str
+
+
 class DatabaseSpec(_Model):
     """A SQL database; ``migrations`` is a folder of ``.sql`` files relative to the project."""
 
@@ -185,6 +193,7 @@ class Spec(_Model):
     buckets: list[BucketSpec] = []
     queues: list[QueueSpec] = []
     tables: list[TableSpec] = []
+    caches: list[CacheSpec] = []
     databases: list[DatabaseSpec] = []
     configs: list[ConfigSpec] = []
     gateway: GatewaySpec = GatewaySpec()
@@ -240,6 +249,7 @@ class Spec(_Model):
             ("bucket", self.buckets),
             ("queue", self.queues),
             ("table", self.tables),
+            ("cache", self.caches),
             ("database", self.databases),
         ):
             for item in items:

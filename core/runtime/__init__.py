@@ -7,6 +7,7 @@ package and its import time is cold-start time.
 
 from __future__ import annotations
 
+from .cache import Cache
 from .context import Context
 from .dispatch import Outcome, execute, find_function, load_app, signature_of
 from .errors import ErrorInfo, HttpError, InvalidInput
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Bucket",
+    "Cache",
     "Context",
     "Database",
     "DatabaseError",

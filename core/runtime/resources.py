@@ -8,7 +8,11 @@ its driver and the resources' physical names in the environment variable
 
     {"driver": "sls_py_local.resources:LocalDriver",
      "options": {...},
-     "buckets": {"uploads": "clonezero-dev-uploads"}, "queues": {...}, "tables": {...}}
+     "buckets": {"uploads": "clonezero-dev-uploads"}, "queues": {...}, "tables": {...},
+     "caches": {"sessions": "redis://..."}}
+
+Caches (``app.cache``) live in :mod:`sls_py.runtime.cache`; a driver backs
+them with a ``cache(name, url)`` method (see ``CacheDriver``).
 
 Tests install a driver directly with :func:`use_driver` (see
 :class:`MemoryDriver`).
@@ -25,9 +29,25 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
-    from .drivers import BucketDriver, ConfigDriver, DatabaseDriver, Driver, QueueDriver, TableDriver
+    from .drivers import (
+        BucketDriver,
+        CacheDriver,
+        ConfigDriver,
+        DatabaseDriver,
+        Driver,
+        QueueDriver,
+        TableDriver,
+    )
 
-_PROTOCOLS = ("BucketDriver", "QueueDriver", "TableDriver", "DatabaseDriver", "Driver", "ConfigDriver")
+_PROTOCOLS = (
+    "BucketDriver",
+    "CacheDriver",
+    "QueueDriver",
+    "TableDriver",
+    "DatabaseDriver",
+    "Driver",
+    "ConfigDriver",
+)
 
 
 def __getattr__(name: str) -> object:
@@ -47,7 +67,7 @@ class ResourceError(Exception):
 _lock = threading.Lock()
 _driver: Driver | None = None
 #: the kinds of declared things whose logical names map to physical ones
-_KINDS = ("buckets", "queues", "tables", "functions", "databases")
+_KINDS = ("buckets", "queues", "tables", "caches", "functions", "databases")
 _names: dict[str, dict[str, str]] = {kind: {} for kind in _KINDS}
 
 
@@ -78,6 +98,7 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "buckets": config.get("buckets") or {},
                 "queues": config.get("queues") or {},
                 "tables": config.get("tables") or {},
+                "caches": config.get("caches") or {},  # name -> server URL (runtime.cache)
                 # the functions this one may invoke (see sls_py.runtime.invoke)
                 "functions": config.get("functions") or {},
                 "databases": config.get("databases") or {},
@@ -85,6 +106,10 @@ def _current() -> tuple[Driver, dict[str, dict[str, str]]]:
                 "configs": config.get("configs") or {},
                 "config_defaults": config.get("config_defaults") or {},
             }
+            # a provider that learns the URLs only at deploy time (AWS) sets them apart
+            extra = os.environ.get("SLS_PY_CACHES")
+            if extra:
+                _names["caches"] = {**_names["caches"], **json.loads(extra)}
         return _driver, _names
 
 
@@ -283,6 +308,8 @@ class MemoryDriver:
         self.buckets: dict[str, dict[str, bytes]] = {}
         self.queues: dict[str, list[str]] = {}
         self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.caches: dict[str, dict[str, tuple[bytes, float | None]]] = {}
+        self._cache_lock = threading.Lock()
         self.databases: dict[str, Any] = {}
         #: the stage's config values (one store, whatever the handle's name)
         self.config_values: dict[str, str] = {}
@@ -295,6 +322,11 @@ class MemoryDriver:
 
     def table(self, name: str, physical: str, key: str, sort_key: str | None) -> TableDriver:
         return _MemoryTable(self.tables.setdefault(name, {}), key, sort_key)
+
+    def cache(self, name: str, physical: str) -> CacheDriver:
+        from .cache import MemoryCache
+
+        return MemoryCache(self.caches.setdefault(name, {}), self._cache_lock)
 
     def database(self, name: str, physical: str) -> DatabaseDriver:
         """An in-memory SQLite database per name (SQLite, not PostgreSQL: see

@@ -37,6 +37,7 @@ NOT_FOUND_CODES = frozenset(
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
         "ResourceNotFound",
+        "ServerlessCacheNotFoundFault",
         "DBClusterNotFoundFault",
         "DBInstanceNotFound",
         "DBInstanceNotFoundFault",

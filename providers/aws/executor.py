@@ -104,7 +104,13 @@ def create_again(create: Create) -> Update:
 
 
 def _load_handlers() -> None:
-    from . import handlers_api, handlers_compute, handlers_database, handlers_invoke  # noqa: F401  (they register themselves)
+    from . import (  # noqa: F401  (they register themselves)
+        handlers_api,
+        handlers_cache,
+        handlers_compute,
+        handlers_database,
+        handlers_invoke,
+    )
 
 
 def apply_plan(steps: list[PlanStep], desired: list[Resource], ctx: Ctx, ui: UI) -> list[PlanStep]:

@@ -19,6 +19,7 @@ from sls_py.errors import ProviderError
 from . import model
 from .cloud import AwsError
 from .executor import Ctx, create_again, handles
+from .handlers_cache import function_network
 from .iam import POLICY_NAME
 from .model import Resource
 from .state import Entry
@@ -354,10 +355,11 @@ def _function_create(ctx: Ctx, res: Resource) -> dict[str, Any]:
     )
     if existing is not None:  # an earlier deploy stopped before recording it
         return _function_update(
-            ctx, res, Entry(res.kind, res.name, {}), ["code", "config", "concurrency", "tags"]
+            ctx, res, Entry(res.kind, res.name, {}), ["code", "config", "concurrency", "tags", "vpc"]
         )
     params = {
         **_config(p),
+        **function_network(ctx, p),
         "FunctionName": name,
         "Code": _code(ctx, name),
         "Architectures": [p["architecture"]],
@@ -383,6 +385,7 @@ def _function_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) 
     p = res.props
     name = p["name"]
     config_changed = bool(set(changes) - {"code", "concurrency", "tags"})
+    network = function_network(ctx, p, leaving="vpc" in changes)
     if "code" in changes or "architecture" in changes:
         ctx.call(
             "lambda",
@@ -395,7 +398,10 @@ def _function_update(ctx: Ctx, res: Resource, entry: Entry, changes: list[str]) 
     if config_changed:
         ctx.cloud.retry(
             lambda: ctx.call(
-                "lambda", "update_function_configuration", FunctionName=name, **_config(p)
+                "lambda",
+                "update_function_configuration",
+                FunctionName=name,
+                **{**_config(p), **network},
             ),
             when="cannot be assumed",
         )

@@ -2,7 +2,11 @@
 
 Every statement names the exact resources of this app and stage: the log
 groups of its own functions, its buckets, queues and tables. Nothing is
-granted on ``"Resource": "*"``.
+granted on ``"Resource": "*"``, with one exception that AWS imposes: when the
+app declares a cache, its functions run in a VPC, and Lambda needs
+``ec2:DescribeNetworkInterfaces`` (which has no resource-level permissions) to
+manage their network interfaces; the interface calls themselves are limited to
+this account and region. Without a cache there is no EC2 statement at all.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ def role_policy(spec: Spec, names: Names) -> dict[str, Any]:
                 "Resource": [names.table_arn(t.name) for t in spec.tables],
             }
         )
+    if spec.caches:
+        statements.extend(vpc_statements(region, account))
     from .databases import iam_statements
 
     statements.extend(iam_statements(spec, names))
@@ -159,5 +165,30 @@ def invoke_statements(spec: Spec, names: Names) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": ["sqs:SendMessage"],
             "Resource": [names.async_dlq_arn(t) for t in targets],
+        },
+    ]
+
+
+def vpc_statements(region: str, account: str) -> list[dict[str, Any]]:
+    """What Lambda needs to put a function's network interfaces in the stage's VPC
+    (the actions of AWSLambdaVPCAccessExecutionRole, scoped where EC2 allows it)."""
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    return [
+        {
+            "Sid": "VpcNetworkInterfaces",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:CreateNetworkInterface",
+                "ec2:DeleteNetworkInterface",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            "Resource": [f"{ec2}:network-interface/*", f"{ec2}:security-group/*", f"{ec2}:subnet/*"],
+        },
+        {
+            "Sid": "VpcDescribe",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            "Resource": "*",  # these actions have no resource-level permissions
         },
     ]

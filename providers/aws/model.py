@@ -31,6 +31,7 @@ from sls_py.spec import (
 from .databases import database_resources
 from .databases import physical as database_physical
 from .iam import role_policy, trust_policy
+from .network import network_resources
 
 #: Kinds in the order they are created; deletion runs in reverse.
 KINDS = (
@@ -43,6 +44,8 @@ KINDS = (
     "database-instance",
     "migrations",
     "queue",
+    "network",
+    "cache",
     "function",
     "async-config",
     "api",
@@ -309,6 +312,8 @@ def desired_resources(
             )
         )
 
+    out.extend(network_resources(spec, names))  # VPC and ElastiCache (see .network)
+
     for fn in spec.functions:
         add(
             Resource(
@@ -327,6 +332,7 @@ def desired_resources(
                     "concurrency": fn.concurrency,
                     "code_sha256": target.code_sha256,
                     "tags": tags,
+                    "vpc": bool(spec.caches),  # in the stage's network (see .network)
                 },
                 secret_props=("environment",),
             )

@@ -12,7 +12,9 @@ What goes in, by archive name:
   minus the modules of features the spec does not use (:data:`FEATURE_FILES`);
 - the app's ``[project.dependencies]``, installed by pip for Lambda's platform
   (manylinux wheels for the configured runtime and architecture), cached
-  under ``.sls-py/aws/deps/<hash>/`` so a rebuild does not reinstall them.
+  under ``.sls-py/aws/deps/<hash>/`` so a rebuild does not reinstall them;
+  with a cache declared (``app.cache``), the client library valkey-py too
+  (:func:`with_cache_client`), unless the app lists valkey or redis itself.
 
 Determinism: entries are sorted, every timestamp is 1980-01-01 00:00, every
 file is mode 0644, the compression level is fixed, and no directory entries
@@ -236,7 +238,7 @@ def build_package(
     platform = platform_of(spec)
     entries: dict[str, Path] = {}
     if include_dependencies:
-        requirements = project_requirements(project)
+        requirements = with_cache_client(spec, project_requirements(project))
         if requirements:
             deps = install_dependencies(requirements, platform, project.state_dir, wheel_dir)
             entries.update(_walk(deps, _dependency_skip))
@@ -372,6 +374,21 @@ def project_requirements(project: Project) -> list[str]:
         if re.sub(r"[-_.]+", "-", name).lower() not in _NOT_PACKED:
             kept.append(str(req).strip())
     return sorted(kept)
+
+
+#: the Redis-protocol client a cache needs in Lambda (pure Python); an app that
+#: lists valkey or redis itself keeps its own pin
+CACHE_CLIENT = "valkey>=6.0"
+
+
+def with_cache_client(spec: Spec, requirements: list[str]) -> list[str]:
+    """``requirements`` plus the cache client library when the app declares a cache."""
+    if not spec.caches:
+        return requirements
+    names = {re.split(r"[\s\[<>=!~;@(]", r, maxsplit=1)[0].lower() for r in requirements}
+    if names & {"valkey", "redis"}:
+        return requirements
+    return sorted([*requirements, CACHE_CLIENT])
 
 
 # --- dependencies ---------------------------------------------------------------

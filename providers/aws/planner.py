@@ -25,6 +25,7 @@ from sls_py.provider import PlanStep
 
 from .cloud import Cloud
 from .model import RANK, Resource
+from .network import function_network_changes, idle_cost, without_caches
 from .state import Entry, State
 
 #: Kinds removed together with the REST API that holds them.
@@ -46,7 +47,8 @@ _FUNCTION_FIELDS = {
     "timeout_s": lambda c: c.get("Timeout"),
     "role": lambda c: c.get("Role"),
     "description": lambda c: c.get("Description", ""),
-    "environment": lambda c: (c.get("Environment") or {}).get("Variables", {}),
+    # SLS_PY_CACHES is filled in at apply time; compared apart (network.function_network_changes)
+    "environment": lambda c: without_caches((c.get("Environment") or {}).get("Variables", {})),
     "architecture": lambda c: (c.get("Architectures") or ["x86_64"])[0],
 }
 
@@ -140,10 +142,11 @@ def plan_changes(
     for res in sorted(desired, key=lambda r: RANK[r.kind]):
         recorded = state.get(res.key)
         if recorded is None:
-            updates.append(step("create", res, "new"))
+            cost = idle_cost(res)
+            updates.append(step("create", res, f"new; {cost}" if cost else "new"))
             continue
         if res.kind == "function" and cloud is not None:
-            updates.extend(_function_steps(res, recorded, cloud))
+            updates.extend(_function_steps(res, recorded, cloud, state))
             continue
         changes = changed_props(recorded_props(recorded), res.recorded_props())
         if not changes:
@@ -157,7 +160,7 @@ def plan_changes(
     return deletes + updates
 
 
-def _function_steps(res: Resource, entry: Entry, cloud: Cloud) -> list[PlanStep]:
+def _function_steps(res: Resource, entry: Entry, cloud: Cloud, state: State) -> list[PlanStep]:
     """Compare a function with its configuration on AWS."""
     config = cloud.call(
         "lambda", "get_function_configuration", missing_ok=True, FunctionName=res.props["name"]
@@ -174,6 +177,7 @@ def _function_steps(res: Resource, entry: Entry, cloud: Cloud) -> list[PlanStep]
     for name in ("concurrency", "tags"):
         if recorded.get(name) != res.props[name]:
             changes.append(name)
+    changes += function_network_changes(res, config, state)
     if not changes:
         return []
     return [step("update", res, f"{', '.join(changes)} changed", changes)]

@@ -45,6 +45,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.bucket",
                 "resource.queue",
                 "resource.table",
+                "resource.cache",
                 "resource.database",
                 "function.timeout",
                 "function.memory",

@@ -209,6 +209,13 @@ class AwsDriver:
             out["endpoint_url"] = self.endpoint_url
         return out
 
+    def cache(self, name: str, physical: str) -> Any:
+        """The ElastiCache Serverless cache at URL ``physical`` (``rediss://``, from
+        ``SLS_PY_CACHES``, which the deploy fills in)."""
+        from sls_py.runtime.cache import RedisCache
+
+        return RedisCache(physical)
+
     def client(self, service: str) -> Any:
         """A boto3 client for ``service``, made once."""
         with self._lock:

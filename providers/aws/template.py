@@ -460,4 +460,4 @@ def template(spec: Spec, desired: list[Resource], code_key: str) -> dict[str, An
 
 
 # the API Gateway and database kinds register themselves from their own modules
-from . import template_api, template_database  # noqa: E402, F401
+from . import template_api, template_cache, template_database  # noqa: E402, F401

@@ -55,12 +55,22 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
+        "caches": _cache_urls(spec, project),
         "databases": {d.name: d.name for d in spec.databases},
     }
     if spec.configs:  # app.config handles read the stage's config files, over its defaults
         out["configs"] = {c.name: c.name for c in spec.configs}
         out["config_defaults"] = dict(spec.configs[0].defaults)
     return out
+
+
+def _cache_urls(spec: Spec, project: Project) -> dict[str, str]:
+    """Each cache's server URL (see :mod:`sls_py_local.caches`)."""
+    if not spec.caches:
+        return {}
+    from .caches import cache_servers
+
+    return {s.name: s.url for s in cache_servers(spec, project)}
 
 
 def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:

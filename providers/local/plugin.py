@@ -47,6 +47,7 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.bucket",
                 "resource.queue",
                 "resource.table",
+                "resource.cache",
                 "resource.database",
                 "function.timeout",
                 "function.memory",
@@ -55,16 +56,19 @@ def sls_py_provider_info() -> ProviderInfo:
                 "resource.config",
             }
         ),
-        # usage limits are enforced by the gateway (token bucket and quota per key)
+        # usage limits are enforced by the gateway (token bucket and quota per key);
+        # caches are real Redis-protocol servers (docs/caches.md: what differs from
+        # ElastiCache, e.g. cluster mode, is printed there, not refused)
         not_emulated={},
     )
 
 
 @hookimpl
 def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui: UI) -> Invocation:
+    from .caches import serving_caches
     from .oneshot import invoke_once
 
-    with _database_server(spec, project):
+    with serving_caches(spec, project), _database_server(spec, project):
         return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
 
 
@@ -94,9 +98,14 @@ def sls_py_trigger(spec: Spec, project: Project, request: TriggerRequest, ui: UI
     ``.sls-py/local/<stage>/run.json``); otherwise the matching functions run
     now, each in a fresh process, and their outcomes are returned.
     """
+    from .caches import serving_caches
+    from .runfile import running_instance
+    from .services import stage_root
     from .trigger import fire
 
-    with _database_server(spec, project):
+    if running_instance(stage_root(spec, project)) is not None:  # the run delivers it
+        return fire(spec, project, request, ui)
+    with serving_caches(spec, project), _database_server(spec, project):
         return fire(spec, project, request, ui)
 
 
@@ -148,6 +157,14 @@ def sls_py_logs(
     from .logs import log_dir, read_logs
 
     return read_logs(log_dir(project.state_dir, spec.stage), function, since_s, follow)
+
+
+@hookimpl
+def sls_py_add_commands(cli: Any) -> None:
+    """Add ``sls-py cache shell`` and ``sls-py cache url`` (the local caches)."""
+    from .cache_cli import cache_cli
+
+    cli.add_typer(cache_cli)
 
 
 @hookimpl

@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from sls_py.runtime.errors import HttpError
-from sls_py.runtime.resources import BucketDriver, QueueDriver, ResourceError, TableDriver
+from sls_py.runtime.resources import (
+    BucketDriver,
+    CacheDriver,
+    QueueDriver,
+    ResourceError,
+    TableDriver,
+)
 
 from .queues import QueueStore, connect
 
@@ -293,6 +299,11 @@ class LocalDriver:
                 self._tables[ident] = table
             return table
 
+    def cache(self, name: str, physical: str) -> CacheDriver:
+        """The cache whose server is at URL ``physical`` (see :mod:`sls_py_local.caches`)."""
+        from sls_py.runtime.cache import RedisCache
+
+        return RedisCache(physical)
     def function(self, name: str, physical: str = "") -> Any:
         """A function the calling function may invoke (see :mod:`.invoking`)."""
         from .invoking import LocalFunction

@@ -106,7 +106,15 @@ class LocalServer:
             databases.start()
         server: asyncio.Server | None = None
         tasks: list[asyncio.Task[Any]] = []
+        caches = None
         try:
+            if spec.caches:  # their servers start now, beside the gateway (see .caches)
+                from .caches import LocalCaches
+
+                caches = LocalCaches(
+                    spec, project, _threadsafe(loop, logs.gateway), cpus=_cache_cpus(prepared)
+                )
+                caches.start()
             keys = load_api_keys(spec, project)
             limiter = UsageLimiter(spec.gateway.usage)
             routes = [
@@ -136,6 +144,9 @@ class LocalServer:
             from .services import LocalServices
 
             self._banner(routes, limiter)
+            if caches is not None:
+                for line in caches.describe():
+                    self.ui.info(line)
             if databases is not None:
                 for db_url in databases.urls():
                     self.ui.info(f"database: {db_url} (password in .sls-py; `sls-py db shell`)")
@@ -166,6 +177,8 @@ class LocalServer:
                 prepared.lock.publish(gateway=self.url)
             # what start-up imported and built stays for good: out of the collector's
             # sight, a full collection does not walk it (no multi-ms pause under load)
+            if caches is not None:  # a server that cannot start: one line, then stop
+                await asyncio.to_thread(caches.wait_ready)
             gc.collect()
             gc.freeze()
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
@@ -198,6 +211,8 @@ class LocalServer:
                     await asyncio.wait_for(self.services.stop(), grace + 5)
             for pool in self.pools.values():
                 pool.close()
+            if caches is not None:
+                await asyncio.to_thread(caches.stop)
             if databases is not None:
                 await databases.stop()
             if own_prepared:
@@ -331,6 +346,25 @@ class LocalServer:
         except ValueError:
             return None
         return describe_spec_change(json.loads(self.spec.model_dump_json()), new)
+
+
+def _cache_cpus(prepared: Prepared) -> frozenset[int] | None:
+    """Where the cache servers run: on the workers' cores (``SLS_PY_CPUS``), off the
+    gateway's; ``None`` when nothing is pinned."""
+    raw = next(iter(prepared.envs.values()), {}).get("SLS_PY_CPUS") if prepared.envs else None
+    if not raw:
+        return None
+    return frozenset(int(c) for c in raw.split(","))
+
+
+def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:
+    """``log`` callable from any thread (a server supervisor's report)."""
+
+    def report(line: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+            loop.call_soon_threadsafe(log, line)
+
+    return report
 
 
 #: longest the spec of changed code may take to build before the check gives up

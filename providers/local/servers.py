@@ -30,6 +30,11 @@ Interface (kept stable; other modules build on it)::
   :class:`~sls_py.errors.ProviderError`) whose message is one line with the
   last line of the server's log, and whose hint is ``spec.install_hint``.
   A missing binary is found before anything starts by :func:`find_executable`.
+- **Detached** (for one-off commands that several processes may run at once):
+  :func:`start_detached` starts the server outside the supervisor (it does not
+  die with the caller), waits until ready and returns its pid;
+  :func:`stop_pid` stops it. Callers coordinate with :func:`locked` (an
+  exclusive ``flock``) and :func:`shared_lock` (a shared one: "in use").
 - **Secrets and ports**: :func:`load_secret` returns a generated password kept
   in a file of mode 0600 (as the API keys are), the same one on every run;
   :func:`stable_port` returns a 127.0.0.1 port kept in a file, the same on every
@@ -52,7 +57,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +70,13 @@ __all__ = [
     "find_executable",
     "free_port",
     "load_secret",
+    "locked",
     "port_is_free",
+    "shared_lock",
     "stable_port",
+    "start_detached",
+    "stop_pid",
+    "try_exclusive",
     "write_private",
 ]
 
@@ -92,6 +102,9 @@ class ServerSpec:
     :param ready_timeout_s: how long a start may take before it counts as failed.
     :param stop_timeout_s: how long :meth:`Supervisor.stop` waits after ``stop_signal``.
     :param stop_signal: the signal that asks the server to shut down cleanly.
+    :param cpus: the cores the server may run on (Linux); ``None``: those of the
+        caller. ``sls-py run`` pins itself to one core: a server it starts would
+        otherwise share that core with the gateway.
     """
 
     name: str
@@ -103,6 +116,7 @@ class ServerSpec:
     ready_timeout_s: float = 20.0
     stop_timeout_s: float = 10.0
     stop_signal: int = signal.SIGTERM
+    cpus: frozenset[int] | None = None
 
     @property
     def log_path(self) -> Path:
@@ -114,6 +128,35 @@ def _die_with_parent() -> None:
     """In the child: SIGKILL when the thread that started it (and so its parent) dies."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() still runs
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:
+    """What the child does before exec: die with its parent, run on ``cpus``."""
+
+    def setup() -> None:
+        _die_with_parent()
+        if cpus:
+            with contextlib.suppress(OSError, AttributeError):
+                os.sched_setaffinity(0, cpus)
+
+    return setup
+
+
+def _popen(spec: ServerSpec, setup: Callable[[], None] | None) -> subprocess.Popen[bytes]:
+    """Start ``spec``'s command in a session of its own (Ctrl-C reaches sls-py, which
+    stops it in order), output appended to its log, ``setup`` run in the child."""
+    spec.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(spec.log_path, "ab") as log:
+        return subprocess.Popen(
+            list(spec.argv),
+            cwd=str(spec.data_dir),
+            env=dict(spec.env) if spec.env is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=setup,
+            start_new_session=True,
+        )
 
 
 class Supervisor:
@@ -196,19 +239,7 @@ class Supervisor:
     # --- the supervisor's thread ----------------------------------------------------
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        spec = self.spec
-        spec.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(spec.log_path, "ab") as log:
-            return subprocess.Popen(
-                list(spec.argv),
-                cwd=str(spec.data_dir),
-                env=dict(spec.env) if spec.env is not None else None,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,  # Ctrl-C reaches sls-py, which stops it in order
-            )
+        return _popen(self.spec, _child_setup(self.spec.cpus))
 
     def _probe_until_ready(self, proc: subprocess.Popen[bytes]) -> str | None:
         """``None`` once ready; else why not (exited, timed out, or stopping)."""
@@ -368,3 +399,92 @@ def stable_port(path: Path, host: str = "127.0.0.1", in_use_by_us: bool = False)
     port = free_port(host)
     write_private(path, f"{port}\n")
     return port
+
+
+# --- detached servers and the locks that coordinate them ------------------------------
+
+
+def start_detached(spec: ServerSpec) -> int:
+    """Start the server in a session of its own (it outlives the caller), wait
+    until ready, and return its pid; :class:`ServerError` if it does not start."""
+    try:
+        proc = _popen(spec, None)
+    except OSError as exc:
+        raise ServerError(
+            f"{spec.name} could not be started ({exc.strerror or exc})", hint=spec.install_hint
+        ) from None
+    sup = Supervisor(spec)
+    why = sup._probe_until_ready(proc)
+    if why is not None:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise ServerError(f"{spec.name} {why}{sup._last_log_line()}", hint=spec.install_hint)
+    return proc.pid
+
+
+def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """Stop the process ``pid`` (``sig``, then SIGKILL) and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + timeout_s
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # our own child: reap it
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created) for the block."""
+    with _flock(path, exclusive=True):
+        yield
+
+
+@contextlib.contextmanager
+def shared_lock(path: Path) -> Iterator[None]:
+    """A shared ``flock`` on ``path`` for the block ("in use"; see :func:`try_exclusive`)."""
+    with _flock(path, exclusive=False):
+        yield
+
+
+def try_exclusive(path: Path) -> bool:
+    """Whether nobody holds ``path``'s lock right now (checked with a non-blocking
+    exclusive ``flock``, released at once)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+@contextlib.contextmanager
+def _flock(path: Path, *, exclusive: bool) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)

@@ -19,6 +19,16 @@ The functions' buckets, queues and tables are moto's S3, SQS and DynamoDB; their
 databases' Data API calls go to :mod:`support.data_api` (real PostgreSQL behind
 the Data API's wire protocol), which moto's canned rds-data cannot replace.
 What it cannot check is a timeout (enforced by the Lambda service itself).
+
+Caches: moto has no ElastiCache Serverless (``support.moto_serverless`` adds
+its API to the moto server, so the deploy creates and records the cache), and
+a function under test could not reach an ElastiCache anyway. So the harness
+runs one real valkey-server on 127.0.0.1 and, for each cache the provider
+deployed into a function's ``SLS_PY_CACHES``, swaps the made-up endpoint for
+that server's URL (the names must be the deployed ones). What the cache tests
+check on aws is therefore the AWS driver, the handler and the packaging against
+a real Redis-protocol server; ElastiCache itself (TLS, cluster mode) is not run.
+
 A function's own ``lambda.invoke`` calls (``ctx.invoke``, ``invoke_async``, fan-out)
 go to :class:`~support.lambda_invoke.LambdaInvokeService`, which plays Lambda's Invoke
 API (retries and on-failure destination as deployed) since moto runs no code.
@@ -27,6 +37,7 @@ API (retries and on-failure destination as deployed) since moto runs no code.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -55,6 +66,9 @@ class MotoHarness(PluginHarness):
 
     def start(self, project: Path) -> None:
         from moto.server import ThreadedMotoServer
+        from support.moto_serverless import install
+
+        install()  # moto has no ElastiCache Serverless (see that module)
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -99,6 +113,8 @@ class AwsLambdaHarness(MotoHarness):
     """The aws provider deployed to moto, its functions run under awslambdaric."""
 
     def start(self, project: Path) -> None:
+        self.cache_server = contextlib.ExitStack()
+        self.cache_url = ""
         super().start(project)
         import boto3
 
@@ -116,6 +132,11 @@ class AwsLambdaHarness(MotoHarness):
             for fn in self.spec.functions
         }
         self.by_lambda_name = {c["FunctionName"]: name for name, c in self.configs.items()}
+        if self.spec.caches:  # one real server stands in for the deployed caches
+            from support.valkey_server import running_valkey
+
+            folder = self.project.root.parent / "valkey"
+            self.cache_url = self.cache_server.enter_context(running_valkey(folder))
         self.running: dict[str, LambdaProcess] = {}
         self.start_lock = threading.Lock()
         env = json.loads(next(iter(self.configs.values()))["Environment"]["Variables"]["SLS_PY_RESOURCES"])
@@ -138,7 +159,20 @@ class AwsLambdaHarness(MotoHarness):
             self.invoke_service.stop()
         for fn in getattr(self, "running", {}).values():
             fn.stop()
+        if hasattr(self, "cache_server"):
+            self.cache_server.close()
         super().stop()
+
+    def _environment(self, config: dict[str, Any]) -> dict[str, str]:
+        """The deployed environment; each deployed cache's URL replaced by the local server's."""
+        env = dict((config.get("Environment") or {}).get("Variables") or {})
+        if "SLS_PY_CACHES" in env:
+            deployed = json.loads(env["SLS_PY_CACHES"])
+            assert self.spec is not None
+            assert sorted(deployed) == sorted(c.name for c in self.spec.caches), deployed
+            assert all(url.startswith("rediss://") for url in deployed.values()), deployed
+            env["SLS_PY_CACHES"] = json.dumps(dict.fromkeys(deployed, self.cache_url))
+        return env
 
     def _function(self, name: str) -> LambdaProcess:
         """Function ``name`` running warm under awslambdaric (started on first use), with
@@ -155,7 +189,7 @@ class AwsLambdaHarness(MotoHarness):
                         **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
                         # ...except Lambda's Invoke, which moto cannot run: played here
                         "AWS_ENDPOINT_URL_LAMBDA": self.invoke_service.url,
-                        **((config.get("Environment") or {}).get("Variables") or {}),
+                        **self._environment(config),
                     },
                     log_path=self.logs / f"{config['FunctionName']}.log",
                     memory_mb=config.get("MemorySize", 128),

@@ -52,6 +52,7 @@ NEEDS_CODE = (
     "resource.bucket",
     "resource.queue",
     "resource.table",
+    "resource.cache",
     "function.timeout",
     "function.memory",
     "function.concurrency",

@@ -48,7 +48,7 @@ def test_unknown_function_lists_the_known_ones(work_magic: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "error: app 'clonezero' has no function 'work-magci'",
-        "hint: known functions: work-magic, catalog-upload, nightly-report, count-chunk",
+        "hint: known functions: work-magic, catalog-upload, nightly-report, spell-counts, count-chunk",
     ]
 
 
@@ -91,11 +91,17 @@ def test_spec_prints_functions_resources_and_gateway(work_magic: Path) -> None:
         ("work-magic", ["http"], []),
         ("catalog-upload", ["upload"], []),
         ("nightly-report", ["schedule"], ["count-chunk"]),
+        ("spell-counts", ["http"], []),
         ("count-chunk", [], []),
     ]
-    assert ([b["name"] for b in spec["buckets"]], [t["name"] for t in spec["tables"]]) == (
+    assert (
+        [b["name"] for b in spec["buckets"]],
+        [t["name"] for t in spec["tables"]],
+        spec["caches"],
+    ) == (
         ["uploads", "reports"],
         ["catalog", "sls-py-fanout"],
+        [{"name": "spells", "qualified_name": "clonezero-dev-spells"}],
     )
     assert spec["gateway"]["api_keys"] == ["default"]
 

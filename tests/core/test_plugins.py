@@ -76,6 +76,7 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         "(function 'nightly-report', which invokes count-chunk); "
         "schedule triggers (function 'nightly-report'); "
         "buckets (bucket 'uploads'); key-value tables (table 'catalog'); "
+        "caches (Redis protocol) (cache 'spells'); "
         "per-stage config and secrets, read at call time (config 'settings')"
     )
     assert fake.calls == []
@@ -104,6 +105,7 @@ def test_only_the_chosen_provider_is_called(work_magic: Path) -> None:
         "clonezero-prod-work-magic",
         "clonezero-prod-catalog-upload",
         "clonezero-prod-nightly-report",
+        "clonezero-prod-spell-counts",
         "clonezero-prod-count-chunk",
     ]
     assert (one.calls, two.calls) == ([], [("plan", "prod")])

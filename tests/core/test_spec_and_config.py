@@ -49,12 +49,13 @@ BASE_APP = """
 """
 
 
-def test_example_app_spec_has_all_four_functions(work_magic: Path) -> None:
+def test_example_app_spec_has_all_five_functions(work_magic: Path) -> None:
     spec = load_project(work_magic).spec()
     assert [f.name for f in spec.functions] == [
         "work-magic",
         "catalog-upload",
         "nightly-report",
+        "spell-counts",
         "count-chunk",
     ]
     assert [(f.name, f.invokes) for f in spec.functions if f.invokes] == [
@@ -70,7 +71,7 @@ def test_example_app_spec_has_all_four_functions(work_magic: Path) -> None:
         triggers=[HttpTriggerSpec(method="POST", path="/work-magic", api_key=True, cors=CorsSpec())],
         description="Cast ``spell`` on x and y, if the magic word is right.",
     )
-    assert [t.kind for f in spec.functions for t in f.triggers] == ["http", "upload", "schedule"]
+    assert [t.kind for f in spec.functions for t in f.triggers] == ["http", "upload", "schedule", "http"]
     assert [b.qualified_name for b in spec.buckets] == ["clonezero-dev-uploads", "clonezero-dev-reports"]
     assert [t.qualified_name for t in spec.tables] == [
         "clonezero-dev-catalog",

@@ -152,6 +152,18 @@ def test_work_magic_over_http_on_the_local_provider(sls_local_server: object) ->
     assert (r.status_code, r.json()) == (400, {"message": "Cannot divide by zero"})
 
 
+def test_spells_are_counted_in_the_cache(sls_app: AppClient) -> None:
+    before = sls_app.invoke("spell-counts", {})
+    assert set(before) == {"adder", "subtractor", "multiplier", "divider"}
+    sls_app.invoke("work-magic", spell("adder", 1, 2))
+    sls_app.invoke("work-magic", spell("adder", 3, 4))
+    sls_app.invoke("work-magic", spell("divider", 8, 2))
+    with pytest.raises(FunctionFailed):  # a failed cast is not counted
+        sls_app.invoke("work-magic", spell("divider", 1, 0))
+    after = sls_app.invoke("spell-counts", {})
+    assert after == {**before, "adder": before["adder"] + 2, "divider": before["divider"] + 1}
+
+
 def test_the_magic_word_is_config(sls_app: AppClient) -> None:
     """Dev's default magic word (pyproject.toml) until one is set; a set one wins at once."""
     assert sls_app.invoke("work-magic", spell("adder", 1, 2)) == {"result": 3}

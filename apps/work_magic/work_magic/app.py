@@ -2,6 +2,8 @@
 
 - ``work-magic``: cast a spell on two numbers, behind an API key, with CORS.
 - ``catalog-upload``: a photo uploaded under ``photos/`` is recorded in the catalog.
+- ``nightly-report``: every night, a summary of the catalog is written to ``reports``.
+- ``spell-counts``: how many times each spell was cast, counted in the ``spells`` cache.
 - ``nightly-report``: every night, a summary of the catalog is written to ``reports``;
   the catalog is counted in chunks by ``count-chunk`` invocations (a fan-out)
   whose counts are gathered and added up.
@@ -28,6 +30,8 @@ app = App("clonezero", api_keys=["default"])
 uploads = app.bucket("uploads")
 reports = app.bucket("reports")
 catalog = app.table("catalog", key="key")
+#: casts per spell (``cast:adder`` -> 3): a Redis-protocol cache on every provider
+spells = app.cache("spells")
 counting = app.fanout("count-chunk")
 #: catalog keys per count-chunk invocation, and how many run at once
 CHUNK = 50
@@ -85,6 +89,7 @@ def work_magic(spell: Spell, ctx: Context) -> dict[str, int | float]:
         result = cast(spell.x, spell.y)
     except ZeroDivisionError:
         raise HttpError(400, "Cannot divide by zero") from None
+    spells.incr(f"cast:{spell.spell}")
     ctx.logger.info("cast %s", spell.spell)
     return {"result": _number(result)}
 
@@ -144,6 +149,12 @@ def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
     reports.put(key, json.dumps(report.model_dump(), indent=2), content_type="application/json")
     ctx.logger.info("report %s: %d photos counted in %d chunks", key, report.photos, len(parts))
     return {"report": key, "photos": report.photos}
+
+
+@app.function(name="spell-counts", timeout_s=10, triggers=[http("GET", "/spells", api_key=True, cors=True)])
+def spell_counts(query: dict[str, str], ctx: Context) -> dict[str, int]:
+    """How many times each spell has been cast (successful casts, from the cache)."""
+    return {name: int(spells.get(f"cast:{name}") or 0) for name in SPELLS}
 
 
 @app.function(name="count-chunk", memory_mb=128, timeout_s=30)

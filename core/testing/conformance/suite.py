@@ -23,6 +23,7 @@ import pytest
 
 from ...errors import NotSupported
 from ...spec import CAPABILITIES
+from .cache_suite import CacheConformance
 from .config_suite import ConfigConformance
 from .contracts import ContractConformance
 from .database import DatabaseConformance
@@ -35,7 +36,7 @@ def _run_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-class ProviderConformance(ConfigConformance, ContractConformance, DatabaseConformance):
+class ProviderConformance(CacheConformance, ConfigConformance, ContractConformance, DatabaseConformance):
     """Subclass as ``Test...`` and set :attr:`provider` (or override :meth:`make_harness`).
 
     :attr:`exclude` maps capabilities to a reason for not checking them in
@@ -70,7 +71,9 @@ class ProviderConformance(ConfigConformance, ContractConformance, DatabaseConfor
     def conformance(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         """The started harness, shared by the class's tests."""
         harness = cls().make_harness()
-        project = prepare_project(tmp_path_factory.mktemp("conformance"), harness.info().capabilities)
+        # an excluded capability is left out of the app too, so its resources are not deployed
+        capabilities = set(harness.info().capabilities) - set(cls.exclude)
+        project = prepare_project(tmp_path_factory.mktemp("conformance"), capabilities)
         harness.start(project)
         try:
             yield harness

@@ -51,6 +51,9 @@ class Moto:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from support.moto_serverless import install
+
+        install()  # moto has no ElastiCache Serverless; see that module
         recorder._location = os.environ[
             "MOTO_RECORDER_FILEPATH"
         ]  # in case moto was imported earlier
@@ -235,6 +238,7 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
         name = f["FunctionName"]
         conf = lam.get_function(FunctionName=name)
         cfg = conf["Configuration"]
+        vpc = cfg.get("VpcConfig") or {}
         try:
             policy = json.loads(lam.get_policy(FunctionName=name)["Policy"])["Statement"]
         except lam.exceptions.ResourceNotFoundException:
@@ -248,6 +252,10 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
             "timeout": cfg["Timeout"],
             "architectures": cfg.get("Architectures"),
             "environment": cfg.get("Environment", {}).get("Variables", {}),
+            "vpc": {
+                "subnets": sorted(ids("subnet", s) for s in vpc.get("SubnetIds", [])),
+                "groups": [ids("sg", g) for g in vpc.get("SecurityGroupIds", [])],
+            },
             "code_sha256": cfg["CodeSha256"],
             "concurrency": conf.get("Concurrency", {}).get("ReservedConcurrentExecutions"),
             "tags": conf.get("Tags", {}),
@@ -404,7 +412,83 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
             "billing": d.get("BillingModeSummary", {}).get("BillingMode"),
             "tags": _tags(ddb.list_tags_of_resource(ResourceArn=d["TableArn"])["Tags"]),
         }
+    out.update(_network_snapshot(moto, app, stage, prefix, ids))
     return dict(ids.scrub(out))
+
+
+def _network_snapshot(moto: Moto, app: str, stage: str, prefix: str, ids: _Ids) -> dict[str, Any]:
+    """The stage's VPC, subnets, security groups, endpoints (by their sls-py tags)
+    and ElastiCache Serverless caches (by name)."""
+    ec2 = moto.client("ec2")
+    mine = [
+        {"Name": "tag:sls-py:app", "Values": [app]},
+        {"Name": "tag:sls-py:stage", "Values": [stage]},
+    ]
+    out: dict[str, Any] = {"vpcs": {}, "subnets": {}, "security_groups": {}, "vpc_endpoints": []}
+    for v in ec2.describe_vpcs(Filters=mine)["Vpcs"]:
+        vid = v["VpcId"]
+        out["vpcs"][_tags(v["Tags"])["Name"]] = {
+            "id": ids("vpc", vid),
+            "cidr": v["CidrBlock"],
+            "dns": [
+                ec2.describe_vpc_attribute(VpcId=vid, Attribute=a)[key]["Value"]
+                for a, key in (
+                    ("enableDnsSupport", "EnableDnsSupport"),
+                    ("enableDnsHostnames", "EnableDnsHostnames"),
+                )
+            ],
+            "tags": _tags(v["Tags"]),
+        }
+    for s in ec2.describe_subnets(Filters=mine)["Subnets"]:
+        out["subnets"][_tags(s["Tags"])["Name"]] = {
+            "id": ids("subnet", s["SubnetId"]),
+            "vpc": ids("vpc", s["VpcId"]),
+            "cidr": s["CidrBlock"],
+            "public_ip_on_launch": s.get("MapPublicIpOnLaunch", False),
+        }
+    for g in ec2.describe_security_groups(Filters=mine)["SecurityGroups"]:
+        out["security_groups"][g["GroupName"]] = {
+            "id": ids("sg", g["GroupId"]),
+            "vpc": ids("vpc", g["VpcId"]),
+            "ingress": sorted(
+                (
+                    {
+                        "protocol": r["IpProtocol"],
+                        "ports": [r.get("FromPort"), r.get("ToPort")],
+                        "from_groups": sorted(ids("sg", p["GroupId"]) for p in r.get("UserIdGroupPairs", [])),
+                        "from_cidrs": sorted(c["CidrIp"] for c in r.get("IpRanges", [])),
+                    }
+                    for r in g.get("IpPermissions", [])
+                ),
+                key=lambda r: r["ports"],
+            ),
+        }
+    out["vpc_endpoints"] = sorted(
+        (
+            {
+                "service": e["ServiceName"],
+                "type": e["VpcEndpointType"],
+                "vpc": ids("vpc", e["VpcId"]),
+            }
+            for e in ec2.describe_vpc_endpoints(Filters=mine)["VpcEndpoints"]
+            if e.get("State", "available").lower() not in ("deleted", "deleting")
+        ),
+        key=lambda e: e["service"],
+    )
+    cache_api = moto.client("elasticache")
+    out["caches"] = {}
+    for c in cache_api.describe_serverless_caches()["ServerlessCaches"]:
+        if not c["ServerlessCacheName"].startswith(prefix):
+            continue
+        out["caches"][c["ServerlessCacheName"]] = {
+            "engine": c["Engine"],
+            "status": c["Status"],
+            "subnets": sorted(ids("subnet", s) for s in c["SubnetIds"]),
+            "groups": [ids("sg", g) for g in c["SecurityGroupIds"]],
+            "endpoint": c["Endpoint"],
+            "tags": _tags(cache_api.list_tags_for_resource(ResourceName=c["ARN"])["TagList"]),
+        }
+    return out
 
 
 def empty_snapshot() -> dict[str, Any]:
@@ -419,4 +503,9 @@ def empty_snapshot() -> dict[str, Any]:
         "rules": {},
         "queues": {},
         "tables": {},
+        "vpcs": {},
+        "subnets": {},
+        "security_groups": {},
+        "vpc_endpoints": [],
+        "caches": {},
     }

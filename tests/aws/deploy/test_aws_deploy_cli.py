@@ -54,6 +54,7 @@ def expected_snapshot(
         "work-magic": 128,
         "catalog-upload": 256,
         "nightly-report": 256,
+        "spell-counts": 128,
         "count-chunk": 128,
         **(memory or {}),
     }
@@ -76,19 +77,19 @@ def expected_snapshot(
             sort_keys=True,
         )
 
-    cors_env = json.dumps(
-        {
-            "POST /work-magic": {
-                "allow_credentials": False,
-                "headers": ["content-type", "x-api-key", "authorization"],
-                "max_age_s": 600,
-                "methods": [],
-                "origins": [origin],
-            }
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    )
+    def cors_env(route: str) -> str:
+        rule = {
+            "allow_credentials": False,
+            "headers": ["content-type", "x-api-key", "authorization"],
+            "max_age_s": 600,
+            "methods": [],
+            "origins": [origin],
+        }
+        return json.dumps({route: rule}, separators=(",", ":"), sort_keys=True)
+
+    # the cache's endpoint, as the moto stand-in makes it up (tests/support/moto_serverless.py)
+    endpoint = f"{p}-spells-abc123.serverless.{REGION}.cache.amazonaws.com"
+    caches_env = json.dumps({"spells": f"rediss://{endpoint}:6379/0"}, separators=(",", ":"))
 
     def function(
         name: str,
@@ -107,6 +108,7 @@ def expected_snapshot(
                 "SLS_PY_FUNCTION": name,
                 "SLS_PY_RESOURCES": resources(**targets),
                 "SLS_PY_STAGE": stage,
+                "SLS_PY_CACHES": caches_env,
                 **extra_env,
             },
             "event_sources": [],
@@ -117,20 +119,34 @@ def expected_snapshot(
             "runtime": "python3.12",
             "tags": tags,
             "timeout": timeout,
+            # every function of an app with a cache runs in the stage's private subnets
+            "vpc": {"groups": ["<sg-0>"], "subnets": ["<subnet-0>", "<subnet-1>"]},
         }
 
     groups = [
         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{p}-{f}"
-        for f in ("catalog-upload", "count-chunk", "nightly-report", "work-magic")
+        for f in ("catalog-upload", "count-chunk", "nightly-report", "spell-counts", "work-magic")
     ]
-    cors = {
-        "method.response.header.Access-Control-Allow-Headers": (
-            "'content-type,x-api-key,authorization'"
-        ),
-        "method.response.header.Access-Control-Allow-Methods": "'OPTIONS,POST'",
-        "method.response.header.Access-Control-Allow-Origin": f"'{origin}'",
-        "method.response.header.Access-Control-Max-Age": "'600'",
+
+    def cors_of(methods: str) -> dict[str, str]:
+        return {
+            "method.response.header.Access-Control-Allow-Headers": (
+                "'content-type,x-api-key,authorization'"
+            ),
+            "method.response.header.Access-Control-Allow-Methods": f"'{methods}'",
+            "method.response.header.Access-Control-Allow-Origin": f"'{origin}'",
+            "method.response.header.Access-Control-Max-Age": "'600'",
+        }
+
+    cors = cors_of("OPTIONS,POST")
+    api_permission = {
+        "condition": {
+            "ArnLike": {"AWS:SourceArn": f"arn:aws:execute-api:{REGION}:{ACCOUNT}:<api-0>/*"}
+        },
+        "principal": {"Service": "apigateway.amazonaws.com"},
+        "sid": "sls-py-api",
     }
+    net = f"{p}-net"
     return {
         "api_keys": [
             {"enabled": True, "id": f"<key-{i}>", "name": f"{p}-{k}", "tags": tags}
@@ -140,7 +156,7 @@ def expected_snapshot(
             {
                 "deployments": True,
                 "id": "<api-0>",
-                "paths": ["/", "/work-magic"],
+                "paths": ["/", "/spells", "/work-magic"],
                 "stages": [stage],
                 "tags": tags,
                 # sls-py asks for ["*/*"] (test_aws_deploy_resources checks the request);
@@ -151,6 +167,22 @@ def expected_snapshot(
                     for kind in ("DEFAULT_4XX", "DEFAULT_5XX")
                 },
                 "methods": {
+                    "GET /spells": {
+                        "api_key": True,
+                        "auth": "NONE",
+                        "integration": "AWS_PROXY",
+                        "uri": f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+                        f"{fn_arn}-spell-counts/invocations",
+                    },
+                    "OPTIONS /spells": {
+                        "api_key": False,
+                        "auth": "NONE",
+                        "integration": "MOCK",
+                        "uri": None,
+                        "method_responses": {"200": dict.fromkeys(cors, False)},
+                        "request_templates": {"application/json": '{"statusCode": 200}'},
+                        "responses": {"200": cors_of("GET,OPTIONS")},
+                    },
                     "OPTIONS /work-magic": {
                         "api_key": False,
                         "auth": "NONE",
@@ -225,7 +257,10 @@ def expected_snapshot(
                     "principal": {"Service": "apigateway.amazonaws.com"},
                     "sid": "sls-py-api",
                 },
-                {"SLS_PY_CORS": cors_env},
+                {"SLS_PY_CORS": cors_env("POST /work-magic")},
+            ),
+            f"{p}-spell-counts": function(
+                "spell-counts", 10, api_permission, {"SLS_PY_CORS": cors_env("GET /spells")}
             ),
         },
         "queues": {
@@ -291,6 +326,26 @@ def expected_snapshot(
                                 ],
                             },
                             {
+                                "Sid": "VpcNetworkInterfaces",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ec2:AssignPrivateIpAddresses",
+                                    "ec2:CreateNetworkInterface",
+                                    "ec2:DeleteNetworkInterface",
+                                    "ec2:UnassignPrivateIpAddresses",
+                                ],
+                                "Resource": [
+                                    f"arn:aws:ec2:{REGION}:{ACCOUNT}:{kind}/*"
+                                    for kind in ("network-interface", "security-group", "subnet")
+                                ],
+                            },
+                            {
+                                "Sid": "VpcDescribe",
+                                "Effect": "Allow",
+                                "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                                "Resource": "*",
+                            },
+                            {
                                 "Sid": "ConfigRead",
                                 "Effect": "Allow",
                                 "Action": [
@@ -343,6 +398,51 @@ def expected_snapshot(
                 ],
             },
         },
+        # the cache's network: private subnets, functions -> services only, free endpoints
+        "vpcs": {
+            net: {"cidr": "10.42.0.0/16", "dns": [True, True], "id": "<vpc-0>", "tags": {**tags, "Name": net}}
+        },
+        "subnets": {
+            f"{net}-private-{i + 1}": {
+                "cidr": cidr,
+                "id": f"<subnet-{i}>",
+                "public_ip_on_launch": False,
+                "vpc": "<vpc-0>",
+            }
+            for i, cidr in enumerate(("10.42.0.0/20", "10.42.16.0/20"))
+        },
+        "security_groups": {
+            f"{net}-function": {"id": "<sg-0>", "ingress": [], "vpc": "<vpc-0>"},
+            f"{net}-services": {
+                "id": "<sg-1>",
+                "vpc": "<vpc-0>",
+                "ingress": [
+                    {"from_cidrs": [], "from_groups": ["<sg-0>"], "ports": ports, "protocol": "tcp"}
+                    for ports in ([443, 443], [6379, 6380])
+                ],
+            },
+        },
+        # gateway endpoints (free) for the tables and buckets; interface endpoints (billed)
+        # for the fan-out's Lambda calls and app.config's SSM reads
+        "vpc_endpoints": [
+            {"service": f"com.amazonaws.{REGION}.{service}", "type": kind, "vpc": "<vpc-0>"}
+            for service, kind in (
+                ("dynamodb", "Gateway"),
+                ("lambda", "Interface"),
+                ("s3", "Gateway"),
+                ("ssm", "Interface"),
+            )
+        ],
+        "caches": {
+            f"{p}-spells": {
+                "endpoint": {"Address": endpoint, "Port": 6379},
+                "engine": "valkey",
+                "groups": ["<sg-1>"],
+                "status": "available",
+                "subnets": ["<subnet-0>", "<subnet-1>"],
+                "tags": tags,
+            }
+        },
         "usage_plans": [
             {
                 "keys": sorted(f"{p}-{k}" for k in keys),
@@ -361,16 +461,22 @@ CREATE_ALL = [
     ("create", "bucket", "reports"),
     ("create", "table", "catalog"),
     ("create", "table", "sls-py-fanout"),
+    ("create", "network", "clonezero-dev-net"),
+    ("create", "cache", "spells"),
     ("create", "function", "work-magic"),
     ("create", "function", "catalog-upload"),
     ("create", "function", "nightly-report"),
+    ("create", "function", "spell-counts"),
     ("create", "function", "count-chunk"),
     ("create", "async-config", "count-chunk"),
     ("create", "api", "clonezero-dev"),
     ("create", "permission", "work-magic/sls-py-api"),
+    ("create", "permission", "spell-counts/sls-py-api"),
     ("create", "permission", "catalog-upload/sls-py-s3-uploads"),
     ("create", "permission", "nightly-report/sls-py-events-nightly"),
+    ("create", "route", "GET /spells"),
     ("create", "route", "POST /work-magic"),
+    ("create", "cors", "/spells"),
     ("create", "cors", "/work-magic"),
     ("create", "gateway-response", "DEFAULT_4XX"),
     ("create", "gateway-response", "DEFAULT_5XX"),
@@ -399,8 +505,18 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     args = ["--provider", "aws", "--project", str(project)]
 
     # plan on a fresh stage: everything is created, in dependency order, and nothing is touched
+    cost = (
+        "new; costs money while idle: ElastiCache Serverless for Valkey bills at least 100 MB "
+        "of data stored (about $6/month in us-east-1) plus the ECPUs used"
+    )
+    endpoints_cost = (
+        "new; costs money while idle: 2 VPC interface endpoint(s) (lambda, ssm) bill per hour in "
+        "each of the 2 subnets (about $30/month in us-east-1), so functions in the VPC reach "
+        "those services"
+    )
+    reasons = {"cache": cost, "network": endpoints_cost}
     assert plan_json(project, env) == [
-        {"action": a, "kind": k, "name": n, "reason": "new"} for a, k, n in CREATE_ALL
+        {"action": a, "kind": k, "name": n, "reason": reasons.get(k, "new")} for a, k, n in CREATE_ALL
     ]
     assert snapshot(moto, "clonezero", "dev") == empty_snapshot()
 
@@ -409,6 +525,7 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     assert r.returncode == 0, r.stderr
     for action, kind, name in CREATE_ALL:
         assert f"{action} {kind} {name} new" in r.stderr
+    assert "create cache spells new; costs money while idle: ElastiCache Serverless" in r.stderr
     api_id = moto.client("apigateway").get_rest_apis()["items"][0]["id"]
     assert f"URL: https://{api_id}.execute-api.{REGION}.amazonaws.com/dev\n" in r.stderr
     assert "API keys: default " in r.stderr
@@ -467,6 +584,12 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
         {
             "action": "update",
             "kind": "function",
+            "name": "spell-counts",
+            "reason": "code changed",
+        },
+        {
+            "action": "update",
+            "kind": "function",
             "name": "count-chunk",
             "reason": "code changed",
         },
@@ -481,6 +604,7 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
             "PUT /2015-03-31/functions/clonezero-dev-work-magic/configuration",
             "PUT /2015-03-31/functions/clonezero-dev-catalog-upload/code",
             "PUT /2015-03-31/functions/clonezero-dev-nightly-report/code",
+            "PUT /2015-03-31/functions/clonezero-dev-spell-counts/code",
             "PUT /2015-03-31/functions/clonezero-dev-count-chunk/code",
         ]
     )
@@ -512,7 +636,7 @@ def test_two_stages_side_by_side_and_removing_one_keeps_the_other(
     assert prod == expected_snapshot(
         "prod",
         sha,
-        memory={"work-magic": 256, "count-chunk": 256},
+        memory={"work-magic": 256, "spell-counts": 256, "count-chunk": 256},  # prod memory_mb
         keys=("partner", "mobile"),
         origin="https://clonezero.example",
         usage={
@@ -573,10 +697,17 @@ def test_iam_policy_command_prints_the_deployed_policy(moto: Moto, tmp_path: Pat
         "PolicyName": "sls-py",
         "PolicyDocument": expected["policies"]["sls-py"],
     }
-    assert all(
-        s["Resource"] != "*" and "*" not in s["Resource"]
-        for s in doc["PolicyDocument"]["Statement"]
-    )
+    # nothing on "*" but the EC2 describe calls Lambda needs for a VPC (the app has a
+    # cache), which AWS grants on "*" only; and they only read
+    wildcard = [s for s in doc["PolicyDocument"]["Statement"] if "*" in s["Resource"]]
+    assert wildcard == [
+        {
+            "Sid": "VpcDescribe",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            "Resource": "*",
+        }
+    ]
 
 
 def test_help_does_not_import_boto3(tmp_path: Path) -> None:
@@ -637,16 +768,18 @@ def test_logs_and_invoke_of_a_stage_that_is_not_deployed(moto: Moto, tmp_path: P
 def test_an_interrupted_cli_deploy_resumes_where_it_stopped(moto: Moto, tmp_path: Path) -> None:
     project = copy_app(tmp_path)
     args = ["deploy", "--provider", "aws", "--project", str(project), "--stage", "resume"]
-    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="6"))
+    # step 8 creates work-magic (after the role, 2 buckets, 2 tables, the network, the cache)
+    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="8"))
     assert r.returncode == 2
     assert r.stderr.splitlines()[-2:] == [
-        "error: stopped after step 6 because SLS_PY_FAIL_AFTER_STEP=6 (a testing aid)",
+        "error: stopped after step 8 because SLS_PY_FAIL_AFTER_STEP=8 (a testing aid)",
         "hint: unset SLS_PY_FAIL_AFTER_STEP and deploy again: it picks up where it stopped",
     ]
     r = cli(args, moto.env())
     assert r.returncode == 0, r.stderr
-    assert "Deployed clonezero stage resume: 17 change(s)." in r.stderr
-    assert " create function work-magic new" not in r.stderr  # step 6: done before
+    assert f"Deployed clonezero stage resume: {len(CREATE_ALL) - 8} change(s)." in r.stderr
+    assert " create function work-magic new" not in r.stderr  # step 8: done before
+    assert " create network " not in r.stderr and " create cache " not in r.stderr
     assert " create function catalog-upload new" in r.stderr
     r = cli(["remove", *args[1:]], moto.env())
     assert r.returncode == 0, r.stderr

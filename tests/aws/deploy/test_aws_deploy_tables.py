@@ -59,16 +59,6 @@ def write_app(root: Path, seq_type: str) -> None:
         del sys.modules[name]  # import the changed app, as a new CLI process would
 
 
-@pytest.fixture
-def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
-    for name, value in moto.env().items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    return moto
-
-
 def key_types(moto: Moto, stage: str) -> dict[str, list[tuple[str, str, str]]]:
     """Each table's key schema with attribute types, as DynamoDB describes it."""
     ddb = moto.client("dynamodb")

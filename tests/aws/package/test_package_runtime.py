@@ -68,7 +68,10 @@ def _resolve(value: Any, params: dict[str, str]) -> Any:
     """A template value with ``Fn::Sub`` worked out, as CloudFormation would."""
     if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
         return re.sub(
-            r"\$\{(!?)([^}]*)\}", lambda m: "${" + m[2] + "}" if m[1] else params[m[2]], value["Fn::Sub"]
+            r"\$\{(!?)([^}]*)\}",
+            # a cache's endpoint attribute stays as it is: `start` swaps in a local server
+            lambda m: "${" + m[2] + "}" if m[1] or ".Endpoint." in m[2] else params[m[2]],
+            value["Fn::Sub"],
         )
     return value
 
@@ -85,12 +88,27 @@ def template_environment(packaged: Path, function: str, app: str = "clonezero") 
     return {k: _resolve(v, params) for k, v in fn["Environment"]["Variables"].items()}
 
 
+@pytest.fixture(scope="module")
+def local_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real valkey-server standing in for the template's ElastiCache caches (moto has none)."""
+    from support.valkey_server import running_valkey
+
+    with running_valkey(tmp_path_factory.mktemp("valkey")) as url:
+        yield url
+
+
 @pytest.fixture
-def start(task_root: Path, moto: Moto, start_lambda: Any) -> Any:
-    """Start a function of the package under awslambdaric, its AWS calls going to moto."""
+def start(task_root: Path, moto: Moto, start_lambda: Any, local_cache: str) -> Any:
+    """Start a function of the package under awslambdaric, its AWS calls going to moto
+    (and its caches, named in SLS_PY_CACHES by the template, to a local valkey-server)."""
 
     def run(function: str, env: dict[str, str], root: Path = task_root) -> LambdaProcess:
         aws = {**FAKE_AWS, "AWS_ENDPOINT_URL": moto.endpoint}
+        env = dict(env)
+        if "SLS_PY_CACHES" in env:
+            names = re.findall(r'"([a-z0-9-]+)":"rediss://', env["SLS_PY_CACHES"])
+            assert names, env["SLS_PY_CACHES"]
+            env["SLS_PY_CACHES"] = json.dumps(dict.fromkeys(names, local_cache))
         return start_lambda(root, {**aws, **env}, name=function)
 
     return run

@@ -30,8 +30,8 @@ def test_every_kind_of_the_model_has_a_template_entry() -> None:
 def test_a_kind_without_an_entry_is_refused_not_left_out(tmp_path: Path) -> None:
     proj = load_project(everything_project(tmp_path / "p"))
     spec = proj.spec("dev")
-    with pytest.raises(ProviderError, match="resource kind 'cache' has no CloudFormation template entry"):
-        template(spec, [Resource("cache", "c", {})], "code.zip")
+    with pytest.raises(ProviderError, match="resource kind 'gadget' has no CloudFormation template entry"):
+        template(spec, [Resource("gadget", "c", {})], "code.zip")
 
 
 def _resolve(value: Any, params: dict[str, str]) -> Any:

@@ -68,6 +68,16 @@ def aws_env(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> d
     return env
 
 
+@pytest.fixture(scope="session")
+def cache_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real valkey-server on 127.0.0.1: what a deployed function's cache would be
+    (moto has no ElastiCache Serverless; the functions get this URL in SLS_PY_CACHES)."""
+    from support.valkey_server import running_valkey
+
+    with running_valkey(tmp_path_factory.mktemp("valkey")) as url:
+        yield url
+
+
 @pytest.fixture
 def suffix() -> str:
     """A short unique id, so tests sharing one moto server never share resources."""
@@ -186,6 +196,7 @@ RUNTIME_FILES = [
     "sls_py/__init__.py",
     "sls_py/app.py",
     "sls_py/runtime/__init__.py",
+    "sls_py/runtime/cache.py",
     "sls_py/runtime/context.py",
     "sls_py/runtime/dispatch.py",
     "sls_py/runtime/drivers.py",

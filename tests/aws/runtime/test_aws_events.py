@@ -497,7 +497,7 @@ def test_status_and_body_match_the_reference_client(
     event = aws_event("apigw_rest_post_base64.json")
     event["body"], event["isBase64Encoded"] = body, False
     event["queryStringParameters"] = event["multiValueQueryStringParameters"] = None  # as sent
-    driver = MemoryDriver()  # the magic word, as SSM would give it
+    driver = MemoryDriver()  # the magic word, as SSM would give it; work-magic's cache
     driver.config_values["magic-word"] = "clonezero-token"
     use_driver(driver)
     try:

@@ -42,9 +42,16 @@ def fixture_root(tmp_path_factory: pytest.TempPathFactory) -> TaskRoot:
     return extract_package(FIXTURE_APP, tmp_path_factory.mktemp("fx") / "task")
 
 
-def _function_env(root: TaskRoot, function: str, names: dict[str, Any]) -> dict[str, str]:
-    """The environment the deployer sets (sls_py_aws.environment), names from moto."""
-    return lambda_environment(root.spec, root.spec.function(function), names=names)
+def _function_env(
+    root: TaskRoot, function: str, names: dict[str, Any], caches: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment the deployer sets (sls_py_aws.environment), names from moto;
+    ``caches``: SLS_PY_CACHES, which the deployer fills in with ElastiCache's endpoints
+    (moto has none: the tests give a real local valkey-server's URL instead)."""
+    env = lambda_environment(root.spec, root.spec.function(function), names=names)
+    if caches is not None:
+        env["SLS_PY_CACHES"] = json.dumps(caches)
+    return env
 
 
 def _http_event(aws_event: Callable[[str], Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -65,14 +72,23 @@ def test_work_magic_http_and_direct_invoke(
     start_lambda: Callable[..., LambdaProcess],
     aws_event: Callable[[str], Any],
     aws_env: dict[str, str],
+    cache_url: str,
 ) -> None:
+    caches = {"spells": cache_url}
     fn = start_lambda(
-        work_magic_root.path, {**aws_env, **_function_env(work_magic_root, "work-magic", {})}
+        work_magic_root.path,
+        {**aws_env, **_function_env(work_magic_root, "work-magic", {}, caches)},
     )
     spell = {"magic-word": "clonezero-token", "spell": "adder", "x": 40, "y": 2}
+    import valkey
+
+    server = valkey.Valkey.from_url(cache_url)
+    before = int(server.get("cast:adder") or 0)
 
     ok = fn.invoke(_http_event(aws_event, spell))
     assert ok.ok, fn.log()
+    # the handler's cache call went through the AWS driver to the server in SLS_PY_CACHES
+    assert int(server.get("cast:adder") or 0) == before + 1
     assert ok.payload == {
         "statusCode": 200,
         "headers": {"content-type": "application/json", "access-control-allow-origin": "*"},
@@ -406,7 +422,10 @@ class LambdaInvokeApi:
 
 
 def test_cli_invoke_lists_the_invalid_fields_as_local_does(
-    work_magic_root: TaskRoot, start_lambda: Callable[..., LambdaProcess], tmp_path: Path
+    work_magic_root: TaskRoot,
+    start_lambda: Callable[..., LambdaProcess],
+    tmp_path: Path,
+    cache_url: str,
 ) -> None:
     """``sls-py invoke --provider aws`` as a subprocess -> boto3 -> Lambda's Invoke
     API -> the zip under awslambdaric: a validation error prints the fields, line
@@ -418,7 +437,8 @@ def test_cli_invoke_lists_the_invalid_fields_as_local_does(
 
     from aws_runtime_support import FAKE_AWS
 
-    fn = start_lambda(work_magic_root.path, _function_env(work_magic_root, "work-magic", {}))
+    caches = {"spells": cache_url}
+    fn = start_lambda(work_magic_root.path, _function_env(work_magic_root, "work-magic", {}, caches))
     api = LambdaInvokeApi("clonezero-dev-work-magic", fn)
     project = tmp_path / "work_magic"
     shutil.copytree(WORK_MAGIC, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))

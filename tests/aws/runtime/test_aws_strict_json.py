@@ -36,9 +36,11 @@ def test_bodies_json_does_not_allow_and_results_it_cannot_carry(
     start_lambda: Callable[..., LambdaProcess],
     aws_event: Callable[[str], Any],
     aws_env: dict[str, str],
+    cache_url: str,
 ) -> None:
     spec = work_magic_root.spec
     env = lambda_environment(spec, spec.function("work-magic"), names={})
+    env["SLS_PY_CACHES"] = json.dumps({"spells": cache_url})  # work-magic counts casts there
     fn = start_lambda(work_magic_root.path, {**aws_env, **env})
 
     def http(body: str) -> tuple[int, Any]:

@@ -366,6 +366,65 @@ if has("trigger.queue", "resource.queue", "resource.table"):
             )
 
 
+# --- caches (suite: CacheConformance) ----------------------------------------------
+
+
+class CacheCall(BaseModel):
+    """One cache call: ``op`` on ``key`` (``value``, ``ttl_s``, ``times`` as it needs)."""
+
+    op: str
+    key: str
+    value: str = ""
+    ttl_s: float | None = None
+    times: int = 1
+
+
+if has("resource.cache"):
+    kv = app.cache("kv")
+
+    @app.function(name="cache-ops", timeout_s=10)
+    def cache_ops(run: Run) -> dict[str, Any]:
+        """Exercise the cache interface and report what it answered."""
+        p = f"{run.run}:"
+        kv.set(p + "text", "héllo")
+        kv.set(p + "bytes", bytes(range(256)))
+        seen: dict[str, Any] = {
+            "get_text": kv.get(p + "text").decode(),
+            "binary_intact": kv.get(p + "bytes") == bytes(range(256)),
+            "get_missing": kv.get(p + "missing"),
+            "incr": [kv.incr(p + "n"), kv.incr(p + "n"), kv.incr(p + "n", 5)],
+            "counter_as_bytes": kv.get(p + "n").decode(),
+            "ttl_without_expiry": kv.ttl(p + "n"),
+            "ttl_missing": kv.ttl(p + "missing"),
+            "expire_missing": kv.expire(p + "missing", 30),
+            "expire": kv.expire(p + "n", 30),
+        }
+        ttl = kv.ttl(p + "n")
+        seen["ttl_after_expire"] = ttl is not None and 0 < ttl <= 30
+        kv.set(p + "brief", "x", ttl_s=60)
+        ttl = kv.ttl(p + "brief")
+        seen["ttl_of_set"] = ttl is not None and 0 < ttl <= 60
+        kv.set_json(p + "json", {"a": [1, 2], "b": "ü"})
+        seen["json_raw"] = kv.get(p + "json").decode()
+        seen["json"] = kv.get_json(p + "json")
+        seen["delete"] = [kv.delete(p + "text"), kv.delete(p + "text")]
+        seen["after_delete"] = kv.get(p + "text")
+        for key in ("bytes", "n", "brief", "json"):
+            kv.delete(p + key)
+        return seen
+
+    @app.function(name="cache-call", timeout_s=10)
+    def cache_call(call: CacheCall) -> dict[str, Any]:
+        """One cache call, for tests that span invocations (expiry, concurrent incr)."""
+        if call.op == "set":
+            kv.set(call.key, call.value, ttl_s=call.ttl_s)
+            return {"ok": True}
+        if call.op == "get":
+            value = kv.get(call.key)
+            return {"value": value.decode() if value is not None else None}
+        if call.op == "incr":
+            return {"values": [kv.incr(call.key) for _ in range(call.times)]}
+        raise HttpError(400, f"unknown op {call.op!r}")
 # --- functions invoking functions (function.invoke) ------------------------------
 
 if has("function.invoke", "resource.table"):
