@@ -23,7 +23,6 @@ from .app import (
 )
 from .runtime import (
     Bucket,
-    Cache,
     Context,
     HttpError,
     HttpRequest,
@@ -42,6 +41,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold sta
 if TYPE_CHECKING:
     from typing import Any
 
+    from .runtime.cache import Cache
     from .runtime.config import Config, ConfigMissing
     from .runtime.database import Database, DatabaseError
     from .runtime.invoke import FanoutFailed, InvokeError, InvokeFailed
@@ -62,6 +62,10 @@ def __getattr__(name: str) -> Any:
         from .runtime.errors import feature_module
 
         return getattr(feature_module("invoke"), name)
+    if name == "Cache":
+        from .runtime.errors import feature_module
+
+        return feature_module("cache").Cache
     if name in ("Config", "ConfigMissing"):
         from .runtime.errors import feature_module
 

@@ -8,7 +8,6 @@ that name the function and the field.
 
 from __future__ import annotations
 
-from .runtime.cache import Cache
 from .runtime.records import FrozenRecord, Record
 from .runtime.resources import Bucket, Queue, Table
 
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, TypeVar
 
+    from .runtime.cache import Cache
     from .runtime.config import Config
     from .runtime.database import Database
     from .runtime.invoke import Fanout
@@ -384,6 +384,8 @@ class App:
 
     def cache(self, name: str) -> Cache:
         """Declare a Redis-protocol cache and return its handle (see :mod:`sls_py.runtime.cache`)."""
+        from .runtime.cache import Cache  # packed only for an app that declares a cache
+
         self.caches[name] = CacheDef(name)
         return Cache(name)
 

@@ -7,7 +7,6 @@ package and its import time is cold-start time.
 
 from __future__ import annotations
 
-from .cache import Cache
 from .context import Context
 from .dispatch import Outcome, execute, find_function, load_app, signature_of
 from .errors import ErrorInfo, HttpError, InvalidInput
@@ -26,6 +25,7 @@ from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_dr
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
 if TYPE_CHECKING:
+    from .cache import Cache
     from .database import Database, DatabaseError
     from .invoke import Fanout, FanoutFailed, InvokeError, InvokeFailed
 
@@ -42,6 +42,10 @@ def __getattr__(name: str) -> object:
         from .errors import feature_module
 
         return getattr(feature_module("invoke"), name)
+    if name == "Cache":  # packed only for an app that declares one
+        from .errors import feature_module
+
+        return feature_module("cache").Cache
     if name in ("Database", "DatabaseError"):  # packed only for an app that declares one
         from .errors import feature_module
 

@@ -107,6 +107,7 @@ class FeatureNotPacked(ImportError):
 
 #: How an app declares the feature each optional runtime module serves.
 _DECLARE = {
+    "cache": "declare the cache with app.cache(...) and deploy again",
     "config": "declare the app's config with app.config(...) and deploy again",
     "database": "declare the database with app.database(...) and deploy again",
     "invoke": "declare the target with @app.function(..., invokes=[...]) and deploy again",

@@ -139,6 +139,7 @@ _RUNTIME_FILES = {
 #: here, e.g. ``"resource.cache": ("sls_py/runtime/cache.py", "sls_py_aws/cache.py")``.
 #: Every other file matched by ``_RUNTIME_FILES`` is core: always packed.
 FEATURE_FILES: dict[str, tuple[str, ...]] = {
+    "resource.cache": ("sls_py/runtime/cache.py",),
     "resource.config": ("sls_py/runtime/config.py",),
     "function.invoke": ("sls_py/runtime/invoke.py",),
     "resource.database": (

@@ -196,7 +196,6 @@ RUNTIME_FILES = [
     "sls_py/__init__.py",
     "sls_py/app.py",
     "sls_py/runtime/__init__.py",
-    "sls_py/runtime/cache.py",
     "sls_py/runtime/context.py",
     "sls_py/runtime/dispatch.py",
     "sls_py/runtime/drivers.py",
@@ -209,10 +208,11 @@ RUNTIME_FILES = [
     "sls_py_aws/handler.py",
     "sls_py_aws/resources.py",
 ]
-#: packed besides the core only for an app that declares config / invokes a function /
-#: declares a database
+#: packed besides the core only for an app that declares a cache / config / invokes a
+#: function / declares a database
+CACHE_FILES = ["sls_py/runtime/cache.py"]
 CONFIG_FILES = ["sls_py/runtime/config.py"]
 INVOKE_FILES = ["sls_py/runtime/invoke.py"]
 DATABASE_FILES = ["sls_py/runtime/database.py", "sls_py/runtime/sql.py", "sls_py_aws/dataapi.py"]
-#: the example app declares config and a fan-out, so its zip holds both
-WORK_MAGIC_RUNTIME_FILES = sorted([*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES])
+#: the example app declares a cache, config and a fan-out, so its zip holds all three
+WORK_MAGIC_RUNTIME_FILES = sorted([*RUNTIME_FILES, *CACHE_FILES, *CONFIG_FILES, *INVOKE_FILES])

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 from aws_runtime_support import (
+    CACHE_FILES,
     CONFIG_FILES,
     DATABASE_FILES,
     INVOKE_FILES,
     RUNTIME_FILES,
     WORK_MAGIC,
+    WORK_MAGIC_RUNTIME_FILES,
     LambdaProcess,
     TaskRoot,
     extract_package,
@@ -101,7 +103,7 @@ def test_feature_table_names_real_capabilities_and_files() -> None:
     core = dict(runtime_entries(()))
     assert sorted(core) == RUNTIME_FILES
     assert sorted(everything) == sorted(
-        [*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES, *DATABASE_FILES]
+        [*RUNTIME_FILES, *CACHE_FILES, *CONFIG_FILES, *INVOKE_FILES, *DATABASE_FILES]
     )
 
 
@@ -118,6 +120,7 @@ def test_app_without_config_or_invoke_packs_the_core_only(tmp_path: Path) -> Non
         ('counting = app.fanout("hello")', INVOKE_FILES),
         ('settings = app.config("s")\ncounting = app.fanout("hello")', CONFIG_FILES + INVOKE_FILES),
         ('db = app.database("main")', DATABASE_FILES),
+        ('sessions = app.cache("sessions")', CACHE_FILES),
     ],
 )
 def test_a_declared_feature_packs_its_modules(
@@ -127,12 +130,10 @@ def test_a_declared_feature_packs_its_modules(
     assert _sources(root) == sorted([*_app_files(), *RUNTIME_FILES, *extra])
 
 
-def test_example_app_packs_config_and_invoke() -> None:
+def test_example_app_packs_cache_config_and_invoke() -> None:
     sources = _sources(WORK_MAGIC)
-    assert set(CONFIG_FILES + INVOKE_FILES) <= set(sources)
-    assert sorted(f for f in sources if f.startswith("sls_py")) == sorted(
-        [*RUNTIME_FILES, *CONFIG_FILES, *INVOKE_FILES]
-    )
+    assert set(CACHE_FILES + CONFIG_FILES + INVOKE_FILES) <= set(sources)
+    assert sorted(f for f in sources if f.startswith("sls_py")) == WORK_MAGIC_RUNTIME_FILES
 
 
 # --- the lean zip under awslambdaric ---------------------------------------------------
