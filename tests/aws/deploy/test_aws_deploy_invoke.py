@@ -66,16 +66,6 @@ def write_app(root: Path, invokes: list[str]) -> None:
         del sys.modules[name]  # import the changed app, as a new CLI process would
 
 
-@pytest.fixture
-def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
-    for name, value in moto.env().items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    return moto
-
-
 def steps(plan: Any) -> list[tuple[str, str, str, str]]:
     return [(s.action, s.kind, s.name, s.reason) for s in plan.steps]
 
