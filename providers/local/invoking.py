@@ -78,12 +78,26 @@ RETRY_DELAY_S = 0.5
 
 
 def _deliver_here(target: str, store: QueueStore) -> None:
-    """Deliver one queued invocation of ``target`` in a fresh process, with retries."""
+    """Deliver the queued invocations of ``target`` in fresh processes, with retries,
+    until its queue is empty.
+
+    Each asynchronous call made with no server delivering starts one such thread, and
+    each drains the whole queue: a message is delivered even when the thread started
+    for it finds the queue momentarily empty or meets a transient store error."""
     import time
 
     queue = invoke_queue(target)
+    errors = 0
     while True:
-        got = store.receive(queue, 1, 905, MAX_RECEIVES)
+        try:
+            got = store.receive(queue, 1, 905, MAX_RECEIVES)
+        except Exception as exc:  # e.g. a busy SQLite file: try again, a few times
+            errors += 1
+            if errors > 20:
+                sys.stderr.write(f"sls-py: cannot deliver invocations of {target!r}: {exc}\n")
+                return
+            time.sleep(0.1)
+            continue
         if not got:
             return
         message, receipt = got[0].message, got[0].receipt
@@ -93,10 +107,10 @@ def _deliver_here(target: str, store: QueueStore) -> None:
             failed = True
         if not failed:
             store.delete(queue, message.id, receipt)
-            return
+            continue
         if message.receive_count >= MAX_RECEIVES:
             store.retry_later(queue, message.id, receipt, 0.0)  # dead-lettered on next receive
-            return
+            continue
         delay = RETRY_DELAY_S * 2 ** (message.receive_count - 1)
         store.retry_later(queue, message.id, receipt, delay)
         time.sleep(delay)

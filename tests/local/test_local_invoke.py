@@ -21,6 +21,7 @@ from sls_py.testing.local_server import LocalServer, start_local_server
 from sls_py_local.invoking import invoke_queue
 from sls_py_local.queues import QueueStore, dead_letter_queue
 from sls_py_local.resources import LocalDriver
+from sls_py_local.runfile import read_run_info
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +183,8 @@ def test_undeclared_target_and_big_payload_are_clear_errors(server: LocalServer)
 
 
 def test_internal_endpoint_needs_the_token(server: LocalServer) -> None:
-    env = json.loads((server.project / ".sls-py" / "local" / "dev" / "run.json").read_text())
+    # run.json is published once the server is ready, which may be after its URL is printed
+    env = wait_until(lambda: read_run_info(server.project / ".sls-py" / "local" / "dev"))
     assert env["gateway"].startswith("http://127.0.0.1:")
     # the endpoint's URL reaches only the workers; find it from the server's process tree
     url = _invoke_url(server)
