@@ -46,29 +46,17 @@ async def invoke_loop(services: LocalServices, fn: FunctionSpec) -> None:
     """Deliver ``fn``'s asynchronous invocations until cancelled."""
     store = services.driver.queue_store()
     queue = invoke_queue(fn.name)
-    slots = asyncio.Semaphore(fn.concurrency or 4)
     visibility = fn.timeout_s + 5
     services.ui.info(
         f"async invoke -> {fn.name} ({MAX_RECEIVES} attempts, retried after {RETRY_DELAY_S:g} s "
         f"and {2 * RETRY_DELAY_S:g} s where AWS waits about 1 and 2 minutes; then "
         f"{dead_letter_queue(queue)})"
     )
-    pause = 0.02
-    while True:
-        await slots.acquire()
-        try:
-            got = await asyncio.to_thread(store.receive, queue, 1, visibility, MAX_RECEIVES)
-        except BaseException:
-            slots.release()
-            raise
-        if not got:
-            slots.release()
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, services.poll_max_s)
-            continue
-        pause = 0.02
-        task = services._spawn(deliver(services, fn, store, got[0]))
-        task.add_done_callback(lambda _t: slots.release())
+    await services.poll(
+        fn.concurrency or 4,
+        lambda: store.receive(queue, 1, visibility, MAX_RECEIVES),
+        lambda got: deliver(services, fn, store, got[0]),
+    )
 
 
 async def deliver(

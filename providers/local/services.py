@@ -28,7 +28,7 @@ import json
 import mimetypes
 import os
 import stat
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -472,20 +472,20 @@ class LocalServices:
 
     # --- queues -------------------------------------------------------------------
 
-    async def _queue_loop(self, route: _QueueRoute) -> None:
-        store = self.driver.queue_store()
-        slots = asyncio.Semaphore(route.function.concurrency or 2)
+    async def poll(
+        self,
+        concurrency: int,
+        receive: Callable[[], list[Received]],
+        deliver: Callable[[list[Received]], Coroutine[Any, Any, Any]],
+    ) -> None:
+        """Until cancelled: ``receive`` (in a thread) and hand what it gets to ``deliver``
+        as a task, at most ``concurrency`` at once, backing off while nothing comes."""
+        slots = asyncio.Semaphore(concurrency)
         pause = 0.02
         while True:
             await slots.acquire()
             try:
-                got = await asyncio.to_thread(
-                    store.receive,
-                    route.queue.name,
-                    route.trigger.batch_size,
-                    route.queue.visibility_timeout_s,
-                    route.queue.max_receives,
-                )
+                got = await asyncio.to_thread(receive)
             except BaseException:
                 slots.release()
                 raise
@@ -495,8 +495,21 @@ class LocalServices:
                 pause = min(pause * 2, self.poll_max_s)
                 continue
             pause = 0.02
-            task = self._spawn(self.deliver_batch(route.function.name, route.queue, got))
+            task = self._spawn(deliver(got))
             task.add_done_callback(lambda _t: slots.release())
+
+    async def _queue_loop(self, route: _QueueRoute) -> None:
+        store = self.driver.queue_store()
+        await self.poll(
+            route.function.concurrency or 2,
+            lambda: store.receive(
+                route.queue.name,
+                route.trigger.batch_size,
+                route.queue.visibility_timeout_s,
+                route.queue.max_receives,
+            ),
+            lambda got: self.deliver_batch(route.function.name, route.queue, got),
+        )
 
     async def deliver_batch(
         self, function: str, queue: QueueSpec, got: list[Received]
