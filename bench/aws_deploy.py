@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # tests/support (the moto extensions)
 sys.path.insert(0, str(REPO / "tests" / "aws" / "deploy"))
 
 import aws_deploy_support as support  # noqa: E402  (sets the moto environment first)
