@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .runtime.errors import ErrorInfo
+if TYPE_CHECKING:  # not imported at run time: a warm `sls-py run` reads RunOptions early
+    from .runtime.errors import ErrorInfo
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,10 @@ class RunOptions:
     reload: bool = True
     json_logs: bool = False
     clock: str | None = None
+    #: the spec came from the cached copy of a warm start (:mod:`sls_py.speccache`),
+    #: not from importing the app: a provider may build it again in the background
+    #: and restart if it differs (the local provider does)
+    cached_spec: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sls_py import hookimpl
-from sls_py.config import Project
 from sls_py.errors import ProviderError
+from sls_py.project import Project
 from sls_py.provider import (
     ApiKey,
     ConfigEntry,
