@@ -68,7 +68,10 @@ class Session:
         self.notes = notes or []
 
     def keep_spec(self, stage: str | None, provider: str | None) -> None:
-        """Keep the spec for a warm start of the same command line (see sls_py.speccache)."""
+        """Keep the spec for a warm start of the same command line (see
+        sls_py.speccache), when the provider supports one."""
+        if not self.provider.info.warm_start:
+            return
         from . import speccache
 
         speccache.store(

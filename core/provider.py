@@ -23,6 +23,10 @@ class ProviderInfo:
         provider honours. A spec using any other is refused before any hook runs.
     :param not_emulated: capabilities that are accepted but not enforced, each
         with a sentence saying so; the CLI prints them when the provider starts.
+    :param warm_start: the provider's plugin is a module whose ``sls_py_run`` and
+        ``sls_py_invoke`` may be called directly, with a spec kept from an earlier
+        start (:mod:`sls_py.speccache`), without loading the plugins or importing
+        the app in the calling process (what makes ``sls-py run`` start fast).
     """
 
     name: str
@@ -30,6 +34,7 @@ class ProviderInfo:
     description: str = ""
     capabilities: frozenset[str] = frozenset()
     not_emulated: Mapping[str, str] = field(default_factory=dict)
+    warm_start: bool = False
 
 
 @dataclass

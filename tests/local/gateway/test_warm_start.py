@@ -35,6 +35,10 @@ ROUTE = os.environ.get("WARM_ROUTE", "/hello")
 @app.function(name="hello", triggers=[http("GET", ROUTE)])
 def hello(req: HttpRequest, ctx) -> dict:
     return {"answer": "v1", "route": ROUTE}
+
+@app.function(name="double")
+def double(n: int, ctx) -> int:
+    return 2 * n
 """
 
 
@@ -56,7 +60,7 @@ def test_second_start_serves_without_pydantic_in_the_gateway(warm_project: Path)
     assert "pydantic_core" in cold_maps  # the cold start built the spec with pydantic
     data = json.loads(cache.read_text())
     assert data["provider"] == "local" and data["plugin_module"] == "sls_py_local.plugin"
-    assert [f["name"] for f in data["spec"]["functions"]] == ["hello"]
+    assert [f["name"] for f in data["spec"]["functions"]] == ["hello", "double"]
 
     with run_server(warm_project) as warm:
         assert httpx.get(warm.url + "/hello").json() == {"answer": "v1", "route": "/hello"}
@@ -115,6 +119,28 @@ def test_warm_start_errors_are_one_line(warm_project: Path) -> None:
         assert server.proc.poll() is None
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+
+
+def _invoke(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "sls_py", "invoke", "double", "21", "-p", str(project), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_invoke_keeps_the_spec_and_answers_the_same_warm(warm_project: Path) -> None:
+    cold = _invoke(warm_project, "--stage", "dev")
+    assert (cold.returncode, cold.stdout) == (0, "42\n"), cold.stderr
+    assert speccache.cache_file(warm_project, "dev", None).exists()
+    warm = _invoke(warm_project, "--stage", "dev", "--json")
+    assert warm.returncode == 0, warm.stderr
+    assert json.loads(warm.stdout)["result"] == 42
+    failed = _invoke(warm_project, "--stage", "dev", "--file", "-")  # a payload and --file
+    assert failed.returncode == 2 and failed.stderr.startswith("error: give the payload either")
+
+
+def test_a_provider_without_warm_start_always_goes_through_the_plugins(warm_project: Path) -> None:
+    done = _invoke(warm_project, "--provider", "inprocess")
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+    assert not (warm_project / ".sls-py" / "cache").exists()
 
 
 def test_fingerprint_follows_sources_and_config(warm_project: Path) -> None:
