@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sls_py.config import Project
@@ -35,6 +35,21 @@ def migrate_all(spec: Spec, project: Project, options: dict[str, Any]) -> list[M
         if conn is not None:
             conn.close()
     return reports
+
+
+@contextlib.contextmanager
+def database_server(spec: Spec, project: Project) -> Iterator[None]:
+    """The stage's PostgreSQL server, migrations applied, for a one-off command or
+    a standalone runner (the running ``sls-py run``'s, or one started for the
+    block and stopped after it); nothing when the app declares no database."""
+    if not spec.databases:
+        yield
+        return
+    from .postgres import server_for_command
+
+    with server_for_command(spec, project.state_dir) as conn:
+        migrate_all(spec, project, conn.options())  # as before run and deploy
+        yield
 
 
 def describe(report: MigrationReport) -> str:
