@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sls_py.config import Project
 from sls_py.errors import ProviderError
+from sls_py.project import Project
 from sls_py.spec import Spec
 
 from .postgres import PostgresServer, stage_server
