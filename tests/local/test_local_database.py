@@ -181,7 +181,7 @@ def add(payload: dict, ctx) -> dict:
     return {"ok": payload["id"]}
 
 
-@app.function(name="count", triggers=[http("GET", "/count")])
+@app.function(name="count", timeout_s=60, triggers=[http("GET", "/count")])  # may wait for set-up
 def count(payload: dict, ctx) -> list:
     return orders.query("SELECT count(*) AS n FROM orders")
 
