@@ -29,14 +29,27 @@ from sls_py.runtime.sql import to_pyformat
 READY_WAIT_S = 60.0
 
 
+def failed_file(ready_file: str) -> str:
+    """Where the set-up of a server that will not become ready says why."""
+    return ready_file + ".failed"
+
+
 def wait_ready(ready_file: str, name: str, timeout_s: float = READY_WAIT_S) -> None:
-    """Return once ``ready_file`` exists; :class:`DatabaseError` after ``timeout_s``."""
+    """Return once ``ready_file`` exists; :class:`DatabaseError` after ``timeout_s``,
+    or at once with the reason when the server's set-up failed."""
     import os
     import time
 
     deadline = time.monotonic() + timeout_s
     delay = 0.005
     while not os.path.exists(ready_file):
+        try:
+            with open(failed_file(ready_file), encoding="utf-8") as f:
+                reason = f.read().strip()
+        except OSError:
+            reason = ""
+        if reason:
+            raise DatabaseError(f"the local PostgreSQL server is not usable: {reason}", database=name)
         if time.monotonic() > deadline:
             raise DatabaseError(
                 f"the local PostgreSQL server is not ready after {timeout_s:g} s "

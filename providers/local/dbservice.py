@@ -49,19 +49,59 @@ def migrate_all(spec: Spec, project: Project, options: dict[str, Any]) -> list[M
 
 
 @contextlib.contextmanager
-def database_server(spec: Spec, project: Project) -> Iterator[None]:
+def database_server(spec: Spec, project: Project, *, background: bool = False) -> Iterator[None]:
     """The stage's PostgreSQL server, migrations applied, for a one-off command or
     a standalone runner (the running ``sls-py run``'s, or one started for the
-    block and stopped after it); nothing when the app declares no database."""
+    block and stopped after it); nothing when the app declares no database.
+
+    :param background: when the server is started here, do not wait for it: it
+        starts and its migrations are applied in a thread while the block runs
+        (``sls-py invoke``: a function that does not use the database does not wait
+        for it; one that does waits in its first connection, and gets the set-up's
+        error, if any, as its ``DatabaseError``).
+    """
     if not spec.databases:
         yield
         return
+    if background:
+        server = stage_server(spec, project.state_dir)
+        if server.own(wait=False):
+            with _set_up_meanwhile(spec, project, server):
+                yield
+            return
     from .postgres import server_for_command
 
     with server_for_command(spec, project.state_dir) as conn:
         migrate_all(spec, project, conn.options())  # as before run and deploy
         Path(conn.ready_file).write_text("ready\n")  # functions may connect (see LocalDatabase)
         yield
+
+
+@contextlib.contextmanager
+def _set_up_meanwhile(spec: Spec, project: Project, server: PostgresServer) -> Iterator[None]:
+    """Start ``server`` (owned here) and, in a thread, wait for it, create the
+    databases and apply the migrations, then mark it ready; stop it afterwards."""
+    import threading
+
+    def bring_up() -> None:
+        try:
+            assert server.supervisor is not None
+            server.supervisor.wait_ready()
+            server.create_databases([d.name for d in spec.databases])
+            options = {k: v for k, v in server.connection.options().items() if k != "ready_file"}
+            migrate_all(spec, project, options)
+            server.mark_ready()
+        except Exception as exc:  # the block goes on; a function that needs the server says why
+            hint = getattr(exc, "hint", None)
+            server.mark_failed(f"{exc}" + (f" ({hint})" if hint else ""))
+
+    try:
+        server.start()
+        thread = threading.Thread(target=bring_up, name="sls-py-postgres-setup", daemon=True)
+        thread.start()
+        yield
+    finally:
+        server.stop()  # a migration cut short rolls back (one transaction per file)
 
 
 def describe(report: MigrationReport) -> str:
@@ -149,6 +189,7 @@ class DatabaseService:
         except Exception as exc:
             hint = getattr(exc, "hint", None)
             self.log(f"PostgreSQL: {exc}" + (f" ({hint})" if hint else ""))
+            server.mark_failed(str(exc))  # functions waiting for it fail with this
             return
         for report in reports:
             self.log(describe(report))

@@ -71,18 +71,22 @@ def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui:
     from .caches import serving_caches
     from .oneshot import invoke_once
 
-    with serving_caches(spec, project), _database_server(spec, project):
+    # the servers start while the function's process imports the app: it waits for
+    # them only when it uses them (see dbservice.database_server)
+    with serving_caches(spec, project), _database_server(spec, project, background=True):
         return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
 
 
-def _database_server(spec: Spec, project: Project) -> contextlib.AbstractContextManager[Any]:
+def _database_server(
+    spec: Spec, project: Project, *, background: bool = False
+) -> contextlib.AbstractContextManager[Any]:
     """The stage's PostgreSQL server for a one-shot command, when the app declares
     a database (the running ``sls-py run``'s, or one started for the command)."""
     if not spec.databases:
         return contextlib.nullcontext()
     from .dbservice import database_server
 
-    return database_server(spec, project)
+    return database_server(spec, project, background=background)
 
 
 @hookimpl

@@ -369,9 +369,19 @@ class PostgresServer:
         connecting to the server (``LocalDatabase``) wait for this file."""
         Path(self.connection.ready_file).write_text("ready\n")
 
+    def mark_failed(self, reason: str) -> None:
+        """Say that the set-up failed, and why: a function waiting for the server
+        gets this reason as its ``DatabaseError`` at once."""
+        from .database import failed_file
+
+        Path(failed_file(self.connection.ready_file)).write_text(reason + "\n")
+
     def _unmark_ready(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.connection.ready_file)
+        from .database import failed_file
+
+        for path in (self.connection.ready_file, failed_file(self.connection.ready_file)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _probe(self) -> bool:
         import psycopg

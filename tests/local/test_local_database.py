@@ -356,3 +356,38 @@ def test_a_database_route_waits_for_the_set_up_and_the_gateway_never_loads_psyco
     finally:
         server.stop()
     assert not (server.project / ".sls-py" / "local" / "dev" / "postgres" / "ready").exists()
+
+
+def test_invoke_sets_the_server_up_while_the_function_starts_and_reports_a_failed_migration(
+    pg_project: Path, tmp_path: Path
+) -> None:
+    """`sls-py invoke` does not wait for PostgreSQL: the server starts and its
+    migrations are applied while the function's process starts; a function that
+    queries waits for that in its first connection, and a failed migration is
+    its error at once (not a wait for the 60 s timeout)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "pgapp"
+    shutil.copytree(pg_project, copy)
+
+    def invoke(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sls_py", "invoke", *argv, "--project", str(copy)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    pong = invoke("ping", "{}")
+    assert (pong.returncode, pong.stdout.strip()) == (0, '{"pong": true}'), pong.stderr
+    added = invoke("add", '{"id": 1}')  # no `migrate` before: invoke applied 001.sql itself
+    assert (added.returncode, added.stdout.strip()) == (0, '{"ok": 1}'), added.stderr
+    (copy / "migrations" / "002.sql").write_text("ALTER TABLE nowhere ADD COLUMN x int;\n")
+    broken = invoke("count", "{}")
+    assert broken.returncode == 1
+    # the set-up's own error ("not usable: ..."), not the first connection's 60 s wait
+    assert "not usable" in broken.stderr and "nowhere" in broken.stderr, broken.stderr
+    assert invoke("ping", "{}").returncode == 0  # a function that does not use it is unaffected
+    assert pg.running_pid(pg.postgres_root(copy / ".sls-py", "dev") / "data") is None  # stopped after
