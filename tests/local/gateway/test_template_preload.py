@@ -1,0 +1,45 @@
+"""The template imports the cache client once it is idle, so workers forked
+later share it instead of each importing a private copy (template.preload_clients)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from pathlib import Path
+
+from .support import run_server, write_project
+
+SOURCE = """
+import sys
+import time
+
+from sls_py import App, HttpRequest, http
+
+app = App("preload")
+counts = app.cache("counts")
+FIRST = []
+
+
+@app.function(name="where", triggers=[http("GET", "/where")])
+def where(req: HttpRequest, ctx) -> dict:
+    if not FIRST:  # what this worker had imported before its first call
+        FIRST.append("valkey" in sys.modules)
+    time.sleep(0.5)  # long enough for a concurrent request to need a second worker
+    counts.incr("calls")
+    return {"pid": __import__("os").getpid(), "had_client": FIRST[0]}
+"""
+
+
+def test_workers_forked_after_the_template_is_idle_inherit_the_cache_client(tmp_path: Path) -> None:
+    config = "[tool.sls-py.providers.local]\nmax_workers = 2\n"
+    project = write_project(tmp_path / "preload", "preloadapp", SOURCE, config, "preload")
+    with run_server(project, "--no-reload") as server:
+        with server.client() as c:
+            first = c.get("/where").json()  # the worker forked at start, before the preload
+        time.sleep(3)  # the template's quiet moment (PRELOAD_AFTER_S) comes and goes
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(lambda _: server.client().get("/where").json(), range(2)))
+    assert first["had_client"] is False
+    later = [r for r in replies if r["pid"] != first["pid"]]
+    assert later, f"no second worker was started: {replies}"
+    assert all(r["had_client"] is True for r in later)
