@@ -503,6 +503,14 @@ def main(argv: list[str] | None = None) -> int:
         peaks: dict[str, PeakMemory] = {}
         wrk_cpus: dict[str, set[int] | None] = {}
         ceiling_cache: subprocess.Popen[bytes] | None = None
+        logs: dict[str, int] = {}
+
+        def log_file(name: str) -> int:
+            """The server's stderr, shown when it fails to start."""
+            fd = os.open(workdir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            logs[name] = fd
+            return fd
+
         try:
             ceiling_env: dict[str, dict[str, str]] = {"starlette": {}}
             if "starlette_valkey" in ceilings:
@@ -513,10 +521,17 @@ def main(argv: list[str] | None = None) -> int:
                 proc = (
                     start_starlette(script, ports[name], key, ceiling_env[name])
                     if name in ceilings
-                    else start_local(projects[name], ports[name], env=envs[name])
+                    else start_local(
+                        projects[name], ports[name], stderr=log_file(name), env=envs[name]
+                    )
                 )
                 procs[name] = proc
-                listening, answered = first_200(ports[name], keys[name], started, proc)
+                try:
+                    listening, answered = first_200(ports[name], keys[name], started, proc)
+                except SystemExit as exc:
+                    log = workdir / f"{name}.log"
+                    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    raise SystemExit(f"{name}: {exc}\n{tail}") from None
                 results[name]["listening_ms"] = listening * 1000
                 results[name]["cold_start_ms"] = answered * 1000
                 every = set(os.sched_getaffinity(0))
@@ -567,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
                 stop(proc)
             if ceiling_cache is not None:
                 stop(ceiling_cache)
+            for fd in logs.values():
+                os.close(fd)
 
     short = {"starlette": "(b)", "starlette_valkey": "(b')"}
     ratios = {

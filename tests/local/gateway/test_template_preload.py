@@ -1,10 +1,10 @@
-"""The template imports the cache client once it is idle, so workers forked
-later share it instead of each importing a private copy (template.preload_clients)."""
+"""The template imports the cache client before it forks a second worker, so the
+workers from the second on share it instead of each importing a private copy
+(template.preload_clients)."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import time
 from pathlib import Path
 
 from .support import run_server, write_project
@@ -30,13 +30,12 @@ def where(req: HttpRequest, ctx) -> dict:
 """
 
 
-def test_workers_forked_after_the_template_is_idle_inherit_the_cache_client(tmp_path: Path) -> None:
+def test_workers_from_the_second_on_inherit_the_cache_client(tmp_path: Path) -> None:
     config = "[tool.sls-py.providers.local]\nmax_workers = 2\n"
     project = write_project(tmp_path / "preload", "preloadapp", SOURCE, config, "preload")
     with run_server(project, "--no-reload") as server:
         with server.client() as c:
             first = c.get("/where").json()  # the worker forked at start, before the preload
-        time.sleep(3)  # the template's quiet moment (PRELOAD_AFTER_S) comes and goes
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             replies = list(pool.map(lambda _: server.client().get("/where").json(), range(2)))
     assert first["had_client"] is False
