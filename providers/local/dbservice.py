@@ -16,8 +16,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from sls_py.config import Project
 from sls_py.migrations import MigrationReport, apply_migrations, migration_files
+from sls_py.project import Project
 from sls_py.spec import Spec
 
 from .postgres import PostgresServer, stage_server

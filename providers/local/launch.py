@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sls_py.config import Project
 from sls_py.errors import ConfigError
+from sls_py.project import Project
 from sls_py.provider import RunOptions
 from sls_py.spec import Spec
 
-from .oneshot import function_environment
+from .oneshot import function_environment, local_resources
 from .runfile import RunLock
 from .settings import CpuLayout, PoolSettings, apply_layout, cpu_layout, pool_settings
 
@@ -68,10 +69,8 @@ def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
         raise
     finally:
         child.close()
-    cpus = env.get("SLS_PY_CPUS")
-    if cpus:  # off the gateway's core from its first instruction (it sets this itself too)
-        with contextlib.suppress(OSError, ValueError):
-            os.sched_setaffinity(proc.pid, {int(c) for c in cpus.split(",")})
+    # not pinned yet: the template moves itself to the workers' cores (SLS_PY_CPUS)
+    # once it has imported the app, so at start-up the imports may use every core
     return Launch(proc, parent)
 
 
@@ -110,6 +109,13 @@ class Prepared:
             self.invoke_listener.close()
         if self.lock is not None:
             self.lock.release()  # removes run.json
+
+
+def bind_invoke() -> tuple[socket.socket, str]:
+    """The internal ``ctx.invoke`` endpoint's socket (127.0.0.1, a free port) and
+    a fresh token (see :mod:`.invoke_server`, which serves it)."""
+    sock = socket.create_server(("127.0.0.1", 0), backlog=256)
+    return sock, secrets.token_urlsafe(32)
 
 
 def check_port(port: int) -> None:
@@ -186,14 +192,14 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         envs: dict[str, dict[str, str]] = {}
         invoke_listener, invoke_token = None, ""
         if any(fn.invokes for fn in spec.functions):
-            from .invoke_server import bind, url_of
             from .invoking import INVOKE_TOKEN_ENV, INVOKE_URL_ENV
 
-            invoke_listener, invoke_token = bind()
+            invoke_listener, invoke_token = bind_invoke()
+        resources = local_resources(spec, project)
         for fn in spec.functions:
-            env = function_environment(spec, project, fn)
+            env = function_environment(spec, project, fn, resources)
             if invoke_listener is not None and fn.invokes:
-                env[INVOKE_URL_ENV] = url_of(invoke_listener)
+                env[INVOKE_URL_ENV] = f"http://127.0.0.1:{invoke_listener.getsockname()[1]}"
                 env[INVOKE_TOKEN_ENV] = invoke_token
             if worker_cpus:
                 env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))

@@ -15,15 +15,21 @@ import time
 import uuid
 from typing import Any
 
-from sls_py.config import Project, resolve_environment
+from sls_py.project import Project, resolve_environment
 from sls_py.provider import Invocation
 from sls_py.runtime import jsonwire
 from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import FunctionSpec, Spec
 
 
-def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict[str, str]:
-    """The environment a function's process starts with: the stage's, nothing else's."""
+def function_environment(
+    spec: Spec, project: Project, fn: FunctionSpec, resources: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The environment a function's process starts with: the stage's, nothing else's.
+
+    :param resources: :func:`local_resources` of ``spec``, when the caller settles
+        several functions (it finds the cache servers' ports once, not per function).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLS_PY_")}
     env.update(resolve_environment(fn.environment))
     source = str((project.root / spec.source).resolve())
@@ -33,7 +39,7 @@ def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict
     env["SLS_PY_FUNCTION"] = fn.name
     env["SLS_PY_STAGE"] = spec.stage
     env["SLS_PY_PROVIDER"] = "local"
-    resources = local_resources(spec, project)
+    resources = dict(resources if resources is not None else local_resources(spec, project))
     if fn.invokes:  # the functions it may invoke (sls_py.runtime.invoke)
         resources["functions"] = {t: spec.qualified(t) for t in fn.invokes}
     env["SLS_PY_RESOURCES"] = json.dumps(resources)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sls_py import hookimpl
-from sls_py.config import Project
 from sls_py.errors import ProviderError
+from sls_py.project import Project
 from sls_py.provider import (
     ApiKey,
     ConfigEntry,
@@ -60,6 +60,9 @@ def sls_py_provider_info() -> ProviderInfo:
         # caches are real Redis-protocol servers (docs/caches.md: what differs from
         # ElastiCache, e.g. cluster mode, is printed there, not refused)
         not_emulated={},
+        # `sls-py run` / `invoke` may call sls_py_run / sls_py_invoke below directly,
+        # with the spec kept by the previous start (core/entry.py)
+        warm_start=True,
     )
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sls_py.config import Project
+from sls_py.project import Project
 from sls_py.provider import RunOptions
 from sls_py.runtime import Outcome
 from sls_py.runtime.errors import ErrorInfo
@@ -184,6 +184,8 @@ class LocalServer:
             if prepared.layout.note:  # a default that did not pin (see .settings.cpu_layout)
                 logs.gateway(prepared.layout.note)
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
+            if options.cached_spec:  # a warm start: is the cached spec still the app's?
+                tasks.append(loop.create_task(self._check_cached_spec()))
             await self.stop_event.wait()
             if self.restart:
                 if len(server.sockets) == 1:
@@ -317,11 +319,32 @@ class LocalServer:
             else:
                 self.logs.gateway("reloaded: new requests go to the new code")
 
-    async def _spec_change(self) -> str | None:
+    async def _check_cached_spec(self) -> None:
+        """This run started from the spec cached by an earlier one (see
+        :mod:`sls_py.speccache`): build the spec again, at low priority, and
+        restart in place if the app now declares something else (a declaration
+        that depends on an environment variable, or on a file the cache's
+        fingerprint does not cover)."""
+        changed = await self._spec_change(low_priority=True)
+        if changed is None or self.stop_event.is_set():
+            return
+        from sls_py import speccache
+
+        speccache.discard(self.project.root)  # the restart builds the spec afresh
+        if self.can_restart:
+            self.logs.gateway(f"the cached spec is out of date ({changed}): restarting `sls-py run`")
+            self.restart = True
+            self.stop_event.set()
+        else:
+            self.logs.gateway(f"the cached spec is out of date ({changed}): restart the server")
+
+    async def _spec_change(self, *, low_priority: bool = False) -> str | None:
         """What changed in the app's spec since start-up (functions, routes,
         triggers, settings), or ``None``: unchanged, or the new code does not
         build a spec (the reload reports why). Built by ``sls-py spec`` in a
-        process of its own: the gateway never imports the app's new code."""
+        process of its own: the gateway never imports the app's new code.
+
+        :param low_priority: run that process at nice 10 (a check in the background)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -334,6 +357,7 @@ class LocalServer:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(10)) if low_priority else None,
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), SPEC_CHECK_TIMEOUT_S)
@@ -347,7 +371,7 @@ class LocalServer:
             new = json.loads(out)
         except ValueError:
             return None
-        return describe_spec_change(json.loads(self.spec.model_dump_json()), new)
+        return describe_spec_change(json.loads(json.dumps(self.spec.to_data())), new)
 
 
 def _cache_cpus(prepared: Prepared) -> frozenset[int] | None:

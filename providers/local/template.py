@@ -147,9 +147,6 @@ def main() -> int:
     ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
     die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
     cpus = os.environ.pop("SLS_PY_CPUS", "")
-    if cpus:  # the cores the gateway left to workers (they inherit it)
-        with contextlib.suppress(OSError, ValueError):
-            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
@@ -158,6 +155,12 @@ def main() -> int:
     except BaseException:
         _send(ctrl, {"event": "failed", "error": traceback.format_exc()})
         return 1
+    if cpus:
+        # the cores the gateway leaves to workers, which inherit it; only now: while
+        # `sls-py run` starts, the templates' imports (what the first request waits
+        # for) may use every core, and the gateway has little to do
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     me = os.getpid()
     if batch:  # after the import, which the first request waits for: workers inherit it
         batch_scheduling()
@@ -214,6 +217,13 @@ def _load_handler(name: str) -> Any:
 
     ensure_path(os.environ["SLS_PY_SOURCE"])
     handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
+    if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
+        # the app declares a cache: its client library (~100 ms of imports) is loaded
+        # once here, not by every worker on its first call
+        from sls_py.runtime.cache import client_module
+
+        with contextlib.suppress(Exception):
+            client_module()
     sig = signature_of(handler)
     if (
         sig.style == "payload"
