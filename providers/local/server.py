@@ -181,7 +181,7 @@ class LocalServer:
                 await asyncio.to_thread(caches.wait_ready)
             gc.collect()
             gc.freeze()
-            if prepared.layout.note:  # a default that did not pin (see .settings.cpu_layout)
+            if prepared.layout.note:  # e.g. two SMT siblings of one core (see .settings.cpu_layout)
                 logs.gateway(prepared.layout.note)
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
             if options.cached_spec:  # a warm start: is the cached spec still the app's?
