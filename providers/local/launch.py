@@ -49,8 +49,15 @@ class Launch:
         self.sock.close()
 
 
-def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
-    """Start ``python -m sls_py_local.template`` with a function's environment."""
+def launch_template(
+    env: dict[str, str], memory_mb: int, cwd: Path, cpus: set[int] | None = None
+) -> Launch:
+    """Start ``python -m sls_py_local.template`` with a function's environment.
+
+    :param cpus: the cores it may import the app on (``sls-py run``'s start: every
+        core the run may use); by default the workers' (``SLS_PY_CPUS``), off the
+        gateway's. The template moves itself to the workers' cores once imported.
+    """
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = dict(env)
     env["SLS_PY_CONTROL_FD"] = str(child.fileno())
@@ -69,8 +76,12 @@ def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
         raise
     finally:
         child.close()
-    # not pinned yet: the template moves itself to the workers' cores (SLS_PY_CPUS)
-    # once it has imported the app, so at start-up the imports may use every core
+    workers = env.get("SLS_PY_CPUS")
+    if cpus is None and workers:
+        cpus = {int(c) for c in workers.split(",")}
+    if cpus:  # a child inherits the gateway's own core otherwise
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(proc.pid, cpus)
     return Launch(proc, parent)
 
 
@@ -180,6 +191,9 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
     handed_over = inherited_listener()  # before any function's environment is made
     try:
         settings = pool_settings(spec)
+        # every core this run may use, before the gateway pins itself to one: the
+        # first templates import the app on all of them (see launch_template)
+        start_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         layout = apply_layout(cpu_layout(settings))
         worker_cpus = layout.workers
         # SCHED_BATCH denies a woken worker the CPU until the running task's slice
@@ -232,7 +246,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             for fn in spec.functions:
                 if fn.http_triggers():
                     prepared.launches[fn.name] = launch_template(
-                        envs[fn.name], fn.memory_mb, project.root
+                        envs[fn.name], fn.memory_mb, project.root, start_cpus
                     )
     except BaseException:
         prepared.close()

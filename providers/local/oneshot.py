@@ -54,7 +54,7 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
     if spec.databases:  # where the stage's PostgreSQL server listens (see .postgres)
         from .postgres import postgres_connection
 
-        options["postgres"] = postgres_connection(project.state_dir, spec.stage).options()
+        options["postgres"] = postgres_connection(project.state_dir, spec.stage).options(functions=True)
     out: dict[str, Any] = {
         "driver": "sls_py_local.resources:LocalDriver",
         "options": options,

@@ -80,17 +80,9 @@ def _database_server(spec: Spec, project: Project) -> contextlib.AbstractContext
     a database (the running ``sls-py run``'s, or one started for the command)."""
     if not spec.databases:
         return contextlib.nullcontext()
-    return _migrated_server(spec, project)
+    from .dbservice import database_server
 
-
-@contextlib.contextmanager
-def _migrated_server(spec: Spec, project: Project) -> Iterator[None]:
-    from .dbservice import migrate_all
-    from .postgres import server_for_command
-
-    with server_for_command(spec, project.state_dir) as conn:
-        migrate_all(spec, project, conn.options())  # as before run and deploy
-        yield
+    return database_server(spec, project)
 
 
 @hookimpl

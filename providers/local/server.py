@@ -150,6 +150,11 @@ class LocalServer:
             if databases is not None:
                 for db_url in databases.urls():
                     self.ui.info(f"database: {db_url} (password in .sls-py; `sls-py db shell`)")
+            # the HTTP functions' first requests come first: what else start-up does
+            # (schedules, bucket watchers, queue polling, collecting the heap) waits
+            # until their templates are ready, so it does not compete with their imports
+            if starting:
+                await asyncio.wait(starting, timeout=FIRST_TEMPLATES_WAIT_S)
             # a restart goes on with the simulated clock where it was (see _restart)
             clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
             self.services = LocalServices(
@@ -185,7 +190,7 @@ class LocalServer:
                 logs.gateway(prepared.layout.note)
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
             if options.cached_spec:  # a warm start: is the cached spec still the app's?
-                tasks.append(loop.create_task(self._check_cached_spec()))
+                tasks.append(loop.create_task(self._check_cached_spec(starting)))
             await self.stop_event.wait()
             if self.restart:
                 if len(server.sockets) == 1:
@@ -319,12 +324,15 @@ class LocalServer:
             else:
                 self.logs.gateway("reloaded: new requests go to the new code")
 
-    async def _check_cached_spec(self) -> None:
+    async def _check_cached_spec(self, starting: list[asyncio.Task[Any]]) -> None:
         """This run started from the spec cached by an earlier one (see
         :mod:`sls_py.speccache`): build the spec again, at low priority, and
         restart in place if the app now declares something else (a declaration
         that depends on an environment variable, or on a file the cache's
-        fingerprint does not cover)."""
+        fingerprint does not cover). Only once the first templates are ready:
+        the check imports the app too, and must not compete with them."""
+        await asyncio.gather(*starting, return_exceptions=True)
+        await asyncio.sleep(CACHED_SPEC_CHECK_DELAY_S)
         changed = await self._spec_change(low_priority=True)
         if changed is None or self.stop_event.is_set():
             return
@@ -392,6 +400,13 @@ def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:
 
     return report
 
+
+#: longest the rest of start-up waits for the HTTP functions' first templates
+FIRST_TEMPLATES_WAIT_S = 5.0
+
+#: how long after the first templates are ready a warm start checks its cached
+#: spec (the first requests are served meanwhile, not competing with the check)
+CACHED_SPEC_CHECK_DELAY_S = 1.0
 
 #: longest the spec of changed code may take to build before the check gives up
 SPEC_CHECK_TIMEOUT_S = 60.0
