@@ -193,7 +193,7 @@ def main() -> int:
             continue
         if spawned == 1:  # a second worker: from now on, what they import is worth sharing
             preload_clients()
-            release_memory(freeze=True)
+            release_memory()
         spawned += 1
         pid = os.fork()
         if pid == 0:
