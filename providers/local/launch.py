@@ -31,7 +31,7 @@ from sls_py.spec import Spec
 
 from .oneshot import function_environment, local_resources
 from .runfile import RunLock
-from .settings import PoolSettings, pool_settings, split_cpus
+from .settings import CpuLayout, PoolSettings, apply_layout, cpu_layout, pool_settings
 
 
 class Launch:
@@ -101,6 +101,8 @@ class Prepared:
     #: when a function declares ``invokes``
     invoke_listener: socket.socket | None = None
     invoke_token: str = ""
+    #: where the gateway and the workers run (see .settings.cpu_layout)
+    layout: CpuLayout = field(default_factory=lambda: CpuLayout(None, (), "not decided"))
 
     def take(self, function: str) -> Launch | None:
         """The started template of ``function`` (``None``: not an HTTP function),
@@ -192,7 +194,8 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         # every core this run may use, before the gateway pins itself to one: the
         # first templates import the app on all of them (see launch_template)
         start_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        worker_cpus = split_cpus(settings)
+        layout = apply_layout(cpu_layout(settings))
+        worker_cpus = layout.workers
         # SCHED_BATCH denies a woken worker the CPU until the running task's slice
         # ends: a handler waiting on PostgreSQL round trips paid ~2.5 ms a query on a
         # loaded machine (bench/local_database.py); so not for an app with a database,
@@ -225,6 +228,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             listener=handed_over,
             invoke_listener=invoke_listener,
             invoke_token=invoke_token,
+            layout=layout,
         )
         lock = RunLock(project.state_dir / "local" / spec.stage)
         lock.acquire()

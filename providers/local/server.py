@@ -37,7 +37,7 @@ from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
 from .runfile import running_instance
-from .settings import PoolSettings, pool_settings, split_cpus
+from .settings import PoolSettings, pool_settings, split_cpus, unpin
 from .workers import FunctionPool
 
 if TYPE_CHECKING:
@@ -186,6 +186,8 @@ class LocalServer:
                 await asyncio.to_thread(caches.wait_ready)
             gc.collect()
             gc.freeze()
+            if prepared.layout.note:  # e.g. two SMT siblings of one core (see .settings.cpu_layout)
+                logs.gateway(prepared.layout.note)
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
             if options.cached_spec:  # a warm start: is the cached spec still the app's?
                 tasks.append(loop.create_task(self._check_cached_spec(starting)))
@@ -508,4 +510,5 @@ def _restart(listen_fd: int | None, resume_clock: str | None) -> None:
         env[RESUME_CLOCK_ENV] = resume_clock
     sys.stdout.flush()
     sys.stderr.flush()
+    unpin()  # the new image chooses its own cores (exec keeps the affinity)
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
