@@ -11,7 +11,10 @@ Measured in interleaved rounds on a copy of apps/work_magic (medians):
   (.sls-py/cache), process start to the first 200 of POST /work-magic;
 - ``run cold``: the same with the cached spec removed first (the typer CLI,
   pydantic and the app imported to build the spec, as every start did before);
-- ``invoke warm`` / ``invoke cold``: ``sls-py invoke work-magic PAYLOAD`` to exit.
+- ``invoke warm`` / ``invoke cold``: ``sls-py invoke work-magic PAYLOAD`` to exit;
+- ``minimal app``: the same route in the smallest app (one HTTP function, no
+  servers, config or other functions), a warm ``sls-py run`` against its own floor:
+  what sls-py itself adds to a start.
 
     .venv/bin/python bench/local_startup.py [--rounds 7] [--json out.json]
 
@@ -43,10 +46,30 @@ except ImportError:  # an older checkout: no shared probe
 
 PAYLOAD = json.dumps({"magic-word": "clonezero-token", "spell": "adder", "x": 29, "y": 13})
 
+#: the smallest app with the same route: one HTTP function, no cache, database,
+#: config or other functions (what sls-py itself adds, without the app's servers)
+MINIMAL_APP = """
+from sls_py import App, http
 
-def floor_ms(app_dir: Path, extra: str = "") -> float:
+app = App("minimal", api_keys=["default"])
+
+
+@app.function(name="work-magic", triggers=[http("POST", "/work-magic", api_key=True)])
+def work_magic(payload: dict, ctx) -> dict:
+    return {"result": 5}
+"""
+MINIMAL_CONFIG = """[project]
+name = "minimal"
+version = "0.1.0"
+
+[tool.sls-py]
+app = "minimal_app:app"
+"""
+
+
+def floor_ms(app_dir: Path, extra: str = "", module: str = "work_magic.app") -> float:
     """A fresh interpreter importing the app (and ``extra``), to its exit."""
-    code = f"import sys; sys.path.insert(0, {str(app_dir)!r}); import work_magic.app{extra}"
+    code = f"import sys; sys.path.insert(0, {str(app_dir)!r}); import {module}{extra}"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return (time.perf_counter() - started) * 1000
@@ -101,7 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
         proj = load_project(project)
         key = load_api_keys(proj.spec(), proj)[0].value
+        minimal = Path(tmp) / "minimal"
+        minimal.mkdir()
+        (minimal / "minimal_app.py").write_text(MINIMAL_APP)
+        (minimal / "pyproject.toml").write_text(MINIMAL_CONFIG)
+        mini = load_project(minimal)
+        minimal_key = load_api_keys(mini.spec(), mini)[0].value
         measures = {
+            "minimal app: floor": lambda: floor_ms(minimal, module="minimal_app"),
+            "minimal app: run warm": lambda: run_ms(minimal, minimal_key, cold=False),
             "floor": lambda: floor_ms(project),
             "floor + cache client": lambda: floor_ms(project, "; import valkey"),
             "run warm": lambda: run_ms(project, key, cold=False),
@@ -117,11 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                 raw[name].append(measure())
     load = os.getloadavg()[0]
     med = {name: statistics.median(values) for name, values in raw.items()}
-    floor = med["floor"]
     print(f"{args.rounds} interleaved rounds; medians (min); load average {load:.1f}")
     for name, values in raw.items():
-        ratio = "" if name == "floor" else f"  {med[name] / floor:.2f}x the floor"
-        print(f"  {name:22s} {med[name]:7.0f} ms ({min(values):.0f}){ratio}")
+        floor = med["minimal app: floor"] if name.startswith("minimal") else med["floor"]
+        ratio = "" if name.endswith("floor") else f"  {med[name] / floor:.2f}x the floor"
+        print(f"  {name:24s} {med[name]:7.0f} ms ({min(values):.0f}){ratio}")
     if args.json:
         args.json.write_text(json.dumps({"machine": facts, "load": load, "raw_ms": raw}, indent=2))
     return 0

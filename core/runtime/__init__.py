@@ -7,32 +7,54 @@ package and its import time is cold-start time.
 
 from __future__ import annotations
 
-from .context import Context
-from .dispatch import Outcome, execute, find_function, load_app, signature_of
-from .errors import ErrorInfo, HttpError, InvalidInput
-from .events import (
-    Event,
-    HttpRequest,
-    Payload,
-    QueueBatch,
-    QueueMessage,
-    Response,
-    ScheduleEvent,
-    UploadEvent,
-    event_from_wire,
-)
-from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_driver
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (cold start)
 if TYPE_CHECKING:
     from .cache import Cache
+    from .context import Context
     from .database import Database, DatabaseError
+    from .dispatch import Outcome, execute, find_function, load_app, signature_of
+    from .errors import ErrorInfo, HttpError, InvalidInput
+    from .events import (
+        Event,
+        HttpRequest,
+        Payload,
+        QueueBatch,
+        QueueMessage,
+        Response,
+        ScheduleEvent,
+        UploadEvent,
+        event_from_wire,
+    )
     from .invoke import Fanout, FanoutFailed, InvokeError, InvokeFailed
+    from .resources import Bucket, MemoryDriver, Queue, ResourceError, Table, use_driver
 
 _INVOKE = ("Fanout", "FanoutFailed", "InvokeError", "InvokeFailed")
 
 
+#: each name's module: imported on first use, so importing one submodule (the
+#: gateway reads ``sls_py.runtime.jsonwire`` before it starts the functions'
+#: templates) does not import the others
+_NAMES = {
+    "Context": "context",
+    **dict.fromkeys(("Outcome", "execute", "find_function", "load_app", "signature_of"), "dispatch"),
+    **dict.fromkeys(("ErrorInfo", "HttpError", "InvalidInput"), "errors"),
+    **dict.fromkeys(
+        ("Event", "HttpRequest", "Payload", "QueueBatch", "QueueMessage", "Response")
+        + ("ScheduleEvent", "UploadEvent", "event_from_wire"),
+        "events",
+    ),
+    **dict.fromkeys(("Bucket", "MemoryDriver", "Queue", "ResourceError", "Table", "use_driver"), "resources"),
+}
+
+
 def __getattr__(name: str) -> object:
+    module = _NAMES.get(name)
+    if module is not None:
+        from importlib import import_module
+
+        value = getattr(import_module(f".{module}", __name__), name)
+        globals()[name] = value  # found directly next time
+        return value
     # invoking and fan-out load on first use: a function that does neither never pays
     if name == "InvokeError":
         from .errors import InvokeError

@@ -223,3 +223,29 @@ def test_table_key_types_are_checked_alike_on_every_provider() -> None:
             ledger.get(7, 1)
     finally:
         use_driver(None)
+
+
+def test_plain_json_payloads_need_no_pydantic_and_wrong_types_are_still_refused() -> None:
+    """A handler taking ``dict``, ``list``, ``str``, ``int``, ``float`` or ``bool``
+    gets its payload without pydantic being imported (a worker's first call would
+    pay ~100 ms for it); a payload of another type is still pydantic's 400."""
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+from sls_py.runtime.dispatch import _validate
+got = [_validate(dict, {"a": 1}), _validate(list, [1]), _validate(str, "s"), _validate(int, 3),
+       _validate(float, 2), _validate(bool, True)]
+print(json.dumps([got, "pydantic" in sys.modules]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    got, imported = json.loads(done.stdout)
+    assert got == [{"a": 1}, [1], "s", 3, 2.0, True] and imported is False
+    from sls_py.runtime.dispatch import InvalidInput, _validate
+
+    assert _validate(float, 2) == 2.0 and type(_validate(float, 2)) is float
+    for annotation, wrong in ((dict, [1]), (list, {"a": 1}), (int, "x"), (bool, "maybe")):
+        with pytest.raises(InvalidInput):
+            _validate(annotation, wrong)
+    assert _validate(int, "5") == 5  # lax coercion, as pydantic does it
