@@ -353,6 +353,32 @@ class Template:
         worker.transports = [wt, rt, ot]
         return worker
 
+    async def report_spec(self) -> dict[str, Any]:
+        """The spec this template's code builds (``{"spec": ...}``, ``Spec`` in JSON
+        form) or why it does not (``{"error": "..."}``), from a child it forks."""
+        if self.sock is None or self.closed:
+            raise TemplateFailed("the template process is gone")
+        read_fd, write_fd = os.pipe()
+        try:
+            socket.send_fds(self.sock, [json.dumps({"op": "spec"}).encode()], [write_fd])
+        except OSError:
+            os.close(read_fd)
+            raise TemplateFailed("the template process is gone") from None
+        finally:
+            os.close(write_fd)
+        loop = self.pool.loop
+        reader = asyncio.StreamReader(limit=1 << 26)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        try:
+            data = await reader.read()
+        finally:
+            transport.close()
+        if not data:  # the child died before it wrote (killed, or out of memory)
+            return {"error": "the process building the spec exited without an answer"}
+        return dict(json.loads(data))
+
     def close(self) -> None:
         """Stop the template (its workers get SIGKILL from the kernel)."""
         if self.closed:

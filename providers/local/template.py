@@ -12,7 +12,11 @@ Control messages (JSON, one per SOCK_SEQPACKET packet):
 - template -> gateway: ``{"event": "ready", "pid", "vm_bytes"}``,
   ``{"event": "failed", "error"}``, ``{"event": "spawned", "id", "pid"}``,
   ``{"event": "exited", "pid", "status"}``;
-- gateway -> template: ``{"op": "spawn", "id"}`` with the three fds.
+- gateway -> template: ``{"op": "spawn", "id"}`` with the three fds;
+  ``{"op": "spec"}`` with the write end of a pipe: hot reload asks a new
+  template for the spec its (new) code builds. A child forked for it (so the
+  template imports nothing more) writes ``{"spec": <Spec JSON>}`` or
+  ``{"error": "<one line>"}`` to the pipe and exits.
 
 Both the template and its workers ask the kernel for SIGKILL when their parent
 dies (PR_SET_PDEATHSIG), and a worker exits when its request pipe closes, so
@@ -149,6 +153,18 @@ def main() -> int:
         if not data:
             return 0
         message = json.loads(data)
+        if message.get("op") == "spec" and len(fds) == 1:
+            if os.fork() == 0:
+                code = 1
+                try:
+                    ctrl.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    die_with_parent(me)
+                    code = _report_spec(fds[0])
+                finally:
+                    os._exit(code)
+            os.close(fds[0])
+            continue
         if message.get("op") != "spawn" or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
@@ -166,6 +182,25 @@ def main() -> int:
         for fd in fds:
             os.close(fd)
         _send(ctrl, {"event": "spawned", "id": message["id"], "pid": pid})
+
+
+def _report_spec(fd: int) -> int:
+    """Write the spec the app's code (already imported here) and ``pyproject.toml``
+    build now, or the one-line reason they do not, to ``fd`` as JSON."""
+    try:
+        from sls_py.config import load_project
+        from sls_py.errors import SlsPyError
+
+        try:
+            spec = load_project(os.environ["SLS_PY_PROJECT"]).spec(os.environ["SLS_PY_STAGE"])
+            out = '{"spec": ' + spec.model_dump_json() + "}"
+        except SlsPyError as exc:
+            out = json.dumps({"error": str(exc) + (f" ({exc.hint})" if exc.hint else "")})
+    except BaseException as exc:  # a bug, or an app that does not build a spec
+        out = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+    with open(fd, "wb") as f:
+        f.write(out.encode())
+    return 0
 
 
 def _load_handler(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import re
 import signal
@@ -11,11 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from .support import Server, alive, descendants, run_server, wait_until, write_project
+from .support import Server, alive, descendants, run_load, run_server, wait_until, write_project
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -276,3 +278,81 @@ def test_an_embedded_server_asks_for_a_restart_instead(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+VERSIONED_APP = """
+from sls_py import App, HttpRequest, http
+
+app = App("versions")
+VERSION = 1
+
+
+@app.function(name="version", triggers=[http("GET", "/version")])
+def version(req: HttpRequest, ctx) -> dict:
+    return {"version": VERSION}
+
+
+@app.function(name="other", triggers=[http("GET", "/other")])
+def other(req: HttpRequest, ctx) -> dict:
+    return {"other": VERSION}
+"""
+
+
+def test_no_request_fails_while_the_code_reloads(tmp_path: Path) -> None:
+    """Requests keep coming on keep-alive connections while the code is edited,
+    once with a second save right after the first (which supersedes the reload
+    the first started): every one gets a 200 from the old or the new code, and
+    on each connection each function's version never goes back once its new code
+    answered (the functions reload one after the other)."""
+    project = write_project(tmp_path / "versions", "versionsapp", VERSIONED_APP)
+    module = project / "versionsapp.py"
+    source = module.read_text()
+    editing = True
+    seen: dict[tuple[int, bytes], list[int]] = {}
+
+    def make(conn: int, i: int) -> tuple[bytes, Any]:
+        path = b"/version" if i % 2 == 0 else b"/other"
+
+        def check(status: int, body: bytes) -> str | None:
+            if status != 200:
+                return f"HTTP {status}: {body[:200]!r}"
+            value = next(iter(json.loads(body).values()))
+            seen.setdefault((conn, path), []).append(value)
+            return None
+
+        return b"GET " + path + b" HTTP/1.1\r\nHost: t\r\n\r\n", check
+
+    def edit(version: int) -> None:
+        module.write_text(source.replace("VERSION = 1", f"VERSION = {version}"))
+
+    def answers(version: int) -> bool:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return all(
+                next(iter(c.get(p).json().values())) == version for p in ("/version", "/other")
+            )
+
+    with run_server(project) as server:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            load = pool.submit(run_load, server.url, 4, 20, make, lambda: editing)
+            try:
+                time.sleep(0.3)
+                edit(2)
+                wait_until(lambda: answers(2), timeout=60, interval=0.05)
+                edit(3)
+                time.sleep(0.02)  # before the first reload is done: it is superseded
+                edit(4)
+                wait_until(lambda: answers(4), timeout=60, interval=0.05)
+                time.sleep(0.3)
+            finally:
+                editing = False
+            result = load.result(timeout=60)
+        output = server.output()
+    assert result.wrong == []
+    assert result.ok == result.sent > 4 * 20
+    assert len(seen) == 4 * 2
+    for (conn, path), versions in seen.items():
+        assert versions == sorted(versions), f"{path!r} on connection {conn} went back: {versions}"
+        assert versions[-1] == 4
+    assert {2, 4} <= {v for versions in seen.values() for v in versions}
+    assert "restarting" not in output
+    assert "Traceback" not in output
