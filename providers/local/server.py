@@ -30,6 +30,7 @@ from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
+from .bytecode import project_bytecode
 from .clock import SimulatedClock, iso_utc
 from .connection import HttpConnection, Timeouts
 from .gateway import Gateway, Route
@@ -265,6 +266,13 @@ class LocalServer:
                 )
         logs = log_dir(self.project.state_dir, spec.stage)
         ui.info(f"hot reload: {'on' if self.options.reload else 'off'}; logs: {logs}")
+        bytecode = project_bytecode(self.project.root, self.project.root / spec.source, spec.app_ref)
+        self.pycache_prefix = str(bytecode.prefix) if bytecode.prefix is not None else None
+        line = bytecode.describe(self.project.state_dir)
+        if line is not None and bytecode.cached:
+            ui.info(line)
+        elif line is not None:
+            ui.warn(line)
 
     async def _drain(self) -> None:
         """Wait until no invocation runs or waits (a restart lets them finish),
