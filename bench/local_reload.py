@@ -27,6 +27,12 @@ sys.path.insert(0, '<copy>'); import work_magic.app"``, run before every edit
 depend on the machine; it prints what it found about it.
 
     .venv/bin/python bench/local_reload.py [--edits 7] [--interval 2]
+    .venv/bin/python bench/local_reload.py --compare before=/path/to/pkgs
+
+Each round starts a fresh copy of the app and makes one edit of each kind;
+``--compare NAME=DIR`` adds a variant whose server has DIR first on PYTHONPATH
+(a folder holding ``sls_py``, ``sls_py_local``, ... of another version, e.g.
+symlinks into an exported commit), its rounds interleaved with this one's.
 """
 
 from __future__ import annotations
@@ -195,108 +201,162 @@ def wait_for(log: Path, needle: str, count: int, timeout: float = 60) -> float:
     raise SystemExit(f"{needle!r} not seen {count} times in the server's output:\n{log.read_text()}")
 
 
+class Session:
+    """One ``sls-py run`` of a fresh copy of the app, edited once in each way."""
+
+    def __init__(self, workdir: Path, key: str, pythonpath: str, interval_s: float) -> None:
+        self.project = workdir / "work_magic"
+        shutil.copytree(APP_DIR, self.project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+        self.key, self.interval_s = key, interval_s
+        self.env = dict(os.environ)
+        if pythonpath:
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (pythonpath, self.env.get("PYTHONPATH")) if p
+            )
+        self.log = workdir / "server.log"
+        self.figures: dict[str, list[float]] = {}
+
+    def run(self, kinds: list[str], settle_s: float, floors: list[float]) -> Poller:
+        """Start the server, make the edits, stop it; the poller's record."""
+        project = self.project
+        module = project / "work_magic" / "app.py"
+        config = project / "pyproject.toml"
+        source, config_text = module.read_text(), config.read_text()
+        assert ADDER in source
+        # the same API key as every other session's (the keys file is copied in)
+        port = free_port()
+        with open(self.log, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sls_py", "run", "-p", str(project), "--port", str(port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=project,
+                env=self.env,
+            )
+        poller = Poller(port, self.key, self.interval_s)
+        log = self.log
+        try:
+            wait_for(log, "ready: ", 1)
+            poller.start()
+            poller.first_answer(5, 0.0)
+            readies, routes, offset = 1, 0, 0
+            for kind in kinds:
+                floors.append(floor_ms(project))
+                time.sleep(settle_s / 2)
+                offset += 1000
+                code = source.replace(ADDER, f'"adder": lambda x, y: x + y + {offset},')
+                if kind == "code":
+                    saved = save(module, code)
+                    at = poller.first_answer(5 + offset, saved)
+                    self._add("code: save -> new code answers", at - saved)
+                    wait_for(log, "reloaded: new requests go to the new code", 1)
+                elif kind == "spec":
+                    routes += 1
+                    saved = save(module, code + "".join(NEW_ROUTE.format(n=n) for n in range(routes)))
+                    at = poller.first_answer(5 + offset, saved)
+                    self._add("spec: save -> new code answers", at - saved)
+                    ping = first_200(port, f"/bench-ping-{routes - 1}")
+                    self._add("spec: save -> new route answers", ping - saved)
+                    readies += 1
+                    wait_for(log, "ready: ", readies)
+                elif kind == "toml":
+                    saved = save(config, config_text + "\n[tool.sls-py.stages.dev]\nmemory_mb = 129\n")
+                    ready = wait_for(log, "ready: ", readies + 1)
+                    readies += 1
+                    offset -= 1000  # the code stays as it was
+                    at = poller.first_answer(5 + offset, ready)
+                    self._add("toml: save -> restarted server answers", at - saved)
+                time.sleep(settle_s / 2)
+        finally:
+            poller.stopping.set()
+            poller.join(timeout=35)
+            stop(proc)
+        return poller
+
+    def _add(self, name: str, seconds: float) -> None:
+        self.figures.setdefault(name, []).append(seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--edits", type=int, default=7, help="edits of each kind (medians)")
     parser.add_argument("--interval", type=float, default=2.0, help="ms between polls")
-    parser.add_argument("--settle", type=float, default=1.0, help="s of quiet after each edit")
+    parser.add_argument("--settle", type=float, default=1.0, help="s of quiet around each edit")
     parser.add_argument("--kinds", default="code,spec,toml", help="which edits, comma-separated")
-    parser.add_argument("--keep-log", type=Path, help="copy the server's output here")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another version's packages, first on PYTHONPATH (repeatable; rounds interleave)",
+    )
+    parser.add_argument("--keep-log", type=Path, help="append the servers' output here")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
+    variants = [("this", "")] + [tuple(v.split("=", 1)) for v in args.compare]
 
     from sls_py.config import load_project
     from sls_py_local.keys import load_api_keys
 
+    floors: list[float] = []
+    figures: dict[str, dict[str, list[float]]] = {name: {} for name, _ in variants}
+    answered = dict.fromkeys(figures, 0)
+    failures: dict[str, list[str]] = {name: [] for name in figures}
+    reconnects = dict.fromkeys(figures, 0)
+    tracebacks: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "work_magic"
-        shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
-        module = project / "work_magic" / "app.py"
-        config = project / "pyproject.toml"
-        source, config_text = module.read_text(), config.read_text()
-        assert ADDER in source
-        proj = load_project(project)
+        first = Path(tmp) / "keys" / "work_magic"
+        shutil.copytree(APP_DIR, first, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+        proj = load_project(first)
         key = load_api_keys(proj.spec(), proj)[0].value
-        facts = machine_facts(project)
-        floors = [floor_ms(project) for _ in range(3)]  # the first compiles what it may
-        port = free_port()
-        log = Path(tmp) / "server.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "sls_py", "run", "-p", str(project), "--port", str(port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=project,
-            )
-        poller = Poller(port, key, args.interval / 1000)
-        figures: dict[str, list[float]] = {}
-        try:
-            wait_for(log, "ready: ", 1)
-            poller.start()
-            poller.first_answer(5, 0.0)
-            readies, routes, offset, reloads = 1, 0, 0, 0
-            for i in range(args.edits):
-                for kind in kinds:
-                    floors.append(floor_ms(project))
-                    time.sleep(args.settle / 2)
-                    offset += 1000
-                    code = source.replace(ADDER, f'"adder": lambda x, y: x + y + {offset},')
-                    if kind == "code":
-                        saved = save(module, code + "".join(NEW_ROUTE.format(n=n) for n in range(routes)))
-                        at = poller.first_answer(5 + offset, saved)
-                        figures.setdefault("code: save -> new code answers", []).append(at - saved)
-                        reloads += 1
-                        wait_for(log, "reloaded: new requests go to the new code", reloads)
-                    elif kind == "spec":
-                        routes += 1
-                        text = code + "".join(NEW_ROUTE.format(n=n) for n in range(routes))
-                        saved = save(module, text)
-                        at = poller.first_answer(5 + offset, saved)
-                        figures.setdefault("spec: save -> new code answers", []).append(at - saved)
-                        ping = first_200(port, f"/bench-ping-{routes - 1}")
-                        figures.setdefault("spec: save -> new route answers", []).append(ping - saved)
-                        readies += 1
-                        wait_for(log, "ready: ", readies)
-                    elif kind == "toml":
-                        new = config_text + f"\n[tool.sls-py.stages.dev]\nmemory_mb = {129 + i}\n"
-                        saved = save(config, new)
-                        ready = wait_for(log, "ready: ", readies + 1)
-                        readies += 1
-                        offset -= 1000  # the code stays as it was
-                        at = poller.first_answer(5 + offset, ready)
-                        figures.setdefault("toml: save -> restarted server answers", []).append(
-                            at - saved
-                        )
-                    time.sleep(args.settle / 2)
-        finally:
-            poller.stopping.set()
-            poller.join(timeout=35)
-            stop(proc)
-            if args.keep_log:
-                shutil.copy(log, args.keep_log)
-        output = log.read_text(errors="replace")
+        keys = first / ".sls-py" / "local" / "dev" / "api-keys.json"
+        facts = machine_facts(first)
+        floors += [floor_ms(first) for _ in range(3)]  # the first compiles what it may
+        for i in range(args.edits):
+            for name, pythonpath in variants:
+                workdir = Path(tmp) / f"{name}-{i}"
+                session = Session(workdir, key, pythonpath, args.interval / 1000)
+                target = session.project / ".sls-py" / "local" / "dev"
+                target.mkdir(parents=True)
+                shutil.copy(keys, target / keys.name)
+                poller = session.run(kinds, args.settle, floors)
+                for fig, values in session.figures.items():
+                    figures[name].setdefault(fig, []).extend(values)
+                answered[name] += len(poller.answers)
+                failures[name] += poller.failures
+                reconnects[name] += poller.reconnects
+                output = session.log.read_text(errors="replace")
+                if "Traceback" in output:
+                    tracebacks.append(output[-3000:])
+                if args.keep_log:
+                    with open(args.keep_log, "a") as f:
+                        f.write(f"--- {name}, round {i}\n{output}")
+                shutil.rmtree(workdir, ignore_errors=True)
     floor = statistics.median(floors)
     print("machine:", json.dumps(facts))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"floor (fresh interpreter importing the app): median {floor:.0f} ms of {len(floors)}")
-    for name, values in figures.items():
-        ms = sorted(v * 1000 for v in values)
-        med = statistics.median(ms)
+    for name, _ in variants:
+        if len(variants) > 1:
+            print(f"{name}:")
+        for fig, values in figures[name].items():
+            ms = sorted(v * 1000 for v in values)
+            med = statistics.median(ms)
+            print(
+                f"  {fig}: median {med:.0f} ms ({med / floor:.2f}x the floor), "
+                f"min {ms[0]:.0f}, max {ms[-1]:.0f}, n={len(ms)}"
+            )
         print(
-            f"{name}: median {med:.0f} ms ({med / floor:.2f}x the floor), "
-            f"min {ms[0]:.0f}, max {ms[-1]:.0f}, n={len(ms)}"
+            f"  requests: {answered[name]} answered 200, {len(failures[name])} failed, "
+            f"{reconnects[name]} reconnects after the server closed an idle keep-alive connection"
         )
-    print(
-        f"requests: {len(poller.answers)} answered 200, {len(poller.failures)} failed, "
-        f"{poller.reconnects} reconnects after the server closed an idle keep-alive connection"
-    )
-    for failure in poller.failures[:5]:
-        print("  failed:", failure)
-    if "Traceback" in output:
-        print("the server printed a traceback:\n" + output[-3000:])
-    return 1 if poller.failures else 0
+        for failure in failures[name][:5]:
+            print("    failed:", failure)
+    for text in tracebacks[:1]:
+        print("a server printed a traceback:\n" + text)
+    return 1 if any(failures.values()) else 0
 
 
 if __name__ == "__main__":

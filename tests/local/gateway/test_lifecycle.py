@@ -356,3 +356,22 @@ def test_no_request_fails_while_the_code_reloads(tmp_path: Path) -> None:
     assert {2, 4} <= {v for versions in seen.values() for v in versions}
     assert "restarting" not in output
     assert "Traceback" not in output
+
+
+def test_a_configuration_that_does_not_build_keeps_the_spec(tmp_path: Path) -> None:
+    """The new template reports why the spec does not build; nothing restarts."""
+    project = write_project(tmp_path / "badconfig", "restartapp", RESTART_APP)
+    config = project / "pyproject.toml"
+    with run_server(project) as server:
+        config.write_text(config.read_text() + "\n[tool.sls-py.stages.dev.functions.nope]\nmemory_mb = 256\n")
+        wait_until(lambda: "spec does not build" in server.output(), timeout=60)
+        with server.client() as c:
+            assert c.get("/first").json() == {"first": True}
+        output = server.output()
+    assert (
+        "the app's spec does not build from the changed code, so routes and settings stay "
+        "as they were: " in output
+    )
+    assert "names unknown function(s) nope" in output
+    assert "restarting" not in output
+    assert output.count("ready: ") == 1
