@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--edits", type=int, default=7, help="edits of each kind (medians)")
     parser.add_argument("--interval", type=float, default=2.0, help="ms between polls")
-    parser.add_argument("--settle", type=float, default=1.0, help="s of quiet around each edit")
+    parser.add_argument("--settle", type=float, default=3.0, help="s of quiet around each edit")
     parser.add_argument("--kinds", default="code,spec,toml", help="which edits, comma-separated")
     parser.add_argument(
         "--compare",

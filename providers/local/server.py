@@ -176,6 +176,7 @@ class LocalServer:
                 tasks.append(loop.create_task(watch_config(spec, project, logs.gateway, self.stop_event)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
+                self._spare_later(tasks)
                 # let the task reach its first await: awatch registers its watches
                 # synchronously before that, so no edit after "ready" can be missed
                 await asyncio.sleep(0)
@@ -367,6 +368,31 @@ class LocalServer:
             )
         else:
             self.logs.gateway("reloaded: new requests go to the new code")
+        await self._keep_spare()
+
+    def _spare_later(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Start the first spare template once start-up is over."""
+
+        async def later() -> None:
+            http = [p for p in self.pools.values() if p.fn.http_triggers()]
+            await asyncio.gather(*(p.start(prewarm=0) for p in http))
+            await self._keep_spare()
+
+        tasks.append(asyncio.get_running_loop().create_task(later()))
+
+    async def _keep_spare(self) -> None:
+        """After ``SPARE_DELAY_S`` of quiet, keep one spare template (see
+        :attr:`.workers.FunctionPool.spare`), for the function used last: the next
+        reload of that function then imports only the app's own modules."""
+        await asyncio.sleep(SPARE_DELAY_S)
+        ready = [p for p in self.pools.values() if p.template is not None and p.fn.http_triggers()]
+        if not ready:
+            return
+        chosen = max(ready, key=lambda p: p.last_used())
+        for pool in self.pools.values():
+            if pool is not chosen:
+                pool.close_spare()
+        chosen.start_spare()
 
     def _reload_slots(self) -> int:
         """How many templates a reload starts at once: one per core the workers run
@@ -460,6 +486,9 @@ SPEC_CHECK_TIMEOUT_S = 60.0
 #: ``debounce`` ms of changes that keep coming
 WATCH_STEP_MS = 10
 WATCH_DEBOUNCE_MS = 200
+#: how long after start-up or a reload the spare template starts (its imports
+#: would otherwise compete with the new generation's first workers)
+SPARE_DELAY_S = 0.5
 
 
 def describe_spec_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:

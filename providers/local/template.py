@@ -122,6 +122,9 @@ def main() -> int:
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
+    spare = os.environ.pop("SLS_PY_SPARE", None)
+    if spare is not None and not _wait_as_spare(ctrl, spare):
+        return 0
     try:
         handler = _load_handler(name)
     except BaseException:
@@ -131,7 +134,7 @@ def main() -> int:
     if batch:  # after the import, which the first request waits for: workers inherit it
         batch_scheduling()
     release_memory(freeze=True)
-    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes()})
+    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes(), "preload": _preload_list()})
 
     def reap(signum: int, frame: Any) -> None:
         while True:
@@ -184,6 +187,42 @@ def main() -> int:
         _send(ctrl, {"event": "spawned", "id": message["id"], "pid": pid})
 
 
+def _wait_as_spare(ctrl: socket.socket, modules: str) -> bool:
+    """A spare template for hot reload: import what the last generation imported
+    that is not the app's own code (the libraries: pydantic, a cache client, ...),
+    report ``spare``, and wait for ``go`` (``True``) or the socket to close."""
+    import importlib
+
+    for module in json.loads(modules):
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    _send(ctrl, {"event": "spare"})
+    while True:
+        try:
+            data = ctrl.recv(4096)
+        except OSError:
+            return False
+        if not data:
+            return False
+        if json.loads(data).get("op") == "go":
+            return True
+
+
+def _preload_list() -> list[str]:
+    """The modules imported here that are not the app's own (not under its source
+    folder): what a spare template imports ahead of the next code change."""
+    source = os.path.realpath(os.environ.get("SLS_PY_SOURCE", "")) + os.sep
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name == "__main__" or not path or os.path.realpath(path).startswith(source):
+            continue
+        names.append(name)
+    if len(json.dumps(names)) > 48_000:  # the control socket's packets are 64 KB
+        names = sorted({n.split(".")[0] for n in names})
+    return names
+
+
 def _report_spec(fd: int) -> int:
     """Write the spec the app's code (already imported here) and ``pyproject.toml``
     build now, or the one-line reason they do not, to ``fd`` as JSON."""
@@ -209,6 +248,12 @@ def _load_handler(name: str) -> Any:
 
     ensure_path(os.environ["SLS_PY_SOURCE"])
     handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
+    if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
+        # imported here once, not on the first cache call of every worker
+        with contextlib.suppress(Exception):
+            from sls_py.runtime.cache import client_module
+
+            client_module()
     sig = signature_of(handler)
     if (
         sig.style == "payload"

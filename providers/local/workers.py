@@ -58,6 +58,10 @@ class FunctionPool:
         self.max_workers = fn.concurrency or settings.max_workers or os.cpu_count() or 1
         self.template: Template | None = None
         self.old_templates: list[Template] = []
+        #: hot reload's head start: a template process that has imported the libraries
+        #: the app uses (not the app) and waits to import the changed code
+        self.spare: Template | None = None
+        self.spare_task: asyncio.Task[None] | None = None
         self.starting: asyncio.Task[None] | None = None
         self.workers: set[Worker] = set()
         self.idle: list[Worker] = []
@@ -141,9 +145,19 @@ class FunctionPool:
                 await asyncio.shield(self.starting)
         if self.template is None:
             return None  # never started (or failed to): the next start imports the new code
-        new = Template(self)
+        spare, self.spare = self.spare, None
+        if spare is not None and self.spare_task is not None and not self.spare_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.spare_task)  # nearly there, most likely
+        if spare is not None and not spare.waiting():
+            spare.close()
+            spare = None
+        new = spare if spare is not None else Template(self)
         try:
-            await new.start()
+            if new is spare:
+                await new.activate()  # imports only the app: its libraries are imported
+            else:
+                await new.start()
             first = await new.spawn()
         except BaseException:
             for w in list(new.workers):
@@ -175,6 +189,30 @@ class FunctionPool:
         if self.queue or any(w.current is not None for w in self.workers):
             return float("inf")
         return max((w.idle_since for w in self.workers), default=0.0)
+
+    def start_spare(self) -> None:
+        """Start a spare template (see :attr:`spare`) unless one is there already."""
+        if self.closed or self.template is None or self.spare is not None:
+            return
+        spare = self.spare = Template(self, spare=self.template.preload)
+
+        async def run() -> None:
+            try:
+                await spare.start()
+            except TemplateFailed:
+                if self.spare is spare:
+                    self.spare = None
+
+        self.spare_task = self.loop.create_task(run())
+
+    def close_spare(self) -> None:
+        """Stop the spare template, if there is one."""
+        spare, self.spare = self.spare, None
+        if self.spare_task is not None:
+            self.spare_task.cancel()
+            self.spare_task = None
+        if spare is not None:
+            spare.close()
 
     def busy(self) -> bool:
         """Whether an invocation is running or waiting for a worker."""
@@ -226,6 +264,7 @@ class FunctionPool:
             w.kill()
         for t in [*self.old_templates, *([self.template] if self.template else [])]:
             t.close()
+        self.close_spare()
 
     # --- callbacks from workers and templates --------------------------------
 

@@ -104,11 +104,12 @@ def test_hot_reload_in_flight_finish_on_old_code_and_syntax_errors_keep_old(
             return {p for p, parent in process_parents().items() if parent == server.proc.pid}
 
         # every function reloads on its own (11 templates start on a machine that may be
-        # busy): the retired templates are stopped along the way, one per function is left
-        wait_until(lambda: len(templates()) == 11, timeout=30, interval=0.2)
+        # busy): the retired templates are stopped along the way, one per function is
+        # left, and at most one spare template for the next reload
+        wait_until(lambda: len(templates()) in (11, 12), timeout=30, interval=0.2)
         parents = process_parents()
     templates_left = {p for p, parent in parents.items() if parent == server.proc.pid}
-    assert len(templates_left) == 11
+    assert 11 <= len(templates_left) <= 12
     assert all(parent in templates_left for p, parent in parents.items() if p not in templates_left)
 
 
@@ -375,3 +376,52 @@ def test_a_configuration_that_does_not_build_keeps_the_spec(tmp_path: Path) -> N
     assert "names unknown function(s) nope" in output
     assert "restarting" not in output
     assert output.count("ready: ") == 1
+
+
+SPARE_APP = """
+import os
+
+from sls_py import App, HttpRequest, http
+
+app = App("spares")
+VERSION = 1
+
+
+@app.function(name="version", triggers=[http("GET", "/version")])
+def version(req: HttpRequest, ctx) -> dict:
+    return {"version": VERSION, "template": os.getppid()}
+"""
+
+
+def _spares(gateway: int) -> set[int]:
+    """The gateway's spare template processes (started with SLS_PY_SPARE)."""
+    found = set()
+    for pid in descendants(gateway):
+        with contextlib.suppress(OSError):
+            stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            if int(stat_fields[1]) == gateway and b"SLS_PY_SPARE=" in environ:
+                found.add(pid)
+    return found
+
+
+def test_a_reload_starts_from_the_spare_template(tmp_path: Path) -> None:
+    """A spare template waits with the app's libraries imported; the next reload
+    makes it the function's template (its workers answer), and a new spare follows."""
+    project = write_project(tmp_path / "spares", "spareapp", SPARE_APP)
+    module = project / "spareapp.py"
+    with run_server(project) as server:
+        with server.client() as c:
+            first = c.get("/version").json()
+        spare = wait_until(lambda: _spares(server.proc.pid), timeout=30)
+        assert first["template"] not in spare
+        (spare_pid,) = spare
+        module.write_text(module.read_text().replace("VERSION = 1", "VERSION = 2"))
+        with server.client() as c:
+            wait_until(lambda: c.get("/version").json()["version"] == 2, timeout=60)
+            assert c.get("/version").json() == {"version": 2, "template": spare_pid}
+        # the next spare, for the next change
+        wait_until(lambda: _spares(server.proc.pid) - {spare_pid}, timeout=30)
+        output = server.output()
+    assert "reloaded: new requests go to the new code" in output
+    assert "Traceback" not in output
