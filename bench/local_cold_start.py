@@ -5,8 +5,11 @@ Starts ``python -m sls_py run --provider local -p <copy of apps/work_magic>
 POST /work-magic with an API key (from the process start), the wall time and
 the CPU time (utime + stime) of the ``sls-py`` process when it logs "ready",
 and the RSS of the gateway process and of its whole tree 0.5 s after the first
-200. Not a test: numbers depend on the machine; run it on a quiet machine, or
-compare versions in the same run with ``--compare``, which interleaves them.
+200, with PSS (shared pages counted once: the headline) next to RSS, by kind
+(gateway, templates, workers, servers such as valkey-server). Not a test:
+numbers depend on the machine (the first line says what it found: cores, SMT
+siblings, load, bytecode); run it on a quiet machine, or compare versions in
+the same run with ``--compare``, which interleaves them.
 
     .venv/bin/python bench/local_cold_start.py [--runs 15]
     .venv/bin/python bench/local_cold_start.py --compare before=/path/to/pkgs
@@ -32,7 +35,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_gateway import APP_DIR, first_200, free_port, memory, start_local, stop
+from local_gateway import APP_DIR, KINDS, first_200, free_port, memory_by_kind, start_local, stop
+from machine import describe, probe
 
 
 def cpu_ms(pid: int) -> float:
@@ -73,15 +77,18 @@ def start_once(project: Path, key: str, pythonpath: str) -> dict[str, float]:
     try:
         listening, answered = first_200(port, key, started, proc)
         time.sleep(0.5)
-        tree_rss, _, procs = memory(proc.pid)
+        by_kind = memory_by_kind(proc.pid)
+        kinds = {f"{k}_pss_mb": by_kind[k]["pss"] / 1024 for k in KINDS}
         return {
+            **kinds,
+            "tree_pss_mb": by_kind["total"]["pss"] / 1024,
             "port_open_ms": listening * 1000,
             "first_200_ms": answered * 1000,
             "ready_ms": ready.get("ready_ms", float("nan")),
             "cpu_to_ready_ms": ready.get("cpu_ms", float("nan")),
             "gateway_rss_mb": rss_mb(proc.pid),
-            "tree_rss_mb": tree_rss / 1024,
-            "processes": procs,
+            "tree_rss_mb": by_kind["total"]["rss"] / 1024,
+            "processes": by_kind["total"]["n"],
         }
     finally:
         stop(proc)
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     variants = [("this", "")] + [tuple(v.split("=", 1)) for v in args.compare]  # type: ignore[misc]
 
+    print(describe(probe(APP_DIR)), flush=True)
     from sls_py.config import load_project
     from sls_py_local.keys import load_api_keys
 
@@ -126,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:>8}: port open {med['port_open_ms']:.0f} ms, "
             f"first 200 {med['first_200_ms']:.0f} ms ({low:.0f}), "
             f"ready {med['ready_ms']:.0f} ms, CPU to ready {med['cpu_to_ready_ms']:.0f} ms, "
-            f"gateway RSS {med['gateway_rss_mb']:.1f} MB, "
-            f"tree RSS {med['tree_rss_mb']:.1f} MB ({med['processes']:.0f} processes)"
+            f"tree PSS {med['tree_pss_mb']:.1f} MB (RSS {med['tree_rss_mb']:.1f} MB, "
+            f"{med['processes']:.0f} processes), gateway RSS {med['gateway_rss_mb']:.1f} MB"
         )
+        parts = ", ".join(f"{k} {med[f'{k}_pss_mb']:.1f}" for k in KINDS)
+        print(f"{'':>8}  PSS by kind, MB: {parts}")
     return 0
 
 

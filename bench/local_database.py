@@ -6,10 +6,12 @@
    with the same SQL and the same server, in the same run; rounds interleaved,
    medians of per-call times reported, ratio = worker / plain.
 2. **Cold start**: ``sls-py run`` of an app without a database against the same
-   app with one: time from process start to the first 200 of ``GET /ping``
-   (a function that does not touch the database), and, for the database app,
-   to the first 200 of ``GET /one`` (which needs PostgreSQL); next to the
-   PostgreSQL server's own start (start to answering) measured alone.
+   app with one (the same three HTTP functions, so as many template processes;
+   only ``app.database(...)`` differs), started alternately: time from process
+   start to the first 200 of ``GET /ping`` (a function that does not touch the
+   database), and, for the database app, to the first 200 of ``GET /one``
+   (which needs PostgreSQL); next to the PostgreSQL server's own start (start
+   to answering) measured alone.
 
     .venv/bin/python bench/local_database.py [--rounds 5] [--n 2000] [--starts 5]
 
@@ -46,6 +48,15 @@ app = App("benchdb")
 DB = "__DB__"
 if DB:
     items = app.database("items", migrations="migrations")
+SQL = "SELECT id, name FROM items WHERE id = :id"
+
+
+def query() -> list:
+    return items.query(SQL, {"id": 1}) if DB else [{"id": 1, "name": "one row"}]
+
+
+# the same three routes with and without a database (each HTTP function has its own
+# template process, so both variants start as many): only the declaration differs
 
 
 @app.function(name="ping", triggers=[http("GET", "/ping")])
@@ -53,21 +64,19 @@ def ping(payload: dict, ctx) -> dict:
     return {"pong": True}
 
 
-if DB:
-    SQL = "SELECT id, name FROM items WHERE id = :id"
+@app.function(name="one", triggers=[http("GET", "/one")])
+def one(payload: dict, ctx) -> list:
+    return query()
 
-    @app.function(name="one", triggers=[http("GET", "/one")])
-    def one(payload: dict, ctx) -> list:
-        return items.query(SQL, {"id": 1})
 
-    @app.function(name="loop", timeout_s=120, triggers=[http("POST", "/loop")])
-    def loop(payload: dict, ctx) -> list:
-        out = []
-        for _ in range(int(payload["n"])):
-            t = time.perf_counter_ns()
-            items.query(SQL, {"id": 1})
-            out.append(time.perf_counter_ns() - t)
-        return out
+@app.function(name="loop", timeout_s=120, triggers=[http("POST", "/loop")])
+def loop(payload: dict, ctx) -> list:
+    out = []
+    for _ in range(int(payload["n"])):
+        t = time.perf_counter_ns()
+        query()
+        out.append(time.perf_counter_ns() - t)
+    return out
 """
 
 PLAIN = """

@@ -3,20 +3,31 @@
 Measures, in one run and side by side,
 
 (a) ``sls-py run --provider local`` serving POST /work-magic of apps/work_magic
-    with an API key (gateway process + template + forked workers), and
+    with an API key (gateway process + template + forked workers + the app's
+    valkey-server),
 (b) the same handler called in-process by a bare starlette app on uvicorn with
-    uvloop and httptools (same API key check, same ``execute``),
+    uvloop and httptools (same API key check, same ``execute``), its
+    ``app.cache`` in memory: the in-process ceiling, and
+(b') the same, its ``app.cache`` on a real valkey-server as (a)'s is: the
+    ceiling doing the same work, cache round trip included (``--ceiling-cache``),
 
 with wrk as the load generator, in interleaved rounds (medians reported):
 cold start (process start to first 200),
 requests/s and p50/p99 latency at 1 and 8 connections, CPU time per request
 of each process tree, peak RSS (and PSS, which counts pages shared by forked
-workers once) of each process tree, sampled every 0.1 s during a 2 s warm-up
-at 8 connections and once after all the runs, and the ratio (a)/(b). Not a
+workers once) of each process tree ((b')'s valkey-server included), peak PSS (pages shared
+by forked workers counted once: the headline) and RSS of each process tree
+(by kind: gateway, templates, workers, servers), sampled every 0.1 s during
+a 2 s warm-up at 8 connections and once after all the runs, and the ratios
+(a)/(b) and (a)/(b'). The first line says what the benchmark found about the
+machine (bench/machine.py: cores, SMT siblings, load, the pinning decision,
+bytecode). ``--variant`` adds servers with other settings to the same rounds,
+``--wrk-on`` puts wrk on a pinned gateway's CPU or on the workers'. Not a
 test: numbers depend on the machine.
 
     apt-get install -y wrk
     .venv/bin/python bench/local_gateway.py [--duration 3] [--rounds 3] [--json out.json]
+    .venv/bin/python bench/local_gateway.py --variant 'batch=sched_batch=true' --wrk-on workers
 """
 
 from __future__ import annotations
@@ -52,8 +63,23 @@ from starlette.routing import Route
 from sls_py.runtime import Context, HttpRequest, MemoryDriver, execute, use_driver
 from work_magic.app import work_magic
 
+
+
+# the memory driver, but app.cache on a real server when BENCH_CACHE_URL is set
+# (--ceiling-cache valkey: the ceiling pays the cache round trip too)
+class Driver(MemoryDriver):
+
+    def cache(self, name, physical):
+        url = os.environ.get("BENCH_CACHE_URL")
+        if not url:
+            return super().cache(name, physical)
+        from sls_py.runtime.cache import RedisCache
+
+        return RedisCache(url)
+
+
 # the magic word is config: dev's default, as the local provider passes it
-use_driver(MemoryDriver(), {{"config_defaults": {{"magic-word": "clonezero-token"}}}})
+use_driver(Driver(), {{"config_defaults": {{"magic-word": "clonezero-token"}}}})
 KEY = os.environ["BENCH_API_KEY"].encode()
 
 
@@ -138,35 +164,88 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def memory(pid: int) -> tuple[int, int, int]:
-    """RSS and PSS (kB) summed over the process tree, and its process count."""
-    rss = pss = n = 0
-    for p in tree(pid):
+KINDS = ("gateway", "templates", "workers", "servers")
+
+
+def _kind(pid: int, root: int, parents: dict[int, int], templates: set[int]) -> str:
+    if pid == root:
+        return "gateway"
+    if pid in templates:
+        return "workers" if parents.get(pid) in templates else "templates"
+    return "servers"  # valkey-server, PostgreSQL (and its children), ...
+
+
+def memory_by_kind(pid: int) -> dict[str, dict[str, int]]:
+    """RSS and PSS (kB) and process count of the tree under ``pid``, by kind:
+    the gateway (``pid``), function templates, workers (forked from a template),
+    servers (everything else: valkey-server, PostgreSQL), and ``total``. PSS
+    counts a page shared by n processes as 1/n in each: the tree's PSS is its
+    real footprint, where summed RSS counts a forked worker's shared pages again."""
+    procs = tree(pid)
+    parents: dict[int, int] = {}
+    templates: set[int] = set()
+    for p in procs:
         try:
-            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-            n += 1
+            stat = Path(f"/proc/{p}/stat").read_text()
+            parents[p] = int(stat[stat.rfind(")") + 2 :].split()[1])
+            if b"sls_py_local.template" in Path(f"/proc/{p}/cmdline").read_bytes():
+                templates.add(p)
         except OSError:
             continue
-    return rss, pss, n
+    out = {k: {"rss": 0, "pss": 0, "n": 0} for k in (*KINDS, "total")}
+    for p in procs:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        rss = pss = 0
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+        for k in (_kind(p, pid, parents, templates), "total"):
+            out[k]["rss"] += rss
+            out[k]["pss"] += pss
+            out[k]["n"] += 1
+    return out
+
+
+def memory(pid: int) -> tuple[int, int, int]:
+    """RSS and PSS (kB) summed over the process tree, and its process count."""
+    total = memory_by_kind(pid)["total"]
+    return total["rss"], total["pss"], total["n"]
+
+
+def format_memory(by_kind: dict[str, dict[str, int]]) -> str:
+    """``PSS 61.6 MB (RSS 120.5 MB, 6 processes): gateway 30.1, ... servers 3.2``."""
+    total = by_kind["total"]
+    parts = ", ".join(
+        f"{k} {by_kind[k]['pss'] / 1024:.1f} ({by_kind[k]['n']})" for k in KINDS if by_kind[k]["n"]
+    )
+    return (
+        f"PSS {total['pss'] / 1024:.1f} MB (RSS {total['rss'] / 1024:.1f} MB, "
+        f"{total['n']} processes); PSS by kind, MB (processes): {parts}"
+    )
 
 
 class PeakMemory(threading.Thread):
-    """Samples a process tree's memory until stopped; keeps the peak."""
+    """Samples a process tree's memory until stopped; keeps the peaks (and the
+    breakdown by kind at the peak of PSS)."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
         self.pid, self.interval, self.stop_flag = pid, interval, threading.Event()
         self.rss = self.pss = self.procs = 0
+        self.by_kind: dict[str, dict[str, int]] = {}
 
     def sample(self) -> None:
-        rss, pss, n = memory(self.pid)
+        by_kind = memory_by_kind(self.pid)
+        rss, pss, n = (by_kind["total"][k] for k in ("rss", "pss", "n"))
         if rss > self.rss:
-            self.rss, self.procs = rss, n
-        self.pss = max(self.pss, pss)
+            self.rss = rss
+        if pss > self.pss:
+            self.pss, self.procs, self.by_kind = pss, n, by_kind
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
@@ -174,7 +253,15 @@ class PeakMemory(threading.Thread):
             self.stop_flag.wait(self.interval)
 
 
-def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -> dict[str, float]:
+def wrk(
+    port: int,
+    key: str,
+    connections: int,
+    duration: float,
+    workdir: Path,
+    cpus: set[int] | None = None,
+) -> dict[str, float]:
+    """wrk's figures for ``duration`` s at ``connections``; ``cpus``: where wrk runs."""
     script = workdir / "post.lua"
     script.write_text(
         textwrap.dedent(
@@ -188,6 +275,7 @@ def wrk(port: int, key: str, connections: int, duration: float, workdir: Path) -
     )
     out = subprocess.run(
         [
+            *(["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []),
             "wrk",
             "-t1",
             f"-c{connections}",
@@ -263,8 +351,10 @@ def start_local(
     )
 
 
-def start_starlette(script: Path, port: int, key: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BENCH_API_KEY": key}
+def start_starlette(
+    script: Path, port: int, key: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BENCH_API_KEY": key, **(extra or {})}
     return subprocess.Popen(
         [sys.executable, str(script), str(port)],
         stdout=subprocess.DEVNULL,
@@ -281,6 +371,50 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def parse_variant(text: str) -> tuple[str, list[str], dict[str, str]]:
+    """``NAME=ITEM;ITEM``: each ITEM a ``[tool.sls-py.providers.local]`` line
+    (``pin_cpus=false``) or, with a leading ``$``, an environment variable for that
+    server (``$PYTHONDONTWRITEBYTECODE=``: empty, so bytecode is written)."""
+    name, _, items = text.partition("=")
+    if not name or not items:
+        raise SystemExit(f"--variant {text!r}: expected NAME=SETTING;... (e.g. unpinned=pin_cpus=false)")
+    settings, env = [], {}
+    for item in filter(None, (i.strip() for i in items.split(";"))):
+        if item.startswith("$"):
+            var, _, value = item[1:].partition("=")
+            env[var] = value
+        else:
+            settings.append(item)
+    return name, settings, env
+
+
+def gateway_cpus(pid: int) -> set[int]:
+    """The CPUs the gateway may run on (one when pinned)."""
+    return set(os.sched_getaffinity(pid))
+
+
+def cache_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A valkey-server (the one ``sls-py run`` would pick) on a free port, for
+    ``--ceiling-cache valkey``."""
+    from sls_py_local.caches import server_binary
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            time.sleep(0.02)
+    raise SystemExit("the ceiling's valkey-server did not start")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,75 +435,176 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="a [tool.sls-py.providers.local] setting for (a), as TOML, e.g. --set pin_cpus=false",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=ITEM;...",
+        help="another sls-py server measured in the same rounds: settings lines and $ENV=VALUE, "
+        "e.g. --variant 'unpinned=pin_cpus=false' --variant 'bytecode=$PYTHONDONTWRITEBYTECODE='",
+    )
+    parser.add_argument(
+        "--wrk-on",
+        choices=("any", "gateway", "workers"),
+        default="any",
+        help="run wrk on a pinned gateway's CPU or on the workers' CPUs (default: where the OS puts it)",
+    )
+    parser.add_argument(
+        "--ceiling-cache",
+        choices=("both", "memory", "valkey"),
+        default="both",
+        help="(b)'s app.cache: in memory (b), on a real valkey-server like (a)'s (b'), or both "
+        "(default: two ceilings measured in the same rounds)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from machine import describe, probe
     from sls_py.config import load_project
     from sls_py_local.keys import load_api_keys
 
+    facts = probe(APP_DIR)
+    print(describe(facts), flush=True)
+    variants = [("local", list(args.set), {})] + [parse_variant(v) for v in args.variant]
+    ceilings = {"memory": ["starlette"], "valkey": ["starlette_valkey"]}.get(
+        args.ceiling_cache, ["starlette", "starlette_valkey"]
+    )
+    names = [v[0] for v in variants] + ceilings
+    if len(set(names)) != len(names):
+        raise SystemExit("--variant names must differ from each other and from local, starlette*")
+
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        project = workdir / "work_magic"
-        shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
-        if args.set:
-            with open(project / "pyproject.toml", "a") as f:
-                f.write("\n[tool.sls-py.providers.local]\n" + "\n".join(args.set) + "\n")
-        proj = load_project(project)
-        key = load_api_keys(proj.spec(), proj)[0].value
+        projects: dict[str, Path] = {}
+        envs: dict[str, dict[str, str] | None] = {}
+        for name, settings, env in variants:
+            project = workdir / name / "work_magic"
+            shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+            if settings:
+                with open(project / "pyproject.toml", "a") as f:
+                    f.write("\n[tool.sls-py.providers.local]\n" + "\n".join(settings) + "\n")
+            projects[name] = project
+            envs[name] = {**os.environ, **env} if env else None
+        keys: dict[str, str] = {}
+        for name, project in projects.items():  # each project has keys of its own
+            proj = load_project(project)
+            keys[name] = load_api_keys(proj.spec(), proj)[0].value
+        key = keys["local"]
+        for name in ceilings:
+            keys[name] = key
         script = workdir / "starlette_app.py"
-        script.write_text(STARLETTE_APP.format(source=str(project)))
+        script.write_text(STARLETTE_APP.format(source=str(projects["local"])))
 
-        results: dict[str, dict[str, Any]] = {"local": {}, "starlette": {}}
+        results: dict[str, dict[str, Any]] = {n: {} for n in names}
         procs: dict[str, subprocess.Popen[bytes]] = {}
-        ports = {"local": free_port(), "starlette": free_port()}
+        ports = {n: free_port() for n in names}
         peaks: dict[str, PeakMemory] = {}
+        wrk_cpus: dict[str, set[int] | None] = {}
+        ceiling_cache: subprocess.Popen[bytes] | None = None
+        logs: dict[str, int] = {}
+
+        def log_file(name: str) -> int:
+            """The server's stderr, shown when it fails to start."""
+            fd = os.open(workdir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            logs[name] = fd
+            return fd
+
         try:
-            for name in ("local", "starlette"):
+            ceiling_env: dict[str, dict[str, str]] = {"starlette": {}}
+            if "starlette_valkey" in ceilings:
+                ceiling_cache, url = cache_server(workdir)
+                ceiling_env["starlette_valkey"] = {"BENCH_CACHE_URL": url}
+            for name in names:
                 started = time.perf_counter()
                 proc = (
-                    start_local(project, ports[name])
-                    if name == "local"
-                    else start_starlette(script, ports[name], key)
+                    start_starlette(script, ports[name], key, ceiling_env[name])
+                    if name in ceilings
+                    else start_local(
+                        projects[name], ports[name], stderr=log_file(name), env=envs[name]
+                    )
                 )
                 procs[name] = proc
-                listening, answered = first_200(ports[name], key, started, proc)
+                try:
+                    listening, answered = first_200(ports[name], keys[name], started, proc)
+                except SystemExit as exc:
+                    log = workdir / f"{name}.log"
+                    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                    raise SystemExit(f"{name}: {exc}\n{tail}") from None
                 results[name]["listening_ms"] = listening * 1000
                 results[name]["cold_start_ms"] = answered * 1000
+                every = set(os.sched_getaffinity(0))
+                mine = gateway_cpus(proc.pid)
+                results[name]["gateway_cpus"] = sorted(mine)
+                wrk_cpus[name] = None
+                if name not in ceilings and args.wrk_on != "any" and mine != every:
+                    wrk_cpus[name] = mine if args.wrk_on == "gateway" else every - mine
             # warm-up at 8 connections, with memory sampled; not during the timed runs:
             # reading smaps_rollup walks page tables and stalls the measured processes
-            for name in ("local", "starlette"):
+            for name in names:
                 peaks[name] = PeakMemory(procs[name].pid)
                 peaks[name].start()
-                wrk(ports[name], key, 8, 2, workdir)
+                wrk(ports[name], keys[name], 8, 2, workdir, wrk_cpus[name])
                 peaks[name].stop_flag.set()
                 peaks[name].join()
             runs: dict[tuple[str, int], list[dict[str, float]]] = {}
-            for _ in range(args.rounds):  # interleaved, so both see the same noise
+            for _ in range(args.rounds):  # interleaved, so all see the same noise
                 for connections in (1, 8):
-                    for name in ("local", "starlette"):
-                        before = cpu_seconds(procs[name].pid)
-                        measured = wrk(ports[name], key, connections, args.duration, workdir)
-                        used = cpu_seconds(procs[name].pid) - before
+                    for name in names:
+                        # (b')'s valkey-server is not its child: its CPU is counted too, as (a)'s is
+                        pids = [procs[name].pid] + (
+                            [ceiling_cache.pid]
+                            if name == "starlette_valkey" and ceiling_cache is not None
+                            else []
+                        )
+                        before = sum(cpu_seconds(p) for p in pids)
+                        measured = wrk(
+                            ports[name], keys[name], connections, args.duration, workdir, wrk_cpus[name]
+                        )
+                        used = sum(cpu_seconds(p) for p in pids) - before
                         measured["cpu_us_per_request"] = used * 1e6 / measured["requests"]
+                        measured["load"] = os.getloadavg()[0]
                         runs.setdefault((name, connections), []).append(measured)
             for (name, connections), measured in runs.items():
                 results[name][f"c{connections}"] = {
                     k: statistics.median(m[k] for m in measured) for k in measured[0]
                 }
                 results[name][f"c{connections}_runs"] = measured
-            for name in ("local", "starlette"):
+            for name in names:
                 peaks[name].sample()  # and once more after all the load
                 results[name]["peak_rss_mb"] = peaks[name].rss / 1024
                 results[name]["peak_pss_mb"] = peaks[name].pss / 1024
                 results[name]["processes"] = peaks[name].procs
+                results[name]["memory_by_kind_kb"] = peaks[name].by_kind
         finally:
             for proc in procs.values():
                 stop(proc)
+            if ceiling_cache is not None:
+                stop(ceiling_cache)
+            for fd in logs.values():
+                os.close(fd)
 
-    local, ceiling = results["local"], results["starlette"]
-    results["ratio"] = {f"c{c}": local[f"c{c}"]["rps"] / ceiling[f"c{c}"]["rps"] for c in (1, 8)}
-    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    short = {"starlette": "(b)", "starlette_valkey": "(b')"}
+    ratios = {
+        f"{name}/{short[ceiling]}": {
+            f"c{c}": results[name][f"c{c}"]["rps"] / results[ceiling][f"c{c}"]["rps"] for c in (1, 8)
+        }
+        for name in names
+        if name not in ceilings
+        for ceiling in ceilings
+    }
+    facts["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report: dict[str, Any] = {
+        **results,
+        "ratio": ratios.get("local/(b)"),
+        "ratio_same_work": ratios.get("local/(b')"),
+        "ratios": ratios,
+        "machine": facts,
+        "variants": {n: {"settings": s_, "env": e} for n, s_, e in variants},
+        "wrk_on": args.wrk_on,
+        "ceiling_cache": args.ceiling_cache,
+    }
     rows = [
         ("port open (ms)", "listening_ms", None),
         ("cold start (ms)", "cold_start_ms", None),
@@ -378,15 +613,26 @@ def main(argv: list[str] | None = None) -> int:
         ("req/s, 8 connections", "c8", "rps"),
         ("p50 / p99 ms, 8 conn", "c8", "lat"),
         ("CPU us/request, 8 conn", "c8", "cpu"),
-        ("peak RSS of tree (MB)", "peak_rss_mb", None),
         ("peak PSS of tree (MB)", "peak_pss_mb", None),
-        ("processes at peak", "processes", None),
+        ("peak RSS of tree (MB)", "peak_rss_mb", None),
+        ("processes at PSS peak", "processes", None),
     ]
-    print(f"{'':24} {'(a) sls-py local':>18} {'(b) starlette':>16} {'(a)/(b)':>8}")
+    labels = {
+        "local": "(a) sls-py local",
+        "starlette": "(b) starlette",
+        "starlette_valkey": "(b') +valkey",
+    }
+    print(
+        f"load average {os.getloadavg()[0]:.1f} after the runs; wrk on {args.wrk_on}; "
+        f"(b)'s cache: {args.ceiling_cache}"
+    )
+    header = "".join(f" {labels.get(n, n):>18}" for n in names)
+    width = max(12, *(len(n) for n in ratios))
+    print(f"{'':24}{header}" + "".join(f" {n:>{width}}" for n in ratios))
     for label, key_, field in rows:
         cells = []
-        for r in (local, ceiling):
-            value = r[key_]
+        for name in names:
+            value = results[name][key_]
             if field == "rps":
                 cells.append(f"{value['rps']:.0f}")
             elif field == "lat":
@@ -395,11 +641,14 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{value['cpu_us_per_request']:.0f}")
             else:
                 cells.append(f"{value:.1f}" if isinstance(value, float) else str(value))
-        ratio = f"{results['ratio'][key_]:.2f}x" if field == "rps" else ""
-        print(f"{label:24} {cells[0]:>18} {cells[1]:>16} {ratio:>8}")
+        extra = "".join(f" {r[key_]:>{width - 1}.2f}x" for r in ratios.values()) if field == "rps" else ""
+        print(f"{label:24}" + "".join(f" {c:>18}" for c in cells) + extra)
+    for name in names:
+        peak = format_memory(results[name]["memory_by_kind_kb"])
+        print(f"memory at peak, {labels.get(name, name)}: {peak}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 

@@ -1,7 +1,7 @@
-"""``python -m sls_py`` runs the CLI."""
+"""``python -m sls_py`` runs the CLI (through :mod:`sls_py.entry`, as the console script)."""
 
 import sys
 
-from .cli import main
+from .entry import main
 
 sys.exit(main())

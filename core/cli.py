@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
-from .errors import ConfigError, FunctionFailed, SlsPyError
-from .runtime import jsonwire
+from .errors import ConfigError, SlsPyError
 
 if TYPE_CHECKING:
     from .config import Project
@@ -59,10 +58,32 @@ def _ui(quiet: bool = False) -> UI:
 
 
 class Session:
-    """A command's resolved project, spec and provider."""
+    """A command's resolved project, spec and provider, and the provider's notes
+    on the spec (printed as warnings)."""
 
-    def __init__(self, project: Project, spec: Spec, provider: Provider, ui: UI) -> None:
+    def __init__(
+        self, project: Project, spec: Spec, provider: Provider, ui: UI, notes: list[str] | None = None
+    ) -> None:
         self.project, self.spec, self.provider, self.ui = project, spec, provider, ui
+        self.notes = notes or []
+
+    def keep_spec(self, stage: str | None, provider: str | None) -> None:
+        """Keep the spec for a warm start of the same command line (see
+        sls_py.speccache), when the provider supports one."""
+        if not self.provider.info.warm_start:
+            return
+        from . import speccache
+
+        speccache.store(
+            self.project.root,
+            stage,
+            provider,
+            spec=self.spec,
+            provider_name=self.provider.name,
+            plugin=self.provider.plugin,
+            notes=self.notes,
+            project_name=self.project.name,
+        )
 
     def call(self, hook: str, **kwargs: Any) -> Any:
         return self.provider.call(hook, spec=self.spec, project=self.project, **kwargs)
@@ -75,9 +96,10 @@ def _session(project: Path, stage: str | None, provider: str | None, *, quiet: b
     spec = proj.spec(stage)
     prov = _plugins().provider(provider or proj.config.provider)
     ui = _ui(quiet)
-    for note in prov.check(spec, proj):
+    notes = list(prov.check(spec, proj))
+    for note in notes:
         ui.warn(note)
-    return Session(proj, spec, prov, ui)
+    return Session(proj, spec, prov, ui, notes)
 
 
 def _print_json(value: Any) -> None:
@@ -140,25 +162,6 @@ def providers(json_out: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-def _read_payload(payload: str | None, file: Path | None) -> Any:
-    if payload is not None and file is not None:
-        raise ConfigError("give the payload either as an argument or with --file, not both")
-    if file is not None:
-        try:
-            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read payload file {file}: {exc.strerror}") from None
-        source = str(file)
-    elif payload is not None:
-        text, source = payload, "the payload argument"
-    else:
-        return None
-    try:
-        return jsonwire.loads(text, source)  # strict: no NaN, Infinity, 1e999
-    except jsonwire.InvalidJson as exc:
-        raise ConfigError(exc.message, hint="""quote JSON for the shell, e.g. '{"x": 1}'""") from None
-
-
 @cli.command()
 def invoke(
     function: Annotated[str, typer.Argument(help="The function's name.")],
@@ -173,25 +176,14 @@ def invoke(
     json_out: JsonOpt = False,
 ) -> None:
     """Invoke a function once with a JSON payload and print its result."""
-    data = _read_payload(payload, file)
+    from .entry import print_invocation, read_payload
+
+    data = read_payload(payload, file)
     s = _session(project, stage, provider)
     s.spec.function(function)
+    s.keep_spec(stage, provider)  # the next `sls-py invoke` starts from it (sls_py.entry)
     result = s.call("sls_py_invoke", function=function, payload=data, logs=logs, ui=s.ui)
-    if logs and result.logs:
-        typer.echo(result.logs.rstrip("\n"), err=True)
-    if json_out:
-        _print_json(
-            {
-                "function": function,
-                "request_id": result.request_id,
-                "result": result.result,
-                "error": result.error.to_wire() if result.error else None,
-            }
-        )
-    if result.error is not None:
-        raise FunctionFailed(function, result.error)
-    if not json_out:
-        typer.echo(json.dumps(result.result))
+    print_invocation(function, result, logs=logs, json_out=json_out)
 
 
 @cli.command()
@@ -219,6 +211,7 @@ def run(
     from .provider import RunOptions
 
     s = _session(project, stage, provider)
+    s.keep_spec(stage, provider)  # the next `sls-py run` starts from it (sls_py.entry)
     options = RunOptions(host=host, port=port, reload=reload, json_logs=json_logs, clock=clock)
     code = s.call("sls_py_run", options=options, ui=s.ui)
     raise typer.Exit(int(code or 0))
@@ -532,13 +525,9 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
         # with standalone_mode=False, click returns a typer.Exit's code instead of raising
         code = cli(args=argv, prog_name="sls-py", standalone_mode=False)
     except SlsPyError as exc:
-        if isinstance(exc, FunctionFailed):
-            typer.echo(f"{exc.function} failed: {exc.message}", err=True)
-        else:
-            typer.echo(f"error: {exc.message}", err=True)
-        if exc.hint:
-            typer.echo(f"hint: {exc.hint}", err=True)
-        return exc.exit_code
+        from .entry import report
+
+        return report(exc)
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:

@@ -28,7 +28,6 @@ import re
 import sys
 import tomllib
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +45,7 @@ from .app import (
 )
 from .errors import ConfigError, SpecError
 from .migrations import database_spec
+from .project import Project, resolve_environment
 from .runtime.dispatch import signature_of
 from .schedules import ScheduleSyntaxError, parse_schedule
 from .spec import (
@@ -62,10 +62,10 @@ from .spec import (
     TableSpec,
     UploadTriggerSpec,
     UsageSpec,
+    validated,
 )
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(\+?)\}$")
 
 
@@ -120,36 +120,6 @@ class ProjectConfig(_Conf):
     config: dict[str, str | int | float | bool] = {}
 
 
-@dataclass
-class Project:
-    """A project on disk: its root folder and its checked configuration."""
-
-    root: Path
-    config: ProjectConfig
-    name: str
-
-    @property
-    def pyproject(self) -> Path:
-        return self.root / "pyproject.toml"
-
-    @property
-    def state_dir(self) -> Path:
-        """Where providers keep state (``.sls-py/``); never packaged."""
-        return self.root / ".sls-py"
-
-    @property
-    def source_dir(self) -> Path:
-        return (self.root / self.config.source).resolve()
-
-    def load_app(self) -> App:
-        """Import the app object named by ``app = "module:attr"``."""
-        return import_app(self)
-
-    def spec(self, stage: str | None = None) -> Spec:
-        """The spec for ``stage`` (default: the configured stage)."""
-        return build_spec(self, self.load_app(), stage or self.config.stage)
-
-
 def _loc(loc: tuple[Any, ...]) -> str:
     table = "tool.sls-py"
     parts = [str(p) for p in loc]
@@ -196,6 +166,9 @@ def load_project(path: str | Path) -> Project:
             )
     name = str(data.get("project", {}).get("name") or root.name)
     return Project(root=root, config=config, name=name)
+
+
+__all__ = ["Project", "ProjectConfig", "build_spec", "import_app", "load_project", "resolve_environment"]
 
 
 def _forget_foreign_modules(top: str, source: Path) -> None:
@@ -311,7 +284,7 @@ def _trigger_spec(
             cors = _cors_from(trig.cors)
         else:
             cors = None
-        return HttpTriggerSpec(method=trig.method, path=trig.path, api_key=trig.api_key, cors=cors)
+        return HttpTriggerSpec(method=trig.method, path=trig.path, api_key=trig.api_key, cors=cors)  # type: ignore[arg-type]  # checked by validated()
     if isinstance(trig, ScheduleTrigger):
         try:
             parse_schedule(trig.expression)
@@ -353,8 +326,8 @@ def _table_spec(app: str, stage: str, table: TableDef) -> TableSpec:
         qualified_name=f"{app}-{stage}-{table.name}",
         key=table.key,
         sort_key=table.sort_key,
-        key_type=table.key_type,
-        sort_key_type=table.sort_key_type,
+        key_type=table.key_type,  # type: ignore[arg-type]  # checked above
+        sort_key_type=table.sort_key_type,  # type: ignore[arg-type]
     )
 
 
@@ -419,26 +392,20 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
                 routes[(t.method, shape)] = name
         over = st.functions.get(name, FunctionOverride())
         env = {**conf.environment, **fn.environment, **st.environment, **over.environment}
-        try:
-            functions.append(
-                FunctionSpec(
-                    name=name,
-                    handler=fn.handler_ref,
-                    style=signature_of(fn.handler).style,
-                    memory_mb=over.memory_mb or st.memory_mb or fn.memory_mb,
-                    timeout_s=over.timeout_s or st.timeout_s or fn.timeout_s,
-                    environment=env,
-                    concurrency=over.concurrency or st.concurrency or fn.concurrency,
-                    triggers=triggers,
-                    description=fn.description,
-                    invokes=list(dict.fromkeys(fn.invokes)),
-                )
+        functions.append(
+            FunctionSpec(
+                name=name,
+                handler=fn.handler_ref,
+                style=signature_of(fn.handler).style,  # type: ignore[arg-type]
+                memory_mb=over.memory_mb or st.memory_mb or fn.memory_mb,
+                timeout_s=over.timeout_s or st.timeout_s or fn.timeout_s,
+                environment=env,
+                concurrency=over.concurrency or st.concurrency or fn.concurrency,
+                triggers=triggers,
+                description=fn.description,
+                invokes=list(dict.fromkeys(fn.invokes)),
             )
-        except ValidationError as exc:
-            e = exc.errors(include_url=False)[0]
-            raise SpecError(
-                f"function {name!r}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            ) from None
+        )
 
     check_invokes(app)
     providers: dict[str, dict[str, Any]] = {k: dict(v) for k, v in conf.providers.items()}
@@ -449,7 +416,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
     from .config_spec import config_specs
 
     configs = config_specs(project, app, stage)
-    return Spec(
+    spec = Spec(
         app=app.name,
         stage=stage,
         app_ref=conf.app,
@@ -475,6 +442,7 @@ def build_spec(project: Project, app: App, stage: str) -> Spec:
         gateway=gateway,
         providers=providers,
     )
+    return validated(spec)  # numbers coerced, ranges checked (memory_mb, timeout_s, ...)
 
 
 def check_invokes(app: App) -> None:
@@ -487,25 +455,3 @@ def check_invokes(app: App) -> None:
                     hint=f"declare it with @app.function(name={target!r}) or fix the name; "
                     f"known functions: {', '.join(sorted(app.functions))}",
                 )
-
-
-def resolve_environment(env: dict[str, str], environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Replace ``${env:NAME}`` references with values from the environment.
-
-    Providers call this when they start or deploy a function, so secrets never
-    appear in the printed spec. A missing variable is a :class:`ConfigError`.
-    """
-    source = os.environ if environ is None else environ
-    out: dict[str, str] = {}
-    for key, value in env.items():
-        def sub(m: re.Match[str], key: str = key) -> str:
-            name = m.group(1)
-            if name not in source:
-                raise ConfigError(
-                    f"environment variable {key} refers to ${{env:{name}}}, which is not set",
-                    hint=f"export {name}=... before running this command",
-                )
-            return source[name]
-
-        out[key] = _ENV_REF.sub(sub, value)
-    return out

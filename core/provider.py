@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .runtime.errors import ErrorInfo
+if TYPE_CHECKING:  # not imported at run time: a warm `sls-py run` reads RunOptions early
+    from .runtime.errors import ErrorInfo
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class ProviderInfo:
         provider honours. A spec using any other is refused before any hook runs.
     :param not_emulated: capabilities that are accepted but not enforced, each
         with a sentence saying so; the CLI prints them when the provider starts.
+    :param warm_start: the provider's plugin is a module whose ``sls_py_run`` and
+        ``sls_py_invoke`` may be called directly, with a spec kept from an earlier
+        start (:mod:`sls_py.speccache`), without loading the plugins or importing
+        the app in the calling process (what makes ``sls-py run`` start fast).
     """
 
     name: str
@@ -29,6 +34,7 @@ class ProviderInfo:
     description: str = ""
     capabilities: frozenset[str] = frozenset()
     not_emulated: Mapping[str, str] = field(default_factory=dict)
+    warm_start: bool = False
 
 
 @dataclass
@@ -114,6 +120,10 @@ class RunOptions:
     reload: bool = True
     json_logs: bool = False
     clock: str | None = None
+    #: the spec came from the cached copy of a warm start (:mod:`sls_py.speccache`),
+    #: not from importing the app: a provider may build it again in the background
+    #: and restart if it differs (the local provider does)
+    cached_spec: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,30 @@ Providers receive a :class:`Spec` and nothing else about the app's code. It is
 built from the :class:`~sls_py.app.App` plus the project configuration by
 :func:`sls_py.config.build_spec`; ``sls-py spec`` prints it as JSON and
 ``sls-py spec --schema`` prints its JSON Schema.
+
+The records are frozen standard-library dataclasses, so importing this module
+costs no pydantic: a warm ``sls-py run`` builds its :class:`Spec` from a cached
+copy (:meth:`Spec.from_data`) in a gateway that never imports pydantic. pydantic
+validates and describes them when asked (:meth:`Spec.model_validate`,
+:func:`spec_schema`, :func:`validated`), through the constraints given here as
+``annotated_types`` metadata and the field docstrings; the pydantic-style methods
+(``model_dump``, ``model_dump_json``, ``model_copy``) are kept for providers
+written against them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from .errors import SpecError
+
+if TYPE_CHECKING:  # the constraints' names; see _resolvable (annotations are strings until then)
+    from annotated_types import Ge, Gt, Le
 
 SPEC_VERSION = 1
 
@@ -41,31 +56,126 @@ CAPABILITIES: dict[str, str] = {
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"]
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+R = TypeVar("R", bound="_Record")
 
 
-class CorsSpec(_Model):
+class _Record:
+    """What every spec record shares: pydantic's configuration for it (unknown
+    keys refused) and plain-data helpers. A field's ``metadata["description"]``
+    describes it in the JSON Schema."""
+
+    __pydantic_config__: typing.ClassVar[dict[str, Any]] = {"extra": "forbid"}
+
+    def to_data(self) -> dict[str, Any]:
+        """This record as JSON-ready plain data (no pydantic)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_data(cls: type[R], data: dict[str, Any]) -> R:
+        """The record of plain data that :meth:`to_data` (or ``model_dump``) gave,
+        without validating it (no pydantic): for data sls-py wrote itself, such as
+        the cached spec of a warm ``sls-py run``. Use :meth:`model_validate` for
+        anything else."""
+        return _build(cls, data)
+
+    # pydantic-style API, for providers written against the earlier BaseModel records
+
+    def model_dump(self, *, mode: str = "python", **kwargs: Any) -> dict[str, Any]:
+        """As pydantic's ``BaseModel.model_dump``."""
+        return _adapter(type(self)).dump_python(self, mode=mode, **kwargs)
+
+    def model_dump_json(self, *, indent: int | None = None, **kwargs: Any) -> str:
+        """As pydantic's ``BaseModel.model_dump_json``."""
+        return _adapter(type(self)).dump_json(self, indent=indent, **kwargs).decode()
+
+    def model_copy(self: R, *, update: dict[str, Any] | None = None) -> R:
+        """A copy with ``update`` applied (not validated, as in pydantic)."""
+        return dataclasses.replace(self, **(update or {}))  # type: ignore[type-var]
+
+    @classmethod
+    def model_validate(cls: type[R], data: Any) -> R:
+        """Validate plain data into a record; raises ``pydantic.ValidationError``."""
+        if isinstance(data, _Record):
+            data = data.to_data()
+        return _adapter(cls).validate_python(data)
+
+    @classmethod
+    def model_validate_json(cls: type[R], data: str | bytes) -> R:
+        """Validate JSON text into a record; raises ``pydantic.ValidationError``."""
+        return _adapter(cls).validate_json(data)
+
+    @classmethod
+    def model_json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of this record."""
+        return _adapter(cls).json_schema()
+
+
+def _resolvable() -> None:
+    """Make the annotations' constraint names resolvable: ``annotated_types`` is
+    imported only when an annotation is evaluated (by pydantic, or by
+    :func:`_hints`), not when this module is (a warm start's critical path)."""
+    if "Ge" not in globals():
+        from annotated_types import Ge, Gt, Le
+
+        globals().update(Ge=Ge, Gt=Gt, Le=Le)
+
+
+_adapters: dict[type, Any] = {}
+
+
+def _adapter(cls: type) -> Any:
+    """pydantic's ``TypeAdapter`` for a record type (built once)."""
+    found = _adapters.get(cls)
+    if found is None:
+        from pydantic import TypeAdapter
+
+        _resolvable()
+        found = _adapters[cls] = TypeAdapter(cls)
+    return found
+
+
+def validated(spec: Spec) -> Spec:
+    """``spec`` checked and normalised by pydantic (numbers coerced as declared);
+    a value out of range is a :class:`~sls_py.errors.SpecError` naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return Spec.model_validate(spec.to_data())
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        loc = list(e["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "functions" and isinstance(loc[1], int):
+            where = f"function {spec.functions[loc[1]].name!r}: "
+            loc = loc[2:]
+        raise SpecError(f"{where}{'.'.join(str(p) for p in loc)}: {e['msg']}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorsSpec(_Record):
     """CORS answer for a route: allowed origins, headers, methods, cache time."""
 
-    origins: list[str] = ["*"]
-    headers: list[str] = ["content-type", "x-api-key", "authorization"]
-    methods: list[str] = []
-    max_age_s: int = Field(600, ge=0)
+    origins: list[str] = field(default_factory=lambda: ["*"])
+    headers: list[str] = field(default_factory=lambda: ["content-type", "x-api-key", "authorization"])
+    methods: list[str] = field(default_factory=list)
+    max_age_s: Annotated[int, Ge(0)] = 600
     allow_credentials: bool = False
 
 
-class UsageSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class UsageSpec(_Record):
     """Per-key limits: ``rate`` requests/s steady, ``burst``, ``quota`` per ``period``."""
 
-    rate: float | None = Field(None, gt=0)
-    burst: int | None = Field(None, ge=1)
-    quota: int | None = Field(None, ge=1)
+    rate: Annotated[float, Gt(0)] | None = None
+    burst: Annotated[int, Ge(1)] | None = None
+    quota: Annotated[int, Ge(1)] | None = None
     period: Literal["DAY", "WEEK", "MONTH"] = "DAY"
 
 
-class HttpTriggerSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class HttpTriggerSpec(_Record):
+    """An HTTP route."""
+
     kind: Literal["http"] = "http"
     method: HttpMethod
     path: str
@@ -73,7 +183,10 @@ class HttpTriggerSpec(_Model):
     cors: CorsSpec | None = None
 
 
-class ScheduleTriggerSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ScheduleTriggerSpec(_Record):
+    """A schedule (``rate(...)`` or ``cron(...)``)."""
+
     kind: Literal["schedule"] = "schedule"
     name: str
     expression: str
@@ -81,61 +194,76 @@ class ScheduleTriggerSpec(_Model):
     enabled: bool = True
 
 
-class UploadTriggerSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class UploadTriggerSpec(_Record):
+    """Objects written to a bucket, under a prefix and with a suffix."""
+
     kind: Literal["upload"] = "upload"
     bucket: str
     prefix: str = ""
     suffix: str = ""
 
 
-class QueueTriggerSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class QueueTriggerSpec(_Record):
+    """Messages of a queue, in batches."""
+
     kind: Literal["queue"] = "queue"
     queue: str
-    batch_size: int = Field(10, ge=1, le=10000)
+    batch_size: Annotated[int, Ge(1), Le(10000)] = 10
 
 
-TriggerSpec = Annotated[
-    HttpTriggerSpec | ScheduleTriggerSpec | UploadTriggerSpec | QueueTriggerSpec,
-    Field(discriminator="kind"),
-]
+#: a trigger; ``kind`` tells which
+TriggerSpec = Union[HttpTriggerSpec, ScheduleTriggerSpec, UploadTriggerSpec, QueueTriggerSpec]  # noqa: UP007
 
 
-class FunctionSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class FunctionSpec(_Record):
     """One function, with the stage's overrides applied."""
 
     name: str
-    handler: str = Field(description="module:qualname of the handler, for reference")
+    handler: str = field(metadata={"description": "module:qualname of the handler, for reference"})
     style: Literal["payload", "request", "upload", "schedule", "queue", "message"]
-    memory_mb: int = Field(128, ge=64, le=10240)
-    timeout_s: float = Field(6, gt=0)
-    environment: dict[str, str] = {}
-    concurrency: int | None = Field(None, ge=1)
-    triggers: list[TriggerSpec] = []
+    memory_mb: Annotated[int, Ge(64), Le(10240)] = 128
+    timeout_s: Annotated[float, Gt(0)] = 6
+    environment: dict[str, str] = field(default_factory=dict)
+    concurrency: Annotated[int, Ge(1)] | None = None
+    triggers: list[TriggerSpec] = field(default_factory=list)
     description: str = ""
-    invokes: list[str] = Field(
-        [], description="functions this one may invoke (ctx.invoke, invoke_async, fan-out)"
+    invokes: list[str] = field(
+        default_factory=list,
+        metadata={"description": "functions this one may invoke (ctx.invoke, invoke_async, fan-out)"},
     )
 
     def http_triggers(self) -> list[HttpTriggerSpec]:
         return [t for t in self.triggers if isinstance(t, HttpTriggerSpec)]
 
 
-class BucketSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class BucketSpec(_Record):
+    """A bucket (object storage)."""
+
     name: str
     qualified_name: str
 
 
-class QueueSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class QueueSpec(_Record):
+    """A queue, with its redelivery settings."""
+
     name: str
     qualified_name: str
-    visibility_timeout_s: int = Field(30, ge=0, le=43200)
-    max_receives: int = Field(3, ge=1, le=1000)
+    visibility_timeout_s: Annotated[int, Ge(0), Le(43200)] = 30
+    max_receives: Annotated[int, Ge(1), Le(1000)] = 3
 
 
 KeyType = Literal["string", "number"]
 
 
-class TableSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class TableSpec(_Record):
+    """A key-value table."""
+
     name: str
     qualified_name: str
     key: str = "id"
@@ -144,14 +272,16 @@ class TableSpec(_Model):
     sort_key_type: KeyType = "string"
 
 
-class CacheSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class CacheSpec(_Record):
     """A Redis-protocol cache (``app.cache``): one server of its own on every provider."""
 
     name: str
     qualified_name: str
 
 
-class DatabaseSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class DatabaseSpec(_Record):
     """A SQL database; ``migrations`` is a folder of ``.sql`` files relative to the project."""
 
     name: str
@@ -159,7 +289,8 @@ class DatabaseSpec(_Model):
     migrations: str | None = None
 
 
-class ConfigSpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ConfigSpec(_Record):
     """An ``app.config(name)`` handle: the keys its model reads, never their values.
 
     ``defaults`` are the stage's non-secret defaults from ``pyproject.toml``
@@ -168,37 +299,41 @@ class ConfigSpec(_Model):
     """
 
     name: str
-    ttl_s: float = Field(5.0, ge=0)
-    keys: list[str] = Field(default_factory=list, description="keys the handle's model reads")
-    defaults: dict[str, str] = Field(default_factory=dict)
+    ttl_s: Annotated[float, Ge(0)] = 5.0
+    keys: list[str] = field(default_factory=list, metadata={"description": "keys the handle's model reads"})
+    defaults: dict[str, str] = field(default_factory=dict)
 
 
-class GatewaySpec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class GatewaySpec(_Record):
     """The app's HTTP gateway: API key names, usage limits, default CORS."""
 
-    api_keys: list[str] = []
+    api_keys: list[str] = field(default_factory=list)
     usage: UsageSpec | None = None
-    cors: CorsSpec = CorsSpec()
+    cors: CorsSpec = field(default_factory=CorsSpec)
 
 
-class Spec(_Model):
+@dataclass(frozen=True, kw_only=True)
+class Spec(_Record):
     """An app resolved for one stage. Plain data: providers get nothing else."""
 
     spec_version: int = SPEC_VERSION
     app: str
     stage: str
-    app_ref: str = Field(description="module:attribute of the App object")
-    source: str = Field(".", description="folder holding the app's code, relative to the project")
-    functions: list[FunctionSpec] = []
-    buckets: list[BucketSpec] = []
-    queues: list[QueueSpec] = []
-    tables: list[TableSpec] = []
-    caches: list[CacheSpec] = []
-    databases: list[DatabaseSpec] = []
-    configs: list[ConfigSpec] = []
-    gateway: GatewaySpec = GatewaySpec()
-    providers: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="provider settings from [tool.sls-py.providers.NAME]"
+    app_ref: str = field(metadata={"description": "module:attribute of the App object"})
+    source: str = field(
+        default=".", metadata={"description": "folder holding the app's code, relative to the project"}
+    )
+    functions: list[FunctionSpec] = field(default_factory=list)
+    buckets: list[BucketSpec] = field(default_factory=list)
+    queues: list[QueueSpec] = field(default_factory=list)
+    tables: list[TableSpec] = field(default_factory=list)
+    caches: list[CacheSpec] = field(default_factory=list)
+    databases: list[DatabaseSpec] = field(default_factory=list)
+    configs: list[ConfigSpec] = field(default_factory=list)
+    gateway: GatewaySpec = field(default_factory=GatewaySpec)
+    providers: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={"description": "provider settings from [tool.sls-py.providers.NAME]"}
     )
 
     def function(self, name: str) -> FunctionSpec:
@@ -260,5 +395,74 @@ class Spec(_Model):
 
 
 def spec_schema() -> dict[str, Any]:
-    """The JSON Schema of :class:`Spec`."""
-    return Spec.model_json_schema()
+    """The JSON Schema of :class:`Spec`, with the fields' descriptions."""
+    schema = Spec.model_json_schema()
+    for cls in (Spec, *_records(Spec)):
+        where = schema if cls is Spec else schema.get("$defs", {}).get(cls.__name__, {})
+        for f in dataclasses.fields(cls):
+            text = f.metadata.get("description")
+            if text and f.name in where.get("properties", {}):
+                where["properties"][f.name]["description"] = text
+    return schema
+
+
+def _records(cls: type) -> set[type]:
+    """The record types reachable from ``cls``'s fields."""
+    found: set[type] = set()
+
+    def walk(tp: Any) -> None:
+        if isinstance(tp, type) and issubclass(tp, _Record):
+            if tp not in found:
+                found.add(tp)
+                for hint in _hints(tp).values():
+                    walk(hint)
+            return
+        for arg in typing.get_args(tp):
+            walk(arg)
+
+    for hint in _hints(cls).values():
+        walk(hint)
+    return found
+
+
+# --- plain data -> records, without pydantic ------------------------------------
+
+
+def _constraint(*args: Any) -> None:
+    """Stands for an ``annotated_types`` constraint where only the type matters."""
+
+
+_hint_cache: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """``cls``'s field types, without their constraints (``Annotated`` stripped),
+    evaluated without importing ``annotated_types``."""
+    found = _hint_cache.get(cls)
+    if found is None:
+        stand_ins = {"Ge": _constraint, "Gt": _constraint, "Le": _constraint}
+        found = _hint_cache[cls] = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]), stand_ins)
+    return found
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """``value`` (plain data) as type ``tp``: records built field by field, a
+    trigger chosen by its ``kind``; everything else taken as it is."""
+    if value is None:
+        return None
+    if isinstance(tp, type) and issubclass(tp, _Record):
+        hints = _hints(tp)
+        return tp(**{k: _build(hints[k], v) for k, v in value.items()})
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if origin is Union or origin is types.UnionType:
+        records = [a for a in typing.get_args(tp) if isinstance(a, type) and issubclass(a, _Record)]
+        if len(records) > 1:  # a trigger: its kind names it
+            for rec in records:
+                if typing.get_args(_hints(rec)["kind"]) == (value.get("kind"),):
+                    return _build(rec, value)
+            raise SpecError(f"unknown trigger kind {value.get('kind')!r}")
+        return _build(records[0], value) if records else value
+    return value

@@ -10,8 +10,10 @@ stage gets (no network needed to work this out):
   endpoint). Nothing has a route to the internet. Gateway endpoints for S3 and
   DynamoDB (free) are added when the app has buckets or tables, and interface
   endpoints (billed by the hour) for SQS when it has queues, for Lambda when a
-  function invokes another (``invokes=``, fan-out) and for SSM when it reads
-  ``app.config``, so functions in the VPC still reach them. With
+  function invokes another (``invokes=``, fan-out), for SSM when it reads
+  ``app.config``, and for the RDS Data API and Secrets Manager when it declares
+  an ``app.database`` (the function's driver calls both over HTTPS), so
+  functions in the VPC still reach them. With
   ``vpc = "vpc-..."`` and ``subnets = [...]`` in ``[tool.sls-py.providers.aws]``
   the given VPC and subnets are used instead (only the security groups and
   endpoints are created in it, and removed).
@@ -53,7 +55,7 @@ CACHE_IDLE_COST = (
     "data stored (about $6/month in us-east-1) plus the ECPUs used"
 )
 #: services a function in the private subnets reaches through a billed interface endpoint
-INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm")
+INTERFACE_ENDPOINTS = ("sqs", "lambda", "ssm", "rds-data", "secretsmanager")
 
 
 def interface_idle_cost(services: list[str]) -> str:
@@ -123,6 +125,8 @@ def network_resources(spec: Spec, names: Names) -> list[Resource]:
         endpoints.append("lambda")
     if spec.configs:  # app.config reads SSM at call time
         endpoints.append("ssm")
+    if spec.databases:  # the Data API driver: rds-data calls, and the secret's ARN looked up once
+        endpoints += ["rds-data", "secretsmanager"]
     out = [
         Resource(
             "network",

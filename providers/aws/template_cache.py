@@ -107,7 +107,8 @@ def _network(t: Template, r: Resource) -> None:
             props.update(VpcEndpointType="Gateway", RouteTableIds=[t.ref("route-table", r.name)])
         else:
             continue  # a given VPC's route tables are its owner's: no gateway endpoint
-        t.add("vpc-endpoint", r.name, "AWS::EC2::VPCEndpoint", props, suffix=service.capitalize())
+        suffix = "".join(w.capitalize() for w in service.split("-"))  # rds-data: RdsData
+        t.add("vpc-endpoint", r.name, "AWS::EC2::VPCEndpoint", props, suffix=suffix)
 
 
 @emits("cache")

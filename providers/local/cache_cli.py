@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sls_py.config import Project
 from sls_py.errors import ConfigError, ProviderError
+from sls_py.project import Project
 from sls_py.spec import Spec
 
 from .caches import CacheServer

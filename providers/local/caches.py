@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from sls_py.config import Project
+from sls_py.project import Project
 from sls_py.spec import Spec
 
 from .servers import (

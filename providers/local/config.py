@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from sls_py.config import Project
 from sls_py.configfile import ConfigFileError, FileConfigStore
 from sls_py.errors import ConfigError
+from sls_py.project import Project
 from sls_py.provider import ConfigEntry
 from sls_py.spec import Spec
 

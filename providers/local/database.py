@@ -2,7 +2,10 @@
 
 A function's process connects on first use to the stage's server (see
 :mod:`sls_py_local.postgres`; where it listens comes in ``SLS_PY_RESOURCES``)
-and keeps the connection for its next invocations: one connection per
+once the server is ready (its ``ready`` file, written when the databases
+exist and their migrations are applied: a function called while ``sls-py
+run`` still starts PostgreSQL waits, up to :data:`READY_WAIT_S`), and keeps
+the connection for its next invocations: one connection per
 thread, in autocommit mode, with ``BEGIN``/``COMMIT``/``ROLLBACK`` sent for
 ``db.transaction()``. psycopg is imported then, not when the module is.
 
@@ -22,6 +25,40 @@ from typing import Any
 from sls_py.runtime.database import DatabaseError
 from sls_py.runtime.sql import to_pyformat
 
+#: how long a first connection waits for the server to be ready
+READY_WAIT_S = 60.0
+
+
+def failed_file(ready_file: str) -> str:
+    """Where the set-up of a server that will not become ready says why."""
+    return ready_file + ".failed"
+
+
+def wait_ready(ready_file: str, name: str, timeout_s: float = READY_WAIT_S) -> None:
+    """Return once ``ready_file`` exists; :class:`DatabaseError` after ``timeout_s``,
+    or at once with the reason when the server's set-up failed."""
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while not os.path.exists(ready_file):
+        try:
+            with open(failed_file(ready_file), encoding="utf-8") as f:
+                reason = f.read().strip()
+        except OSError:
+            reason = ""
+        if reason:
+            raise DatabaseError(f"the local PostgreSQL server is not usable: {reason}", database=name)
+        if time.monotonic() > deadline:
+            raise DatabaseError(
+                f"the local PostgreSQL server is not ready after {timeout_s:g} s "
+                "(sls-py run says why in its output)",
+                database=name,
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
 
 class LocalDatabase:
     """One database of the stage's PostgreSQL server."""
@@ -32,9 +69,11 @@ class LocalDatabase:
         self._local = threading.local()
 
     def _connect(self) -> Any:
+        o = self.options
+        if o.get("ready_file"):
+            wait_ready(o["ready_file"], self.name)
         import psycopg
 
-        o = self.options
         try:
             password = Path(o["password_file"]).read_text().strip()
             return psycopg.connect(

@@ -1,30 +1,41 @@
 """The databases of ``sls-py run``: the stage's PostgreSQL server next to the gateway.
 
 :class:`DatabaseService` starts the server in a thread while the gateway
-starts (an app that declares no database never creates one, so its first
-200 waits for nothing of this), waits until it answers, creates the
-declared databases, applies their migrations and logs the result; a crash
-is reported and the server restarted by the supervisor
-(:mod:`sls_py_local.servers`). Functions that reach the database before it is
-ready wait in their connect (psycopg retries for its ``connect_timeout``).
+starts (an app that declares no database never creates one), waits until it
+accepts connections (read from its ``postmaster.pid``: no client library in
+the gateway), then creates the declared databases and applies their
+migrations in a child process at a lower priority
+(:mod:`sls_py_local.dbsetup`), logs the result and marks the server ready; a
+crash is reported and the server restarted by the supervisor
+(:mod:`sls_py_local.servers`). So the gateway never imports psycopg, and on a
+busy machine the function templates' imports win the CPU over the set-up:
+a route that does not use the database waits for none of it. A function
+that reaches the database before it is ready waits in its first connection
+(``LocalDatabase`` waits for the server's ``ready`` file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sls_py.config import Project
-from sls_py.migrations import MigrationReport, apply_migrations, migration_files
+from sls_py.errors import ProviderError
+from sls_py.project import Project
 from sls_py.spec import Spec
 
 from .postgres import PostgresServer, stage_server
 
+if TYPE_CHECKING:
+    from sls_py.migrations import MigrationReport
+
 
 def migrate_all(spec: Spec, project: Project, options: dict[str, Any]) -> list[MigrationReport]:
     """Apply every declared database's pending migrations on the local server."""
+    from sls_py.migrations import apply_migrations, migration_files
+
     from .database import LocalDatabase
 
     reports = []
@@ -35,6 +46,62 @@ def migrate_all(spec: Spec, project: Project, options: dict[str, Any]) -> list[M
         if conn is not None:
             conn.close()
     return reports
+
+
+@contextlib.contextmanager
+def database_server(spec: Spec, project: Project, *, background: bool = False) -> Iterator[None]:
+    """The stage's PostgreSQL server, migrations applied, for a one-off command or
+    a standalone runner (the running ``sls-py run``'s, or one started for the
+    block and stopped after it); nothing when the app declares no database.
+
+    :param background: when the server is started here, do not wait for it: it
+        starts and its migrations are applied in a thread while the block runs
+        (``sls-py invoke``: a function that does not use the database does not wait
+        for it; one that does waits in its first connection, and gets the set-up's
+        error, if any, as its ``DatabaseError``).
+    """
+    if not spec.databases:
+        yield
+        return
+    if background:
+        server = stage_server(spec, project.state_dir)
+        if server.own(wait=False):
+            with _set_up_meanwhile(spec, project, server):
+                yield
+            return
+    from .postgres import server_for_command
+
+    with server_for_command(spec, project.state_dir) as conn:
+        migrate_all(spec, project, conn.options())  # as before run and deploy
+        Path(conn.ready_file).write_text("ready\n")  # functions may connect (see LocalDatabase)
+        yield
+
+
+@contextlib.contextmanager
+def _set_up_meanwhile(spec: Spec, project: Project, server: PostgresServer) -> Iterator[None]:
+    """Start ``server`` (owned here) and, in a thread, wait for it, create the
+    databases and apply the migrations, then mark it ready; stop it afterwards."""
+    import threading
+
+    def bring_up() -> None:
+        try:
+            assert server.supervisor is not None
+            server.supervisor.wait_ready()
+            server.create_databases([d.name for d in spec.databases])
+            options = {k: v for k, v in server.connection.options().items() if k != "ready_file"}
+            migrate_all(spec, project, options)
+            server.mark_ready()
+        except Exception as exc:  # the block goes on; a function that needs the server says why
+            hint = getattr(exc, "hint", None)
+            server.mark_failed(f"{exc}" + (f" ({hint})" if hint else ""))
+
+    try:
+        server.start()
+        thread = threading.Thread(target=bring_up, name="sls-py-postgres-setup", daemon=True)
+        thread.start()
+        yield
+    finally:
+        server.stop()  # a migration cut short rolls back (one transaction per file)
 
 
 def describe(report: MigrationReport) -> str:
@@ -49,6 +116,34 @@ def describe(report: MigrationReport) -> str:
     if report.changed:
         text += f"; changed after they were applied (not run again): {', '.join(report.changed)}"
     return text
+
+
+async def _setup(job: dict[str, Any]) -> list[MigrationReport]:
+    """Run :mod:`sls_py_local.dbsetup` on ``job``; its reports, or
+    :class:`~sls_py.errors.ProviderError` with its one line."""
+    import json
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sls_py_local.dbsetup",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await proc.communicate(json.dumps(job).encode())
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
+    if proc.returncode != 0:
+        why = err.decode(errors="replace").strip().splitlines()
+        raise ProviderError(f"setting up the databases failed: {why[-1] if why else proc.returncode}")
+    from sls_py.migrations import MigrationReport
+
+    return [MigrationReport(**json.loads(line)) for line in out.decode().splitlines() if line.strip()]
 
 
 class DatabaseService:
@@ -82,17 +177,23 @@ class DatabaseService:
 
     async def _bring_up(self, server: PostgresServer) -> None:
         try:
+            job = {  # the child reads the migration files: the gateway imports no sls_py.migrations
+                "options": server.connection.options(),
+                "root": str(self.project.root),
+                "databases": [{"name": d.name, "migrations": d.migrations} for d in self.spec.databases],
+            }
             await asyncio.to_thread(server.start)
-            await asyncio.to_thread(server.wait_ready, [d.name for d in self.spec.databases])
-            reports = await asyncio.to_thread(
-                migrate_all, self.spec, self.project, server.connection.options()
-            )
+            assert server.supervisor is not None
+            await asyncio.to_thread(server.supervisor.wait_ready)
+            reports = await _setup(job)
         except Exception as exc:
             hint = getattr(exc, "hint", None)
             self.log(f"PostgreSQL: {exc}" + (f" ({hint})" if hint else ""))
+            server.mark_failed(str(exc))  # functions waiting for it fail with this
             return
         for report in reports:
             self.log(describe(report))
+        server.mark_ready()
         self.log(f"PostgreSQL ready on {server.connection.host}:{server.connection.port}")
         self.ready.set()
 

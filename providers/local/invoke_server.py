@@ -23,26 +23,15 @@ import asyncio
 import contextlib
 import hmac
 import json
-import secrets
 import socket
 from typing import Any
 
 from sls_py.spec import Spec
 
 from .invokers import Invoke
+from .launch import bind_invoke as bind  # noqa: F401  (re-exported: the endpoint's socket)
 
 MAX_BODY = 6 * 1024 * 1024 + 1024
-
-
-def bind() -> tuple[socket.socket, str]:
-    """A listening socket on 127.0.0.1 (free port) and a fresh token."""
-    sock = socket.create_server(("127.0.0.1", 0), backlog=256)
-    return sock, secrets.token_urlsafe(32)
-
-
-def url_of(sock: socket.socket) -> str:
-    """The endpoint's base URL."""
-    return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 class InvokeServer:

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sls_py.config import Project
+from sls_py.project import Project
 from sls_py.runtime import Outcome
 from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import Spec

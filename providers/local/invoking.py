@@ -29,9 +29,10 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .queues import QueueStore
+if TYPE_CHECKING:  # sqlite3 is not needed to read the names below (sls-py run's start)
+    from .queues import QueueStore
 
 INVOKE_URL_ENV = "SLS_PY_INVOKE_URL"
 INVOKE_TOKEN_ENV = "SLS_PY_INVOKE_TOKEN"

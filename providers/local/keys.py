@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sls_py.config import Project, resolve_environment
 from sls_py.errors import ConfigError
+from sls_py.project import Project, resolve_environment
 from sls_py.provider import ApiKey
 from sls_py.spec import Spec, UsageSpec
 

@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sls_py.config import Project
 from sls_py.errors import ConfigError
+from sls_py.project import Project
 from sls_py.provider import RunOptions
 from sls_py.spec import Spec
 
-from .oneshot import function_environment
+from .oneshot import function_environment, local_resources
 from .runfile import RunLock
-from .settings import PoolSettings, pool_settings, split_cpus
+from .settings import CpuLayout, PoolSettings, apply_layout, cpu_layout, pool_settings
 
 
 class Launch:
@@ -48,8 +49,15 @@ class Launch:
         self.sock.close()
 
 
-def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
-    """Start ``python -m sls_py_local.template`` with a function's environment."""
+def launch_template(
+    env: dict[str, str], memory_mb: int, cwd: Path, cpus: set[int] | None = None
+) -> Launch:
+    """Start ``python -m sls_py_local.template`` with a function's environment.
+
+    :param cpus: the cores it may import the app on (``sls-py run``'s start: every
+        core the run may use); by default the workers' (``SLS_PY_CPUS``), off the
+        gateway's. The template moves itself to the workers' cores once imported.
+    """
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = dict(env)
     env["SLS_PY_CONTROL_FD"] = str(child.fileno())
@@ -68,10 +76,12 @@ def launch_template(env: dict[str, str], memory_mb: int, cwd: Path) -> Launch:
         raise
     finally:
         child.close()
-    cpus = env.get("SLS_PY_CPUS")
-    if cpus:  # off the gateway's core from its first instruction (it sets this itself too)
+    workers = env.get("SLS_PY_CPUS")
+    if cpus is None and workers:
+        cpus = {int(c) for c in workers.split(",")}
+    if cpus:  # a child inherits the gateway's own core otherwise
         with contextlib.suppress(OSError, ValueError):
-            os.sched_setaffinity(proc.pid, {int(c) for c in cpus.split(",")})
+            os.sched_setaffinity(proc.pid, cpus)
     return Launch(proc, parent)
 
 
@@ -91,6 +101,8 @@ class Prepared:
     #: when a function declares ``invokes``
     invoke_listener: socket.socket | None = None
     invoke_token: str = ""
+    #: where the gateway and the workers run (see .settings.cpu_layout)
+    layout: CpuLayout = field(default_factory=lambda: CpuLayout(None, (), "not decided"))
 
     def take(self, function: str) -> Launch | None:
         """The started template of ``function`` (``None``: not an HTTP function),
@@ -108,6 +120,13 @@ class Prepared:
             self.invoke_listener.close()
         if self.lock is not None:
             self.lock.release()  # removes run.json
+
+
+def bind_invoke() -> tuple[socket.socket, str]:
+    """The internal ``ctx.invoke`` endpoint's socket (127.0.0.1, a free port) and
+    a fresh token (see :mod:`.invoke_server`, which serves it)."""
+    sock = socket.create_server(("127.0.0.1", 0), backlog=256)
+    return sock, secrets.token_urlsafe(32)
 
 
 def check_port(port: int) -> None:
@@ -172,7 +191,11 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
     handed_over = inherited_listener()  # before any function's environment is made
     try:
         settings = pool_settings(spec)
-        worker_cpus = split_cpus(settings)
+        # every core this run may use, before the gateway pins itself to one: the
+        # first templates import the app on all of them (see launch_template)
+        start_cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        layout = apply_layout(cpu_layout(settings))
+        worker_cpus = layout.workers
         # SCHED_BATCH denies a woken worker the CPU until the running task's slice
         # ends: a handler waiting on PostgreSQL round trips paid ~2.5 ms a query on a
         # loaded machine (bench/local_database.py); so not for an app with a database,
@@ -183,14 +206,14 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         envs: dict[str, dict[str, str]] = {}
         invoke_listener, invoke_token = None, ""
         if any(fn.invokes for fn in spec.functions):
-            from .invoke_server import bind, url_of
             from .invoking import INVOKE_TOKEN_ENV, INVOKE_URL_ENV
 
-            invoke_listener, invoke_token = bind()
+            invoke_listener, invoke_token = bind_invoke()
+        resources = local_resources(spec, project)
         for fn in spec.functions:
-            env = function_environment(spec, project, fn)
+            env = function_environment(spec, project, fn, resources)
             if invoke_listener is not None and fn.invokes:
-                env[INVOKE_URL_ENV] = url_of(invoke_listener)
+                env[INVOKE_URL_ENV] = f"http://127.0.0.1:{invoke_listener.getsockname()[1]}"
                 env[INVOKE_TOKEN_ENV] = invoke_token
             if worker_cpus:
                 env["SLS_PY_CPUS"] = ",".join(map(str, worker_cpus))
@@ -205,6 +228,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             listener=handed_over,
             invoke_listener=invoke_listener,
             invoke_token=invoke_token,
+            layout=layout,
         )
         lock = RunLock(project.state_dir / "local" / spec.stage)
         lock.acquire()
@@ -222,7 +246,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
             for fn in spec.functions:
                 if fn.http_triggers():
                     prepared.launches[fn.name] = launch_template(
-                        envs[fn.name], fn.memory_mb, project.root
+                        envs[fn.name], fn.memory_mb, project.root, start_cpus
                     )
     except BaseException:
         prepared.close()

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sls_py.config import Project, resolve_environment
+from sls_py.project import Project, resolve_environment
 from sls_py.provider import Invocation
 from sls_py.runtime import jsonwire
 from sls_py.runtime.errors import ErrorInfo
@@ -25,8 +25,14 @@ from sls_py.spec import FunctionSpec, Spec
 from .bytecode import project_bytecode
 
 
-def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict[str, str]:
-    """The environment a function's process starts with: the stage's, nothing else's."""
+def function_environment(
+    spec: Spec, project: Project, fn: FunctionSpec, resources: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The environment a function's process starts with: the stage's, nothing else's.
+
+    :param resources: :func:`local_resources` of ``spec``, when the caller settles
+        several functions (it finds the cache servers' ports once, not per function).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLS_PY_")}
     env.update(resolve_environment(fn.environment))
     source = str((project.root / spec.source).resolve())
@@ -36,7 +42,7 @@ def function_environment(spec: Spec, project: Project, fn: FunctionSpec) -> dict
     env["SLS_PY_FUNCTION"] = fn.name
     env["SLS_PY_STAGE"] = spec.stage
     env["SLS_PY_PROVIDER"] = "local"
-    resources = local_resources(spec, project)
+    resources = dict(resources if resources is not None else local_resources(spec, project))
     if fn.invokes:  # the functions it may invoke (sls_py.runtime.invoke)
         resources["functions"] = {t: spec.qualified(t) for t in fn.invokes}
     env["SLS_PY_RESOURCES"] = json.dumps(resources)
@@ -53,7 +59,7 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
     if spec.databases:  # where the stage's PostgreSQL server listens (see .postgres)
         from .postgres import postgres_connection
 
-        options["postgres"] = postgres_connection(project.state_dir, spec.stage).options()
+        options["postgres"] = postgres_connection(project.state_dir, spec.stage).options(functions=True)
     out: dict[str, Any] = {
         "driver": "sls_py_local.resources:LocalDriver",
         "options": options,

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sls_py import hookimpl
-from sls_py.config import Project
 from sls_py.errors import ProviderError
+from sls_py.project import Project
 from sls_py.provider import (
     ApiKey,
     ConfigEntry,
@@ -60,6 +60,9 @@ def sls_py_provider_info() -> ProviderInfo:
         # caches are real Redis-protocol servers (docs/caches.md: what differs from
         # ElastiCache, e.g. cluster mode, is printed there, not refused)
         not_emulated={},
+        # `sls-py run` / `invoke` may call sls_py_run / sls_py_invoke below directly,
+        # with the spec kept by the previous start (core/entry.py)
+        warm_start=True,
     )
 
 
@@ -68,26 +71,22 @@ def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui:
     from .caches import serving_caches
     from .oneshot import invoke_once
 
-    with serving_caches(spec, project), _database_server(spec, project):
+    # the servers start while the function's process imports the app: it waits for
+    # them only when it uses them (see dbservice.database_server)
+    with serving_caches(spec, project), _database_server(spec, project, background=True):
         return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
 
 
-def _database_server(spec: Spec, project: Project) -> contextlib.AbstractContextManager[Any]:
+def _database_server(
+    spec: Spec, project: Project, *, background: bool = False
+) -> contextlib.AbstractContextManager[Any]:
     """The stage's PostgreSQL server for a one-shot command, when the app declares
     a database (the running ``sls-py run``'s, or one started for the command)."""
     if not spec.databases:
         return contextlib.nullcontext()
-    return _migrated_server(spec, project)
+    from .dbservice import database_server
 
-
-@contextlib.contextmanager
-def _migrated_server(spec: Spec, project: Project) -> Iterator[None]:
-    from .dbservice import migrate_all
-    from .postgres import server_for_command
-
-    with server_for_command(spec, project.state_dir) as conn:
-        migrate_all(spec, project, conn.options())  # as before run and deploy
-        yield
+    return database_server(spec, project, background=background)
 
 
 @hookimpl

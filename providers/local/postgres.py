@@ -9,6 +9,8 @@ files live under ``.sls-py/local/<stage>/postgres/``::
     password       the generated password of the ``sls_py`` role (mode 0600)
     pgpass         the same, in libpq's password-file form, for psql (mode 0600)
     port           the 127.0.0.1 port, kept across runs while it stays free
+    ready          present once the running server's databases exist and their
+                   migrations are applied: a function's first connection waits for it
 
 The server listens on 127.0.0.1 only (no unix socket: socket paths under a
 project folder easily pass the 107-byte limit), password auth
@@ -221,12 +223,14 @@ def reachable_binaries(bin_dir: Path, account: pwd.struct_passwd) -> Path:
 
 @dataclass(frozen=True)
 class Connection:
-    """Where a stage's server listens, and as whom to connect."""
+    """Where a stage's server listens, and as whom to connect (``ready_file``: see
+    :meth:`PostgresServer.mark_ready`)."""
 
     host: str
     port: int
     user: str
     password_file: str
+    ready_file: str = ""
 
     def url(self, database: str = "postgres") -> str:
         """A ``postgresql://`` URL without the password (psql finds it in ``pgpass``)."""
@@ -235,14 +239,19 @@ class Connection:
     def password(self) -> str:
         return Path(self.password_file).read_text().strip()
 
-    def options(self) -> dict[str, Any]:
-        """For ``SLS_PY_RESOURCES`` (the local driver's ``postgres`` option)."""
-        return {
+    def options(self, functions: bool = False) -> dict[str, Any]:
+        """For :class:`~sls_py_local.database.LocalDatabase`; ``functions``: for
+        ``SLS_PY_RESOURCES`` (the local driver's ``postgres`` option), where a first
+        connection waits for the server's ``ready`` file (see :meth:`PostgresServer.mark_ready`)."""
+        out: dict[str, Any] = {
             "host": self.host,
             "port": self.port,
             "user": self.user,
             "password_file": self.password_file,
         }
+        if functions:
+            out["ready_file"] = self.ready_file
+        return out
 
 
 class PostgresServer:
@@ -339,6 +348,41 @@ class PostgresServer:
         link.symlink_to(outside, target_is_directory=True)
         return outside
 
+    def _started(self) -> bool:
+        """Whether the server started here accepts connections: its ``postmaster.pid``
+        (our child's pid on line 1) says ``ready`` on line 8, as ``pg_ctl start -w``
+        reads it. No client library: the gateway's thread imports nothing for it."""
+        proc = self.supervisor._proc if self.supervisor is not None else None
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text().split("\n")
+        except OSError:
+            return False
+        return (
+            proc is not None
+            and len(lines) > 7
+            and lines[0].strip() == str(proc.pid)
+            and lines[7].strip() == "ready"
+        )
+
+    def mark_ready(self) -> None:
+        """Say that the databases exist and their migrations are applied: functions
+        connecting to the server (``LocalDatabase``) wait for this file."""
+        Path(self.connection.ready_file).write_text("ready\n")
+
+    def mark_failed(self, reason: str) -> None:
+        """Say that the set-up failed, and why: a function waiting for the server
+        gets this reason as its ``DatabaseError`` at once."""
+        from .database import failed_file
+
+        Path(failed_file(self.connection.ready_file)).write_text(reason + "\n")
+
+    def _unmark_ready(self) -> None:
+        from .database import failed_file
+
+        for path in (self.connection.ready_file, failed_file(self.connection.ready_file)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
     def _probe(self) -> bool:
         import psycopg
 
@@ -399,6 +443,7 @@ class PostgresServer:
         if account is not None:
             bin_dir = reachable_binaries(bin_dir, account)
         self.pgdata = self._locate(account)
+        self._unmark_ready()  # until this server's migrations are applied
         self._initdb(bin_dir, account)
         argv = [
             str(bin_dir / "postgres"),
@@ -417,7 +462,7 @@ class PostgresServer:
             name="PostgreSQL",
             argv=self._as_account(argv, account),
             data_dir=self.root,
-            ready=self._probe,
+            ready=self._started,
             install_hint=INSTALL_HINT,
             ready_timeout_s=60.0,
             stop_signal=2,  # SIGINT: PostgreSQL's "fast" shutdown (rolls back, checkpoints)
@@ -445,6 +490,7 @@ class PostgresServer:
     def stop(self) -> None:
         """Stop the server (fast shutdown) if it was started here."""
         if self.supervisor is not None:
+            self._unmark_ready()
             self.supervisor.stop()
         self.disown()
 
@@ -475,7 +521,7 @@ def _connection(root: Path) -> Connection:
         write_private(pgpass, line)
     ours = running_pid(root / "data") is not None  # our own server holds the kept port
     port = stable_port(root / "port", HOST, in_use_by_us=ours or _rebindable(root / "port"))
-    return Connection(HOST, port, USER, str(password_file))
+    return Connection(HOST, port, USER, str(password_file), str(root / "ready"))
 
 
 def _rebindable(path: Path) -> bool:

@@ -29,8 +29,6 @@ from typing import IO, Any
 
 from sls_py.errors import ProviderError
 
-from .resources import atomic_write
-
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -148,6 +146,8 @@ class RunLock:
                 "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         self.info.update(fields)
+        from .resources import atomic_write  # not at import: sls-py run takes its lock first
+
         atomic_write(
             self.root / RUN_FILE, json.dumps(self.info, indent=2).encode(), self.root / "tmp"
         )

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sls_py.config import Project
+from sls_py.project import Project
 from sls_py.provider import RunOptions
 from sls_py.runtime import Outcome
 from sls_py.runtime.errors import ErrorInfo
@@ -39,7 +39,7 @@ from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
 from .runfile import running_instance
-from .settings import PoolSettings, pool_settings, split_cpus
+from .settings import PoolSettings, pool_settings, split_cpus, unpin
 from .workers import FunctionPool
 
 if TYPE_CHECKING:
@@ -156,6 +156,11 @@ class LocalServer:
             if databases is not None:
                 for db_url in databases.urls():
                     self.ui.info(f"database: {db_url} (password in .sls-py; `sls-py db shell`)")
+            # the HTTP functions' first requests come first: what else start-up does
+            # (schedules, bucket watchers, queue polling, collecting the heap) waits
+            # until their templates are ready, so it does not compete with their imports
+            if starting:
+                await asyncio.wait(starting, timeout=FIRST_TEMPLATES_WAIT_S)
             # a restart goes on with the simulated clock where it was (see _restart)
             clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
             self.services = LocalServices(
@@ -188,7 +193,11 @@ class LocalServer:
                 await asyncio.to_thread(caches.wait_ready)
             gc.collect()
             gc.freeze()
+            if prepared.layout.note:  # e.g. two SMT siblings of one core (see .settings.cpu_layout)
+                logs.gateway(prepared.layout.note)
             logs.gateway(f"ready: {self.url} (Ctrl-C to stop)")
+            if options.cached_spec:  # a warm start: is the cached spec still the app's?
+                tasks.append(loop.create_task(self._check_cached_spec(starting)))
             await self.stop_event.wait()
             if self.restart:
                 if len(server.sockets) == 1:
@@ -424,14 +433,38 @@ class LocalServer:
     def _spec_json(self) -> dict[str, Any]:
         """The running spec in JSON form (what ``sls-py spec`` prints), computed once."""
         if self.spec_json is None:
-            self.spec_json = json.loads(self.spec.model_dump_json())
+            self.spec_json = json.loads(json.dumps(self.spec.to_data()))
         return self.spec_json
 
-    async def _spec_change(self) -> str | None:
+    async def _check_cached_spec(self, starting: list[asyncio.Task[Any]]) -> None:
+        """This run started from the spec cached by an earlier one (see
+        :mod:`sls_py.speccache`): build the spec again, at low priority, and
+        restart in place if the app now declares something else (a declaration
+        that depends on an environment variable, or on a file the cache's
+        fingerprint does not cover). Only once the first templates are ready:
+        the check imports the app too, and must not compete with them."""
+        await asyncio.gather(*starting, return_exceptions=True)
+        await asyncio.sleep(CACHED_SPEC_CHECK_DELAY_S)
+        changed = await self._spec_change(low_priority=True)
+        if changed is None or self.stop_event.is_set():
+            return
+        from sls_py import speccache
+
+        speccache.discard(self.project.root)  # the restart builds the spec afresh
+        if self.can_restart:
+            self.logs.gateway(f"the cached spec is out of date ({changed}): restarting `sls-py run`")
+            self.restart = True
+            self.stop_event.set()
+        else:
+            self.logs.gateway(f"the cached spec is out of date ({changed}): restart the server")
+
+    async def _spec_change(self, *, low_priority: bool = False) -> str | None:
         """What changed in the app's spec since start-up (functions, routes,
         triggers, settings), or ``None``: unchanged, or the new code does not
         build a spec (the reload reports why). Built by ``sls-py spec`` in a
-        process of its own: the gateway never imports the app's new code."""
+        process of its own: the gateway never imports the app's new code.
+
+        :param low_priority: run that process at nice 10 (a check in the background)."""
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -444,6 +477,7 @@ class LocalServer:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
             stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(10)) if low_priority else None,
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), SPEC_CHECK_TIMEOUT_S)
@@ -478,6 +512,13 @@ def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:
 
     return report
 
+
+#: longest the rest of start-up waits for the HTTP functions' first templates
+FIRST_TEMPLATES_WAIT_S = 5.0
+
+#: how long after the first templates are ready a warm start checks its cached
+#: spec (the first requests are served meanwhile, not competing with the check)
+CACHED_SPEC_CHECK_DELAY_S = 1.0
 
 #: longest the spec of changed code may take to build before the check gives up
 SPEC_CHECK_TIMEOUT_S = 60.0
@@ -601,4 +642,5 @@ def _restart(listen_fd: int | None, resume_clock: str | None) -> None:
         env[RESUME_CLOCK_ENV] = resume_clock
     sys.stdout.flush()
     sys.stderr.flush()
+    unpin()  # the new image chooses its own cores (exec keeps the affinity)
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sls_py.config import Project
+from sls_py.project import Project
 from sls_py.runtime import Outcome
 from sls_py.runtime.events import QueueBatch, ScheduleEvent, UploadEvent
 from sls_py.schedules import parse_schedule

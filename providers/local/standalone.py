@@ -4,8 +4,10 @@
 
 Each invocation runs in a fresh process (no warm pool). ``sls-py run`` is the
 everyday way to run an app; this runner serves scripts and tests that need
-the non-HTTP triggers alone. It prints ``ready`` on stderr once the bucket
-watcher is live, and stops cleanly on SIGINT or SIGTERM.
+the non-HTTP triggers alone. The servers the app's functions use (its caches'
+and its PostgreSQL server, migrations applied) are served for as long as it
+runs, as for a one-off ``sls-py trigger``. It prints ``ready`` on stderr once
+the bucket watcher is live, and stops cleanly on SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sls_py.config import load_project
 from sls_py.errors import SlsPyError
 from sls_py.ui import PlainUI
 
+from .caches import serving_caches
+from .dbservice import database_server
 from .invokers import oneshot_invoker
 from .services import LocalServices
 
@@ -28,18 +32,19 @@ async def serve(project_path: str, stage: str | None, clock: str | None) -> None
     ui = PlainUI(sys.stderr)
     project = load_project(project_path)
     spec = project.spec(stage)
-    services = LocalServices(spec, project, oneshot_invoker(spec, project, ui), ui, clock=clock)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await services.start()
-    ui.info("ready")
-    try:
-        await stop.wait()
-    finally:
-        await services.stop()
-        ui.info("stopped")
+    with serving_caches(spec, project), database_server(spec, project):
+        services = LocalServices(spec, project, oneshot_invoker(spec, project, ui), ui, clock=clock)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await services.start()
+        ui.info("ready")
+        try:
+            await stop.wait()
+        finally:
+            await services.stop()
+            ui.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -82,18 +82,52 @@ def batch_scheduling() -> None:
             os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
-def release_memory(freeze: bool = False) -> None:
-    """Collect garbage and hand freed heap pages back to the kernel (glibc's
-    ``malloc_trim``), so start-up garbage is not resident in this process or in
-    the processes forked from it. With ``freeze``, move every object to the
-    garbage collector's permanent generation (``gc.freeze``, meant for pre-fork
-    servers): forked workers' collections then do not write to, and so copy,
-    the pages of the app's objects."""
-    gc.collect()
+def release_memory() -> None:
+    """Move every object to the garbage collector's permanent generation
+    (``gc.freeze``, meant for pre-fork servers): forked workers' collections then
+    do not write to, and so copy, the pages of the app's objects; and hand freed
+    heap pages back to the kernel (glibc's ``malloc_trim``).
+
+    No ``gc.collect()`` first: after importing the example app it took ~30-60 ms
+    (35k objects) to free about 60, on the path of every template's first request."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
-    if freeze:
-        gc.freeze()
+    gc.freeze()
+
+
+def preload_clients() -> None:
+    """Import, once, what a worker would otherwise import on its first resource
+    call after the fork: the local driver's module, the Redis client when the app
+    declares a cache (valkey-py imports asyncio: ~6 MB and ~150 ms here), psycopg
+    when it declares a database. Workers forked afterwards share these pages
+    with the template instead of each importing a private copy, and their first
+    call does not wait for the import.
+
+    Called before the template forks its second worker, not before ``ready``:
+    the first request does not wait for it, and a function that never runs two
+    workers at once (most, on a developer's machine) does not pay it in its
+    template as well as in its one worker. Nothing is connected or opened here
+    (no socket or file may be shared by forked workers)."""
+    import importlib
+
+    try:
+        config = json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}")
+    except ValueError:
+        return
+    names = [str(config.get("driver", "")).partition(":")[0]]
+    if config.get("configs"):
+        names += ["sls_py.configfile"]
+    if config.get("caches"):  # idna: socket.create_connection encodes the host name with it
+        names += ["sls_py.runtime.cache", "valkey", "encodings.idna"]
+    if config.get("databases"):
+        names += ["psycopg"]
+    for name in filter(None, names):
+        try:
+            importlib.import_module(name)
+        except Exception:  # not installed (redis-py instead of valkey, ...): imported lazily
+            if name == "valkey":
+                with contextlib.suppress(Exception):
+                    importlib.import_module("redis")
 
 
 def _send(ctrl: socket.socket, message: dict[str, Any]) -> None:
@@ -116,9 +150,6 @@ def main() -> int:
     ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
     die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
     cpus = os.environ.pop("SLS_PY_CPUS", "")
-    if cpus:  # the cores the gateway left to workers (they inherit it)
-        with contextlib.suppress(OSError, ValueError):
-            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
@@ -130,10 +161,16 @@ def main() -> int:
     except BaseException:
         _send(ctrl, {"event": "failed", "error": traceback.format_exc()})
         return 1
+    if cpus:
+        # the cores the gateway leaves to workers, which inherit it; only now: while
+        # `sls-py run` starts, the templates' imports (what the first request waits
+        # for) may use every core, and the gateway has little to do
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     me = os.getpid()
     if batch:  # after the import, which the first request waits for: workers inherit it
         batch_scheduling()
-    release_memory(freeze=True)
+    release_memory()
     _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes(), "preload": _preload_list()})
 
     def reap(signum: int, frame: Any) -> None:
@@ -148,6 +185,7 @@ def main() -> int:
 
     signal.signal(signal.SIGCHLD, reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the gateway's to handle
+    spawned = 0
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(ctrl, 4096, 3)
@@ -172,6 +210,10 @@ def main() -> int:
             for fd in fds:
                 os.close(fd)
             continue
+        if spawned == 1:  # a second worker: from now on, what they import is worth sharing
+            preload_clients()
+            release_memory()
+        spawned += 1
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -232,7 +274,7 @@ def _report_spec(fd: int) -> int:
 
         try:
             spec = load_project(os.environ["SLS_PY_PROJECT"]).spec(os.environ["SLS_PY_STAGE"])
-            out = '{"spec": ' + spec.model_dump_json() + "}"
+            out = json.dumps({"spec": spec.to_data()})
         except SlsPyError as exc:
             out = json.dumps({"error": str(exc) + (f" ({exc.hint})" if exc.hint else "")})
     except BaseException as exc:  # a bug, or an app that does not build a spec
@@ -249,10 +291,11 @@ def _load_handler(name: str) -> Any:
     ensure_path(os.environ["SLS_PY_SOURCE"])
     handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
     if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
-        # imported here once, not on the first cache call of every worker
-        with contextlib.suppress(Exception):
-            from sls_py.runtime.cache import client_module
+        # the app declares a cache: its client library (~100 ms of imports) is loaded
+        # once here, not by every worker on its first call
+        from sls_py.runtime.cache import client_module
 
+        with contextlib.suppress(Exception):
             client_module()
     sig = signature_of(handler)
     if (

@@ -17,8 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sls_py.config import Project
 from sls_py.errors import FunctionFailed, ProviderError, SlsPyError
+from sls_py.project import Project
 from sls_py.provider import TriggerRequest
 from sls_py.spec import QueueTriggerSpec, ScheduleTriggerSpec, Spec
 from sls_py.ui import UI

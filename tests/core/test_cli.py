@@ -98,10 +98,12 @@ def test_spec_prints_functions_resources_and_gateway(work_magic: Path) -> None:
         [b["name"] for b in spec["buckets"]],
         [t["name"] for t in spec["tables"]],
         spec["caches"],
+        spec["databases"],
     ) == (
         ["uploads", "reports"],
-        ["catalog", "sls-py-fanout"],
+        ["sls-py-fanout"],
         [{"name": "spells", "qualified_name": "clonezero-dev-spells"}],
+        [{"name": "catalog", "qualified_name": "clonezero-dev-catalog", "migrations": "migrations"}],
     )
     assert spec["gateway"]["api_keys"] == ["default"]
 

@@ -75,8 +75,9 @@ def test_missing_capability_is_refused_before_any_hook_runs(work_magic: Path) ->
         "functions invoking declared targets (ctx.invoke, ctx.invoke_async, fan-out) "
         "(function 'nightly-report', which invokes count-chunk); "
         "schedule triggers (function 'nightly-report'); "
-        "buckets (bucket 'uploads'); key-value tables (table 'catalog'); "
+        "buckets (bucket 'uploads'); key-value tables (table 'sls-py-fanout'); "
         "caches (Redis protocol) (cache 'spells'); "
+        "SQL databases (PostgreSQL, :name parameters) (database 'catalog'); "
         "per-stage config and secrets, read at call time (config 'settings')"
     )
     assert fake.calls == []

@@ -73,9 +73,9 @@ def test_example_app_spec_has_all_five_functions(work_magic: Path) -> None:
     )
     assert [t.kind for f in spec.functions for t in f.triggers] == ["http", "upload", "schedule", "http"]
     assert [b.qualified_name for b in spec.buckets] == ["clonezero-dev-uploads", "clonezero-dev-reports"]
-    assert [t.qualified_name for t in spec.tables] == [
-        "clonezero-dev-catalog",
-        "clonezero-dev-sls-py-fanout",
+    assert [t.qualified_name for t in spec.tables] == ["clonezero-dev-sls-py-fanout"]
+    assert [(d.name, d.qualified_name, d.migrations) for d in spec.databases] == [
+        ("catalog", "clonezero-dev-catalog", "migrations")
     ]
     assert spec.gateway.api_keys == ["default"]
 

@@ -181,7 +181,7 @@ def add(payload: dict, ctx) -> dict:
     return {"ok": payload["id"]}
 
 
-@app.function(name="count", triggers=[http("GET", "/count")])
+@app.function(name="count", timeout_s=60, triggers=[http("GET", "/count")])  # may wait for set-up
 def count(payload: dict, ctx) -> list:
     return orders.query("SELECT count(*) AS n FROM orders")
 
@@ -332,3 +332,62 @@ def test_workers_of_an_app_with_a_database_are_not_batch_scheduled(pg_project: P
             assert {env.get("SLS_PY_SCHED_BATCH") for env in prepared.envs.values()} == {expected}
         finally:
             prepared.close()
+
+
+def test_a_database_route_waits_for_the_set_up_and_the_gateway_never_loads_psycopg(
+    pg_project: Path, tmp_path: Path
+) -> None:
+    """A fresh stage: initdb, start, databases and migrations all follow the gateway's
+    start. A route that queries the database is called at once: it waits in its first
+    connection until the migrations are applied (a 200, not a 502 for a missing server
+    or table). The set-up runs in a child process (sls_py_local.dbsetup), so the
+    gateway's process never maps psycopg's libraries."""
+    server = start_local_server(pg_project, tmp_path)
+    try:
+        first = server.get("/count", timeout=90)
+        assert (first.status_code, first.json()) == (200, [{"n": 0}]), server.output()
+        deadline = time.monotonic() + 30
+        while "PostgreSQL ready on" not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "database 'orders': applied 001.sql" in server.output()
+        maps = Path(f"/proc/{server.process.proc.pid}/maps").read_text()  # the gateway: sls-py run
+        assert "psycopg" not in maps and "libpq" not in maps
+        assert (server.project / ".sls-py" / "local" / "dev" / "postgres" / "ready").is_file()
+    finally:
+        server.stop()
+    assert not (server.project / ".sls-py" / "local" / "dev" / "postgres" / "ready").exists()
+
+
+def test_invoke_sets_the_server_up_while_the_function_starts_and_reports_a_failed_migration(
+    pg_project: Path, tmp_path: Path
+) -> None:
+    """`sls-py invoke` does not wait for PostgreSQL: the server starts and its
+    migrations are applied while the function's process starts; a function that
+    queries waits for that in its first connection, and a failed migration is
+    its error at once (not a wait for the 60 s timeout)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "pgapp"
+    shutil.copytree(pg_project, copy)
+
+    def invoke(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sls_py", "invoke", *argv, "--project", str(copy)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    pong = invoke("ping", "{}")
+    assert (pong.returncode, pong.stdout.strip()) == (0, '{"pong": true}'), pong.stderr
+    added = invoke("add", '{"id": 1}')  # no `migrate` before: invoke applied 001.sql itself
+    assert (added.returncode, added.stdout.strip()) == (0, '{"ok": 1}'), added.stderr
+    (copy / "migrations" / "002.sql").write_text("ALTER TABLE nowhere ADD COLUMN x int;\n")
+    broken = invoke("count", "{}")
+    assert broken.returncode == 1
+    # the set-up's own error ("not usable: ..."), not the first connection's 60 s wait
+    assert "not usable" in broken.stderr and "nowhere" in broken.stderr, broken.stderr
+    assert invoke("ping", "{}").returncode == 0  # a function that does not use it is unaffected
+    assert pg.running_pid(pg.postgres_root(copy / ".sls-py", "dev") / "data") is None  # stopped after

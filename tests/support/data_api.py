@@ -80,10 +80,14 @@ def _field(value: Any) -> dict[str, Any]:
 
 
 class DataApiServer:
-    """The endpoint on 127.0.0.1 (free port), over the given started server."""
+    """The endpoint on 127.0.0.1 (free port), over the given started server
+    (``lazy``: a server not started yet, started by the first request, so a test
+    module that never calls the Data API never starts PostgreSQL)."""
 
-    def __init__(self, postgres: PostgresServer) -> None:
+    def __init__(self, postgres: PostgresServer, lazy: bool = False) -> None:
         self.postgres = postgres
+        self.lazy = lazy
+        self.started = not lazy
         self.lock = threading.Lock()
         self.transactions: dict[str, Any] = {}
         self.known: set[str] = set()
@@ -114,6 +118,10 @@ class DataApiServer:
         import psycopg
 
         with self.lock:
+            if not self.started:
+                self.postgres.start()
+                self.postgres.wait_ready([])
+                self.started = True
             if database not in self.known:
                 self.postgres.create_databases([database])
                 self.known.add(database)
@@ -174,6 +182,30 @@ class DataApiServer:
         self.http.server_close()
         for conn in self.transactions.values():
             conn.close()
+        if self.lazy:  # started here: stopped here
+            self.postgres.stop()
+
+    def apply_migrations(self, project: Path, stage: str | None = None) -> None:
+        """Apply the migrations of every database ``project`` declares on the server
+        behind the endpoint, as deploy does through the Data API, and empty their
+        tables (the server is shared by the tests using it)."""
+        from sls_py.config import load_project
+        from sls_py.migrations import apply_migrations, migration_files
+        from sls_py.runtime.database import MIGRATIONS_TABLE
+        from sls_py_local.database import LocalDatabase
+
+        self._connect("postgres").close()  # started, if lazy
+        for db in load_project(project).spec(stage).databases:
+            self._connect(db.name).close()  # created
+            driver = LocalDatabase(db.name, self.postgres.connection.options())
+            apply_migrations(driver, db.name, migration_files(project, db))
+            tables = driver.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> :kept",
+                {"kept": MIGRATIONS_TABLE},
+            )[0]
+            for row in tables or []:
+                driver.execute(f'DELETE FROM "{row["tablename"]}"', {})
+            driver._local.conn.close()
 
 
 def start_data_api(root: Path) -> tuple[PostgresServer, DataApiServer]:

@@ -99,20 +99,32 @@ def test_http_post_with_api_key_and_cors(sls_app: AppClient, sls_api_keys: dict[
     assert preflight.headers["access-control-allow-methods"] == "POST, OPTIONS"
 
 
+def photos(sls_app: AppClient) -> list[dict[str, Any]]:
+    """The catalog's rows (the ``photos`` table of database ``catalog``), by key."""
+    rows, _ = sls_app.database("catalog").execute(
+        "SELECT key, size, sha256 FROM photos ORDER BY key", {}
+    )
+    return list(rows)
+
+
 def test_catalog_upload_records_key_size_and_sha256(sls_app: AppClient) -> None:
     photo = b"\x89PNG not really a cat" * 10
     outcomes = sls_app.upload("uploads", "photos/cat.png", photo)
     assert [o.error for o in outcomes] == [None]
-    entry = sls_app.table("catalog").get({"key": "photos/cat.png"})
-    assert entry is not None
-    assert {k: entry[k] for k in ("key", "size", "sha256")} == {
-        "key": "photos/cat.png",
-        "size": len(photo),
-        "sha256": hashlib.sha256(photo).hexdigest(),
-    }
+    assert photos(sls_app) == [
+        {"key": "photos/cat.png", "size": len(photo), "sha256": hashlib.sha256(photo).hexdigest()}
+    ]
     # only photos/ is catalogued
     assert sls_app.upload("uploads", "docs/readme.txt", b"hello") == []
-    assert sls_app.table("catalog").get({"key": "docs/readme.txt"}) is None
+    assert [r["key"] for r in photos(sls_app)] == ["photos/cat.png"]
+
+
+def test_a_photo_uploaded_again_replaces_its_row(sls_app: AppClient) -> None:
+    sls_app.upload("uploads", "photos/cat.png", b"first")
+    sls_app.upload("uploads", "photos/cat.png", b"second, larger")
+    assert photos(sls_app) == [
+        {"key": "photos/cat.png", "size": 14, "sha256": hashlib.sha256(b"second, larger").hexdigest()}
+    ]
 
 
 def test_nightly_report_summarises_the_catalog(sls_app: AppClient) -> None:
@@ -217,9 +229,12 @@ def test_nightly_report_counts_a_large_catalog_in_chunks(sls_app: AppClient) -> 
     """120 photos: three count-chunk invocations of at most 50 keys each, added up."""
     from work_magic.app import CHUNK
 
-    catalog = sls_app.table("catalog")
+    catalog = sls_app.database("catalog")
     for n in range(120):
-        catalog.put({"key": f"photos/{n:03}.jpg", "size": n + 1, "sha256": "-", "uploaded_at": "-"})
+        catalog.execute(
+            "INSERT INTO photos VALUES (:key, :size, '-', '2026-01-01T00:00:00+00:00')",
+            {"key": f"photos/{n:03}.jpg", "size": n + 1},
+        )
     chunks: list[list[str]] = []
     original = sls_app.run
 
@@ -259,13 +274,20 @@ def test_nightly_report_fans_out_on_the_local_provider(sls_local_server: object)
         (root / name).write_bytes(b"x" * size)
         done = subprocess.run([*argv, str(root / name), "--key", f"photos/{name}"], capture_output=True)
         assert done.returncode == 0, done.stderr
-    from sls_py_local.resources import LocalDriver
+    import psycopg
+    from sls_py_local.postgres import postgres_connection
 
-    catalog = LocalDriver(root / ".sls-py" / "local" / "dev").table("catalog", "", "key", None)
+    conn = postgres_connection(root / ".sls-py", "dev")
+    url = conn.url("catalog")
     deadline = time.monotonic() + 60
-    while len(catalog.scan()) < 2:  # the run catalogues the uploads in its own time
-        assert time.monotonic() < deadline, "the uploads were never catalogued"
-        time.sleep(0.1)
+    with psycopg.connect(url, password=conn.password(), autocommit=True) as db:
+        # the run catalogues the uploads in its own time, in its PostgreSQL server
+        while (rows := db.execute("SELECT key, size FROM photos ORDER BY key").fetchall()) != [
+            ("photos/a.jpg", 3),
+            ("photos/b.jpg", 7),
+        ]:
+            assert time.monotonic() < deadline, f"the uploads were never catalogued: {rows}"
+            time.sleep(0.1)
     fired = subprocess.run(
         [sys.executable, "-m", "sls_py", "trigger", "schedule", "nightly-report", "--json",
          "--project", str(root)],

@@ -1,8 +1,9 @@
 """The work-magic app, as in the talk.
 
 - ``work-magic``: cast a spell on two numbers, behind an API key, with CORS.
-- ``catalog-upload``: a photo uploaded under ``photos/`` is recorded in the catalog.
-- ``nightly-report``: every night, a summary of the catalog is written to ``reports``.
+- ``catalog-upload``: a photo uploaded under ``photos/`` is recorded in the
+  catalog, the ``photos`` table of the ``catalog`` PostgreSQL database (its
+  schema: the ``.sql`` migrations in ``migrations/``).
 - ``spell-counts``: how many times each spell was cast, counted in the ``spells`` cache.
 - ``nightly-report``: every night, a summary of the catalog is written to ``reports``;
   the catalog is counted in chunks by ``count-chunk`` invocations (a fan-out)
@@ -29,7 +30,9 @@ app = App("clonezero", api_keys=["default"])
 
 uploads = app.bucket("uploads")
 reports = app.bucket("reports")
-catalog = app.table("catalog", key="key")
+#: the photo catalog: PostgreSQL on every provider (Aurora through the Data API on AWS);
+#: ``migrations/*.sql`` (relative to the project) create its ``photos`` table
+catalog = app.database("catalog", migrations="migrations")
 #: casts per spell (``cast:adder`` -> 3): a Redis-protocol cache on every provider
 spells = app.cache("spells")
 counting = app.fanout("count-chunk")
@@ -103,13 +106,20 @@ def work_magic(spell: Spell, ctx: Context) -> dict[str, int | float]:
 def catalog_upload(event: UploadEvent, ctx: Context) -> dict[str, object]:
     """Record an uploaded photo's key, size and sha256 in the catalog."""
     data = uploads.get(event.key)
+    when = event.time or datetime.now(UTC).isoformat()
     entry = {
         "key": event.key,
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "uploaded_at": event.time or datetime.now(UTC).isoformat(),
+        "uploaded_at": when,
     }
-    catalog.put(entry)
+    # an upload delivered twice, or a photo uploaded again, replaces its row
+    catalog.execute(
+        "INSERT INTO photos (key, size, sha256, uploaded_at) VALUES (:key, :size, :sha256, :at)"
+        " ON CONFLICT (key) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,"
+        " uploaded_at = excluded.uploaded_at",
+        {**entry, "at": datetime.fromisoformat(when)},
+    )
     ctx.logger.info("catalogued %s (%d bytes)", event.key, len(data))
     return entry
 
@@ -134,7 +144,7 @@ class Report(BaseModel):
 )
 def nightly_report(event: ScheduleEvent, ctx: Context) -> dict[str, object]:
     """Write a summary of the catalog to the reports bucket, counted in chunks."""
-    keys = sorted(str(item["key"]) for item in catalog.scan())
+    keys = [str(row["key"]) for row in catalog.query("SELECT key FROM photos ORDER BY key")]
     parts = counting.map(keys, ctx, chunk=CHUNK, parallel=PARALLEL)
     largest = max(parts, key=lambda c: c["largest_size"], default=None)
     report = Report(
@@ -160,7 +170,13 @@ def spell_counts(query: dict[str, str], ctx: Context) -> dict[str, int]:
 @app.function(name="count-chunk", memory_mb=128, timeout_s=30)
 def count_chunk(keys: list[str], ctx: Context) -> dict[str, object]:
     """Count one chunk of catalog keys: photos, bytes, and the largest photo."""
-    sizes = {k: int(item["size"]) for k in keys if (item := catalog.get(k)) is not None}
+    if not keys:
+        return {"photos": 0, "total_bytes": 0, "largest": None, "largest_size": -1}
+    # one :kN parameter per key: portable SQL (PostgreSQL, the Data API, SQLite in tests)
+    params = {f"k{i}": key for i, key in enumerate(keys)}
+    listed = ", ".join(f":{name}" for name in params)
+    rows = catalog.query(f"SELECT key, size FROM photos WHERE key IN ({listed}) ORDER BY key", params)
+    sizes = {str(r["key"]): int(r["size"]) for r in rows}  # a photo gone since the listing: not counted
     largest = max(sizes, key=lambda k: sizes[k], default=None)
     return {
         "photos": len(sizes),

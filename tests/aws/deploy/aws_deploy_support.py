@@ -42,7 +42,13 @@ def free_port() -> int:
 
 
 class Moto:
-    """A moto server over HTTP on 127.0.0.1, and the environment that points at it."""
+    """A moto server over HTTP on 127.0.0.1, and the environment that points at it.
+
+    moto runs no SQL, so the Data API (deploy's migrations, a function's queries)
+    goes to ``support.data_api`` instead (``AWS_ENDPOINT_URL_RDS_DATA`` in
+    :meth:`env`): a real PostgreSQL server behind it, started by the first Data API
+    request, so modules that deploy no database never start one.
+    """
 
     def __init__(self) -> None:
         import logging
@@ -61,6 +67,11 @@ class Moto:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        from sls_py_local.postgres import PostgresServer
+        from support.data_api import DataApiServer
+
+        self._postgres_dir = Path(tempfile.mkdtemp(prefix="sls-py-data-api-"))
+        self.data_api = DataApiServer(PostgresServer(self._postgres_dir / "postgres"), lazy=True)
 
     def env(self, **extra: str) -> dict[str, str]:
         """An environment for a CLI subprocess: fake credentials, the endpoint, no profile."""
@@ -73,6 +84,7 @@ class Moto:
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
             AWS_EC2_METADATA_DISABLED="true",
+            AWS_ENDPOINT_URL_RDS_DATA=self.data_api.url,
         )
         env.update(extra)
         return env
@@ -109,6 +121,8 @@ class Moto:
 
     def stop(self) -> None:
         self.server.stop()
+        self.data_api.stop()
+        shutil.rmtree(self._postgres_dir, ignore_errors=True)
 
 
 _READ = re.compile(r"^(Get|List|Describe|Head|Filter)")
@@ -413,6 +427,8 @@ def snapshot(moto: Moto, app: str, stage: str) -> dict[str, Any]:
             "tags": _tags(ddb.list_tags_of_resource(ResourceArn=d["TableArn"])["Tags"]),
         }
     out.update(_network_snapshot(moto, app, stage, prefix, ids))
+    # clusters, instances, secrets: only the kinds the stage has (none: {})
+    out["databases"] = {kind: found for kind, found in databases(moto, app, stage).items() if found}
     return dict(ids.scrub(out))
 
 
@@ -491,6 +507,35 @@ def _network_snapshot(moto: Moto, app: str, stage: str, prefix: str, ids: _Ids) 
     return out
 
 
+def databases(moto: Moto, app: str, stage: str) -> dict[str, Any]:
+    """The stage's clusters, instances and secrets, as RDS and Secrets Manager describe them."""
+    rds, sm = moto.client("rds"), moto.client("secretsmanager")
+    prefix = f"{app}-{stage}-"
+    clusters = {
+        c["DBClusterIdentifier"]: {
+            "engine": c["Engine"],
+            "database": c.get("DatabaseName"),
+            "scaling": c.get("ServerlessV2ScalingConfiguration"),
+            "encrypted": c.get("StorageEncrypted"),
+            "members": [m["DBInstanceIdentifier"] for m in c.get("DBClusterMembers", [])],
+            "tags": _tags(rds.list_tags_for_resource(ResourceName=c["DBClusterArn"])["TagList"]),
+        }
+        for c in rds.describe_db_clusters()["DBClusters"]
+        if c["DBClusterIdentifier"].startswith(prefix)
+    }
+    instances = {
+        i["DBInstanceIdentifier"]: (i["DBInstanceClass"], i.get("DBClusterIdentifier"))
+        for i in rds.describe_db_instances()["DBInstances"]
+        if i["DBInstanceIdentifier"].startswith(prefix)
+    }
+    secrets = {
+        s["Name"]: _tags(s.get("Tags", []))
+        for s in sm.list_secrets()["SecretList"]
+        if s["Name"].startswith(prefix)
+    }
+    return {"clusters": clusters, "instances": instances, "secrets": secrets}
+
+
 def empty_snapshot() -> dict[str, Any]:
     """What :func:`snapshot` answers for a stage with nothing on AWS."""
     return {
@@ -508,4 +553,5 @@ def empty_snapshot() -> dict[str, Any]:
         "security_groups": {},
         "vpc_endpoints": [],
         "caches": {},
+        "databases": {},
     }

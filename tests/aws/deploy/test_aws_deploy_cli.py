@@ -70,7 +70,9 @@ def expected_snapshot(
                 "driver": "sls_py_aws.resources:AwsDriver",
                 "options": {},
                 "queues": {},
-                "tables": {"catalog": f"{p}-catalog", "sls-py-fanout": f"{p}-sls-py-fanout"},
+                "tables": {"sls-py-fanout": f"{p}-sls-py-fanout"},
+                # the Data API driver's target: the cluster's ARN
+                "databases": {"catalog": f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:{p}-catalog"},
                 **extra,
             },
             separators=(",", ":"),
@@ -321,7 +323,6 @@ def expected_snapshot(
                                     "dynamodb:UpdateItem",
                                 ],
                                 "Resource": [
-                                    f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-catalog",
                                     f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{p}-sls-py-fanout",
                                 ],
                             },
@@ -344,6 +345,26 @@ def expected_snapshot(
                                 "Effect": "Allow",
                                 "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
                                 "Resource": "*",
+                            },
+                            {
+                                "Sid": "DatabaseDataApi",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "rds-data:BatchExecuteStatement",
+                                    "rds-data:BeginTransaction",
+                                    "rds-data:CommitTransaction",
+                                    "rds-data:ExecuteStatement",
+                                    "rds-data:RollbackTransaction",
+                                ],
+                                "Resource": [f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:{p}-catalog"],
+                            },
+                            {
+                                "Sid": "DatabaseSecrets",
+                                "Effect": "Allow",
+                                "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                                "Resource": [
+                                    f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{p}-catalog-credentials-??????"
+                                ],
                             },
                             {
                                 "Sid": "ConfigRead",
@@ -384,11 +405,6 @@ def expected_snapshot(
             }
         },
         "tables": {
-            f"{p}-catalog": {
-                "billing": "PAY_PER_REQUEST",
-                "tags": tags,
-                "keys": [{"AttributeName": "key", "KeyType": "HASH"}],
-            },
             f"{p}-sls-py-fanout": {
                 "billing": "PAY_PER_REQUEST",
                 "tags": tags,
@@ -423,13 +439,16 @@ def expected_snapshot(
             },
         },
         # gateway endpoints (free) for the tables and buckets; interface endpoints (billed)
-        # for the fan-out's Lambda calls and app.config's SSM reads
+        # for the fan-out's Lambda calls, app.config's SSM reads, and the database's Data
+        # API calls and secret look-up
         "vpc_endpoints": [
             {"service": f"com.amazonaws.{REGION}.{service}", "type": kind, "vpc": "<vpc-0>"}
             for service, kind in (
                 ("dynamodb", "Gateway"),
                 ("lambda", "Interface"),
+                ("rds-data", "Interface"),
                 ("s3", "Gateway"),
+                ("secretsmanager", "Interface"),
                 ("ssm", "Interface"),
             )
         ],
@@ -442,6 +461,21 @@ def expected_snapshot(
                 "subnets": ["<subnet-0>", "<subnet-1>"],
                 "tags": tags,
             }
+        },
+        # the catalog: an Aurora Serverless v2 cluster, its instance and its credentials
+        "databases": {
+            "clusters": {
+                f"{p}-catalog": {
+                    "database": "catalog",
+                    "encrypted": True,
+                    "engine": "aurora-postgresql",
+                    "members": [f"{p}-catalog-1"],
+                    "scaling": {"MaxCapacity": 2.0, "MinCapacity": 0.5},
+                    "tags": tags,
+                }
+            },
+            "instances": {f"{p}-catalog-1": ["db.serverless", f"{p}-catalog"]},
+            "secrets": {f"{p}-catalog-credentials": tags},
         },
         "usage_plans": [
             {
@@ -459,8 +493,11 @@ CREATE_ALL = [
     ("create", "role", "clonezero-dev-lambda"),
     ("create", "bucket", "uploads"),
     ("create", "bucket", "reports"),
-    ("create", "table", "catalog"),
     ("create", "table", "sls-py-fanout"),
+    ("create", "database-secret", "catalog"),
+    ("create", "database", "catalog"),
+    ("create", "database-instance", "catalog"),
+    ("create", "migrations", "catalog"),
     ("create", "network", "clonezero-dev-net"),
     ("create", "cache", "spells"),
     ("create", "function", "work-magic"),
@@ -488,6 +525,21 @@ CREATE_ALL = [
 ]
 
 
+def photos_columns(moto: Moto) -> list[str]:
+    """The columns of the catalog's ``photos`` table on the PostgreSQL server behind
+    the test's Data API, where deploy's migrations ran."""
+    from sls_py_local.database import LocalDatabase
+
+    db = LocalDatabase("catalog", moto.data_api.postgres.connection.options())
+    rows, _ = db.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'photos'"
+        " ORDER BY ordinal_position",
+        {},
+    )
+    db._local.conn.close()
+    return [r["column_name"] for r in rows or []]
+
+
 def plan_json(project: Path, env: dict[str, str], stage: str = "dev") -> list[dict[str, Any]]:
     r = cli(
         ["plan", "--provider", "aws", "--project", str(project), "--stage", stage, "--json"], env
@@ -510,11 +562,15 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
         "of data stored (about $6/month in us-east-1) plus the ECPUs used"
     )
     endpoints_cost = (
-        "new; costs money while idle: 2 VPC interface endpoint(s) (lambda, ssm) bill per hour in "
-        "each of the 2 subnets (about $30/month in us-east-1), so functions in the VPC reach "
-        "those services"
+        "new; costs money while idle: 4 VPC interface endpoint(s) (lambda, ssm, rds-data, "
+        "secretsmanager) bill per hour in each of the 2 subnets (about $60/month in us-east-1), "
+        "so functions in the VPC reach those services"
     )
-    reasons = {"cache": cost, "network": endpoints_cost}
+    aurora_cost = (
+        "new; costs money while idle: Aurora Serverless v2 bills its minimum capacity "
+        "(0.5 ACU, about $0.06/hour in us-east-1) around the clock, plus storage"
+    )
+    reasons = {"cache": cost, "network": endpoints_cost, "database-instance": aurora_cost}
     assert plan_json(project, env) == [
         {"action": a, "kind": k, "name": n, "reason": reasons.get(k, "new")} for a, k, n in CREATE_ALL
     ]
@@ -532,6 +588,8 @@ def test_deploy_redeploy_change_and_remove_the_example_app(moto: Moto, tmp_path:
     sha = code_sha256(project)
     first = snapshot(moto, "clonezero", "dev")
     assert first == expected_snapshot("dev", sha)
+    # the migrations ran through the Data API (moto runs no SQL: support.data_api's server)
+    assert photos_columns(moto) == ["key", "size", "sha256", "uploaded_at"]
 
     # redeploy an unchanged app: no steps, no mutating call, nothing duplicated
     assert plan_json(project, env) == []
@@ -768,18 +826,22 @@ def test_logs_and_invoke_of_a_stage_that_is_not_deployed(moto: Moto, tmp_path: P
 def test_an_interrupted_cli_deploy_resumes_where_it_stopped(moto: Moto, tmp_path: Path) -> None:
     project = copy_app(tmp_path)
     args = ["deploy", "--provider", "aws", "--project", str(project), "--stage", "resume"]
-    # step 8 creates work-magic (after the role, 2 buckets, 2 tables, the network, the cache)
-    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP="8"))
+    # step 11 creates work-magic (after the role, 2 buckets, the fan-out's table, the
+    # database's secret, cluster, instance and migrations, the network, the cache)
+    step = [k for _, k, _ in CREATE_ALL].index("function") + 1
+    assert step == 11
+    r = cli(args, moto.env(SLS_PY_FAIL_AFTER_STEP=str(step)))
     assert r.returncode == 2
     assert r.stderr.splitlines()[-2:] == [
-        "error: stopped after step 8 because SLS_PY_FAIL_AFTER_STEP=8 (a testing aid)",
+        f"error: stopped after step {step} because SLS_PY_FAIL_AFTER_STEP={step} (a testing aid)",
         "hint: unset SLS_PY_FAIL_AFTER_STEP and deploy again: it picks up where it stopped",
     ]
     r = cli(args, moto.env())
     assert r.returncode == 0, r.stderr
-    assert f"Deployed clonezero stage resume: {len(CREATE_ALL) - 8} change(s)." in r.stderr
-    assert " create function work-magic new" not in r.stderr  # step 8: done before
+    assert f"Deployed clonezero stage resume: {len(CREATE_ALL) - step} change(s)." in r.stderr
+    assert " create function work-magic new" not in r.stderr  # done before
     assert " create network " not in r.stderr and " create cache " not in r.stderr
+    assert " create database " not in r.stderr and " create migrations " not in r.stderr
     assert " create function catalog-upload new" in r.stderr
     r = cli(["remove", *args[1:]], moto.env())
     assert r.returncode == 0, r.stderr

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_deploy_support import Moto, empty_snapshot, snapshot
+from aws_deploy_support import Moto, databases, empty_snapshot, snapshot
 from sls_py.config import load_project
 from sls_py.errors import ProviderError
 from sls_py.ui import PlainUI
@@ -62,39 +62,6 @@ def write_app(root: Path, settings: str = "") -> None:
     )
     for name in [m for m in sys.modules if m == "dbpkg" or m.startswith("dbpkg.")]:
         del sys.modules[name]
-
-
-def _tags(tags: list[dict[str, str]]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in tags}
-
-
-def databases(moto: Moto, app: str, stage: str) -> dict[str, Any]:
-    """The stage's clusters, instances and secrets, as RDS and Secrets Manager describe them."""
-    rds, sm = moto.client("rds"), moto.client("secretsmanager")
-    prefix = f"{app}-{stage}-"
-    clusters = {
-        c["DBClusterIdentifier"]: {
-            "engine": c["Engine"],
-            "database": c.get("DatabaseName"),
-            "scaling": c.get("ServerlessV2ScalingConfiguration"),
-            "encrypted": c.get("StorageEncrypted"),
-            "members": [m["DBInstanceIdentifier"] for m in c.get("DBClusterMembers", [])],
-            "tags": _tags(rds.list_tags_for_resource(ResourceName=c["DBClusterArn"])["TagList"]),
-        }
-        for c in rds.describe_db_clusters()["DBClusters"]
-        if c["DBClusterIdentifier"].startswith(prefix)
-    }
-    instances = {
-        i["DBInstanceIdentifier"]: (i["DBInstanceClass"], i.get("DBClusterIdentifier"))
-        for i in rds.describe_db_instances()["DBInstances"]
-        if i["DBInstanceIdentifier"].startswith(prefix)
-    }
-    secrets = {
-        s["Name"]: _tags(s.get("Tags", []))
-        for s in sm.list_secrets()["SecretList"]
-        if s["Name"].startswith(prefix)
-    }
-    return {"clusters": clusters, "instances": instances, "secrets": secrets}
 
 
 def steps(plan: Any) -> list[tuple[str, str, str, str]]:

@@ -59,7 +59,7 @@ class Deployer:
         return self.project.state_dir / "state" / "aws" / f"{stage}.json"
 
 
-@pytest.mark.timeout(400)  # 26 steps (with the cache's network), three deploys each
+@pytest.mark.timeout(450)  # 32 steps (with the cache's network and the database), three deploys each
 def test_interrupted_deploy_converges_after_every_step(
     aws_env: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,7 +69,7 @@ def test_interrupted_deploy_converges_after_every_step(
     make it twice); then deploy to the end. The stage must equal a clean deploy."""
     deployer = Deployer(copy_app(tmp_path))
     all_steps = deployer.deploy("fault-00")
-    assert len(all_steps) == 29
+    assert len(all_steps) == 32
     clean = restage(snapshot(aws_env, "clonezero", "fault-00"), "fault-00")
 
     for n in range(1, len(all_steps) + 1):

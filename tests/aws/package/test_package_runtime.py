@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_deploy_support import ACCOUNT, REGION, Moto, cli, copy_app
+from aws_deploy_support import ACCOUNT, EXAMPLE_APP, REGION, Moto, cli, copy_app
 from support.lambda_runtime_api import FAKE_AWS, LambdaProcess
 
 pytestmark = pytest.mark.slow
@@ -45,6 +45,8 @@ def cleanup(moto: Moto) -> Iterator[list[tuple[str, str]]]:
             ddb.delete_table(TableName=name)
         elif kind == "queue":
             sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        elif kind == "secret":
+            moto.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,8 @@ def start(task_root: Path, moto: Moto, start_lambda: Any, local_cache: str) -> A
     (and its caches, named in SLS_PY_CACHES by the template, to a local valkey-server)."""
 
     def run(function: str, env: dict[str, str], root: Path = task_root) -> LambdaProcess:
-        aws = {**FAKE_AWS, "AWS_ENDPOINT_URL": moto.endpoint}
+        # the Data API goes to support.data_api (moto runs no SQL), like the deploy tests'
+        aws = {**FAKE_AWS, "AWS_ENDPOINT_URL": moto.endpoint, "AWS_ENDPOINT_URL_RDS_DATA": moto.data_api.url}
         env = dict(env)
         if "SLS_PY_CACHES" in env:
             names = re.findall(r'"([a-z0-9-]+)":"rediss://', env["SLS_PY_CACHES"])
@@ -157,17 +160,19 @@ def test_upload_on_the_templates_resources(
     env = template_environment(packaged, "catalog-upload")
     names = json.loads(env["SLS_PY_RESOURCES"])
     assert names["buckets"]["uploads"] == f"clonezero-dev-uploads-{ACCOUNT}"  # as deploy names it
-    s3, ddb = moto.client("s3"), moto.client("dynamodb")
+    s3 = moto.client("s3")
     for bucket in names["buckets"].values():
         s3.create_bucket(Bucket=bucket)
         cleanup.append(("bucket", bucket))
-    cleanup.append(("table", names["tables"]["catalog"]))
-    ddb.create_table(
-        TableName=names["tables"]["catalog"],
-        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    # the catalog database the template names: its cluster's credentials (the function
+    # looks the secret up) and its migrations, applied where the Data API runs SQL
+    cluster = names["databases"]["catalog"]
+    assert cluster == f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:clonezero-dev-catalog"
+    from sls_py_aws.dataapi import secret_name
+
+    moto.client("secretsmanager").create_secret(Name=secret_name(cluster), SecretString="{}")
+    cleanup.append(("secret", secret_name(cluster)))
+    moto.data_api.apply_migrations(EXAMPLE_APP)
     photo = b"\xff\xd8\xff\xe0 packaged photo " * 8
     s3.put_object(Bucket=names["buckets"]["uploads"], Key="photos/my photo.jpg", Body=photo)
     event = _event("s3_put_two_records.json")
@@ -185,6 +190,13 @@ def test_upload_on_the_templates_resources(
             "uploaded_at": "2026-11-27T21:30:00.000Z",
         },
     ), upload.log()
+    from sls_py_local.database import LocalDatabase
+
+    db = LocalDatabase("catalog", moto.data_api.postgres.connection.options())
+    assert db.execute("SELECT key, size FROM photos", {})[0] == [
+        {"key": "photos/my photo.jpg", "size": len(photo)}
+    ]
+    db._local.conn.close()
 
 
 def test_a_queue_batch_and_a_schedule(

@@ -78,6 +78,21 @@ def cache_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def data_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The RDS Data API on 127.0.0.1 in front of a real PostgreSQL server (moto runs
+    no SQL; see support.data_api): give functions its ``url`` as
+    ``AWS_ENDPOINT_URL_RDS_DATA``; ``.postgres`` is the server behind it."""
+    from support.data_api import start_data_api
+
+    postgres, api = start_data_api(tmp_path_factory.mktemp("data-api-postgres"))
+    try:
+        yield api
+    finally:
+        api.stop()
+        postgres.stop()
+
+
 @pytest.fixture
 def suffix() -> str:
     """A short unique id, so tests sharing one moto server never share resources."""
@@ -214,5 +229,15 @@ CACHE_FILES = ["sls_py/runtime/cache.py"]
 CONFIG_FILES = ["sls_py/runtime/config.py"]
 INVOKE_FILES = ["sls_py/runtime/invoke.py"]
 DATABASE_FILES = ["sls_py/runtime/database.py", "sls_py/runtime/sql.py", "sls_py_aws/dataapi.py"]
-#: the example app declares a cache, config and a fan-out, so its zip holds all three
-WORK_MAGIC_RUNTIME_FILES = sorted([*RUNTIME_FILES, *CACHE_FILES, *CONFIG_FILES, *INVOKE_FILES])
+#: the example app's own files in its zip: its folder is packed whole, so its migrations
+#: go too (not needed at run time; deploy applies them from the project)
+WORK_MAGIC_APP_FILES = [
+    "migrations/001_photos.sql",
+    "pyproject.toml",
+    "work_magic/__init__.py",
+    "work_magic/app.py",
+]
+#: the example app declares a cache, config, a fan-out and a database, so its zip holds all four
+WORK_MAGIC_RUNTIME_FILES = sorted(
+    [*RUNTIME_FILES, *CACHE_FILES, *CONFIG_FILES, *INVOKE_FILES, *DATABASE_FILES]
+)

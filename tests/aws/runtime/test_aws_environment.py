@@ -35,13 +35,11 @@ def test_work_magic_environment(spec: Spec) -> None:
                 },
                 "config_defaults": {"magic-word": "clonezero-token"},
                 "configs": {"settings": "/clonezero/dev/"},
+                "databases": {"catalog": "clonezero-dev-catalog"},
                 "driver": "sls_py_aws.resources:AwsDriver",
                 "options": {},
                 "queues": {},
-                "tables": {
-                    "catalog": "clonezero-dev-catalog",
-                    "sls-py-fanout": "clonezero-dev-sls-py-fanout",
-                },
+                "tables": {"sls-py-fanout": "clonezero-dev-sls-py-fanout"},
             },
             separators=(",", ":"),
         ),
@@ -68,10 +66,10 @@ def test_secrets_resolve_from_the_deploying_environment(spec: Spec) -> None:
     env = lambda_environment(staging, fn, environ={"CLONEZERO_MAGIC_WORD": "s3cret"})
     assert env["MAGIC_WORD"] == "s3cret"
     resources = json.loads(env["SLS_PY_RESOURCES"])
-    assert resources["tables"] == {
-        "catalog": "clonezero-staging-catalog",
-        "sls-py-fanout": "clonezero-staging-sls-py-fanout",
-    }
+    assert (resources["tables"], resources["databases"]) == (
+        {"sls-py-fanout": "clonezero-staging-sls-py-fanout"},
+        {"catalog": "clonezero-staging-catalog"},  # the deployer puts the cluster's ARN here
+    )
     # staging has no config defaults: its magic word must be set in SSM
     assert (resources["configs"], resources["config_defaults"]) == (
         {"settings": "/clonezero/staging/"},

@@ -5,6 +5,7 @@ server over HTTP. Events are AWS's documented shapes from ``events/``."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import pytest
 from aws_runtime_support import (
     FIXTURE_APP,
     WORK_MAGIC,
+    WORK_MAGIC_APP_FILES,
     WORK_MAGIC_RUNTIME_FILES,
     LambdaProcess,
     TaskRoot,
@@ -27,6 +29,7 @@ from sls_py.errors import FunctionFailed
 from sls_py_aws.environment import lambda_environment
 from sls_py_aws.handler import ERROR_MARKER
 from sls_py_aws.operate import invocation_error
+from sls_py_local.database import LocalDatabase
 from support.lambda_invoke import LambdaInvokeService
 
 pytestmark = pytest.mark.slow
@@ -63,8 +66,7 @@ def _http_event(aws_event: Callable[[str], Any], body: dict[str, Any]) -> dict[s
 def test_zip_holds_only_the_runtime_and_the_app(work_magic_root: TaskRoot) -> None:
     sources = [f for f in work_magic_root.files if not f.endswith(".pyc")]
     assert sources == sorted(
-        ["pyproject.toml", *WORK_MAGIC_RUNTIME_FILES, "work_magic/__init__.py", "work_magic/app.py"]
-    )
+[*WORK_MAGIC_APP_FILES, *WORK_MAGIC_RUNTIME_FILES])
 
 
 def test_work_magic_http_and_direct_invoke(
@@ -156,27 +158,41 @@ def test_work_magic_http_and_direct_invoke(
     ]
 
 
+def _catalog_database(data_api: Any, suffix: str, aws_env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The example app's ``catalog`` database as deployed: its cluster's ARN, the
+    cluster's credentials in Secrets Manager (moto; the function looks the secret
+    up), and the migrations applied on the real PostgreSQL server behind
+    ``data_api`` (what deploy does through the Data API). Returns the ARN and the
+    functions' extra environment."""
+    from sls_py_aws.dataapi import secret_name
+
+    arn = f"arn:aws:rds:{aws_env['AWS_REGION']}:123456789012:cluster:cz-{suffix}-catalog"
+    boto3.client("secretsmanager").create_secret(
+        Name=secret_name(arn), SecretString=json.dumps({"username": "sls_py", "password": "-"})
+    )
+    data_api.apply_migrations(WORK_MAGIC)
+    return arn, {"AWS_ENDPOINT_URL_RDS_DATA": data_api.url}
+
+
 def test_upload_then_nightly_report(
     work_magic_root: TaskRoot,
     start_lambda: Callable[..., LambdaProcess],
     aws_event: Callable[[str], Any],
     aws_env: dict[str, str],
+    data_api: Any,
     suffix: str,
 ) -> None:
     s3 = boto3.client("s3")
     ddb = boto3.client("dynamodb")
+    cluster, data_env = _catalog_database(data_api, suffix, aws_env)
+    aws_env = {**aws_env, **data_env}
     names = {
         "buckets": {"uploads": f"cz-{suffix}-uploads", "reports": f"cz-{suffix}-reports"},
-        "tables": {"catalog": f"cz-{suffix}-catalog", "sls-py-fanout": f"cz-{suffix}-fanout"},
+        "tables": {"sls-py-fanout": f"cz-{suffix}-fanout"},
+        "databases": {"catalog": cluster},
     }
     for bucket in names["buckets"].values():
         s3.create_bucket(Bucket=bucket)
-    ddb.create_table(
-        TableName=names["tables"]["catalog"],
-        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     ddb.create_table(  # the fan-out's results (app.fanout)
         TableName=names["tables"]["sls-py-fanout"],
         KeySchema=[
@@ -207,15 +223,18 @@ def test_upload_then_nightly_report(
         "uploaded_at": "2026-11-27T21:30:00.000Z",
     }
     assert (answer.ok, answer.payload) == (True, entry), upload.log()
-    item = ddb.get_item(
-        TableName=names["tables"]["catalog"], Key={"key": {"S": "photos/my photo.jpg"}}
-    )
-    assert item["Item"] == {
-        "key": {"S": entry["key"]},
-        "size": {"N": str(len(photo))},
-        "sha256": {"S": entry["sha256"]},
-        "uploaded_at": {"S": entry["uploaded_at"]},
-    }
+    # the row, through the Data API as the function wrote it, read on the server behind it
+    rows = LocalDatabase("catalog", data_api.postgres.connection.options()).execute(
+        "SELECT key, size, sha256, uploaded_at FROM photos", {}
+    )[0]
+    assert rows == [
+        {
+            "key": entry["key"],
+            "size": len(photo),
+            "sha256": entry["sha256"],
+            "uploaded_at": dt.datetime(2026, 11, 27, 21, 30, tzinfo=dt.UTC),
+        }
+    ]
 
     # the report fans out to count-chunk through Lambda's Invoke API (InvocationType=Event),
     # which moto cannot run: a LambdaInvokeService plays it for the report's Lambda client

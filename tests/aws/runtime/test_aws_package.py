@@ -12,7 +12,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from aws_runtime_support import WORK_MAGIC, WORK_MAGIC_RUNTIME_FILES, mini_project, write_wheel
+from aws_runtime_support import (
+    WORK_MAGIC,
+    WORK_MAGIC_APP_FILES,
+    WORK_MAGIC_RUNTIME_FILES,
+    mini_project,
+    write_wheel,
+)
 from sls_py.config import load_project
 from sls_py_aws.package import (
     HANDLER,
@@ -42,8 +48,7 @@ def _copy_work_magic(tmp_path: Path) -> Path:
 def test_example_app_zip_is_small_and_holds_code_and_runtime_only() -> None:
     built = _build(WORK_MAGIC, include_dependencies=False)
     assert built.files == sorted(
-        ["pyproject.toml", "work_magic/__init__.py", "work_magic/app.py", *WORK_MAGIC_RUNTIME_FILES]
-    )
+[*WORK_MAGIC_APP_FILES, *WORK_MAGIC_RUNTIME_FILES])
     assert built.handler == HANDLER == "sls_py_aws.handler.handle"
     assert built.size == len(built.data) < 100 * 1024
     with zipfile.ZipFile(_bytes_file(built.data)) as zf:
@@ -123,13 +128,7 @@ def test_secrets_tests_and_caches_are_never_packed(tmp_path: Path) -> None:
 
     built = _build(copy, include_dependencies=False)
     assert built.files == sorted(
-        [
-            "pyproject.toml",
-            "work_magic/__init__.py",
-            "work_magic/app.py",
-            "work_magic/data/spells.json",
-            *WORK_MAGIC_RUNTIME_FILES,
-        ]
+[*WORK_MAGIC_APP_FILES, "work_magic/data/spells.json", *WORK_MAGIC_RUNTIME_FILES]
     )
     assert b"not-for-lambda" not in built.data
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sls_py_local.settings import smt_siblings
 
 from .support import alive, run_server, wait_until, write_project
 
@@ -128,9 +129,11 @@ def where(req: HttpRequest, ctx) -> dict:
         gateway = _allowed_cpus(server.proc.pid)
     if pin is False:
         assert (gateway, set(worker["cpus"])) == (cpus, cpus)
-    else:  # on by default: the gateway keeps one core, the workers get the others
+    else:  # on by default: the gateway keeps one CPU, the workers get the other cores'
         assert len(gateway) == 1 and gateway < cpus
-        assert set(worker["cpus"]) == cpus - gateway
+        # (its SMT sibling is nobody's, unless the two are the only CPUs: settings.cpu_layout)
+        siblings = next(g for g in smt_siblings(sorted(cpus)) if gateway <= set(g))
+        assert set(worker["cpus"]) == (cpus - set(siblings) or cpus - gateway)
 
 
 _WHO = """
@@ -148,12 +151,12 @@ def policy(req: HttpRequest, ctx) -> dict:
 
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
-@pytest.mark.parametrize("config", ["", "[tool.sls-py.providers.local]\nsched_batch = false\n"])
-def test_workers_run_under_sched_batch_unless_turned_off(tmp_path: Path, config: str) -> None:
+@pytest.mark.parametrize("config", ["", "[tool.sls-py.providers.local]\nsched_batch = true\n"])
+def test_workers_run_under_sched_batch_only_when_asked(tmp_path: Path, config: str) -> None:
     project = write_project(tmp_path / "policy", "policyapp", _WHO, config, "policy")
     with run_server(project, "--no-reload") as server:
         with server.client() as c:
             worker = c.get("/policy").json()
         gateway = os.sched_getscheduler(server.proc.pid)
     assert gateway == os.SCHED_OTHER  # only the workers yield
-    assert worker == {"policy": os.SCHED_OTHER if config else os.SCHED_BATCH}
+    assert worker == {"policy": os.SCHED_BATCH if config else os.SCHED_OTHER}

@@ -238,10 +238,10 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     )
     unbatched = load_project(
         write_project(
-            tmp_path / "t", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = false\n"
+            tmp_path / "t", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = true\n"
         )
     )
-    assert pool_settings(unbatched.spec()) == PoolSettings(sched_batch=False)
+    assert pool_settings(unbatched.spec()) == PoolSettings(sched_batch=True)
     wrong = load_project(
         write_project(
             tmp_path / "u", "unitsapp", APP, "[tool.sls-py.providers.local]\nsched_batch = 1\n"
@@ -252,7 +252,7 @@ def test_pool_settings_from_config(tmp_path: Path) -> None:
     assert err.value.message == (
         "[tool.sls-py.providers.local] sched_batch = 1 is not true or false"
     )
-    assert err.value.hint.startswith("sched_batch = false")
+    assert err.value.hint.startswith("sched_batch = true")
 
 
 def test_url_without_a_running_server_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,0 +1,131 @@
+"""Benchmark: start-up of `sls-py run` and `sls-py invoke` against the interpreter's floor.
+
+The floor is what no sls-py start can beat: a fresh interpreter that imports
+the example app (``python -c "import work_magic.app"`` with the app's folder on
+the path) and exits. A second reference adds what work-magic's first call
+imports (the cache client, valkey-py), which a function process pays too.
+
+Measured in interleaved rounds on a copy of apps/work_magic (medians):
+
+- ``run warm``: ``sls-py run`` with the spec cached by the previous start
+  (.sls-py/cache), process start to the first 200 of POST /work-magic;
+- ``run cold``: the same with the cached spec removed first (the typer CLI,
+  pydantic and the app imported to build the spec, as every start did before);
+- ``invoke warm`` / ``invoke cold``: ``sls-py invoke work-magic PAYLOAD`` to exit.
+
+    .venv/bin/python bench/local_startup.py [--rounds 7] [--json out.json]
+
+Not a test: the figures depend on the machine, which it describes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from local_gateway import APP_DIR, first_200, free_port, start_local, stop
+
+try:
+    from machine import describe, probe
+except ImportError:  # an older checkout: no shared probe
+    describe = probe = None  # type: ignore[assignment]
+
+PAYLOAD = json.dumps({"magic-word": "clonezero-token", "spell": "adder", "x": 29, "y": 13})
+
+
+def floor_ms(app_dir: Path, extra: str = "") -> float:
+    """A fresh interpreter importing the app (and ``extra``), to its exit."""
+    code = f"import sys; sys.path.insert(0, {str(app_dir)!r}); import work_magic.app{extra}"
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return (time.perf_counter() - started) * 1000
+
+
+def run_ms(project: Path, key: str, cold: bool) -> float:
+    """``sls-py run``: process start to the first 200 of POST /work-magic."""
+    if cold:
+        shutil.rmtree(project / ".sls-py" / "cache", ignore_errors=True)
+    port = free_port()
+    started = time.perf_counter()
+    proc = start_local(project, port)
+    try:
+        _, answered = first_200(port, key, started, proc)
+    finally:
+        stop(proc)
+    return answered * 1000
+
+
+def invoke_ms(project: Path, cold: bool) -> float:
+    """``sls-py invoke work-magic PAYLOAD``, to its exit (checked: the right answer)."""
+    if cold:
+        shutil.rmtree(project / ".sls-py" / "cache", ignore_errors=True)
+    argv = [sys.executable, "-m", "sls_py", "invoke", "work-magic", PAYLOAD, "-p", str(project)]
+    argv += ["--provider", "local"]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0 or json.loads(done.stdout) != {"result": 42}:
+        raise SystemExit(f"sls-py invoke failed ({done.returncode}): {done.stdout}{done.stderr}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (medians)")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    args = parser.parse_args(argv)
+
+    from sls_py.config import load_project
+    from sls_py_local.keys import load_api_keys
+
+    facts: dict[str, Any] = probe() if probe is not None else {}
+    if describe is not None:
+        print(describe(facts))
+    flag = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+    print(f"PYTHONDONTWRITEBYTECODE={flag!r}; python {sys.version.split()[0]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "work_magic"
+        shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
+        proj = load_project(project)
+        key = load_api_keys(proj.spec(), proj)[0].value
+        measures = {
+            "floor": lambda: floor_ms(project),
+            "floor + cache client": lambda: floor_ms(project, "; import valkey"),
+            "run warm": lambda: run_ms(project, key, cold=False),
+            "run cold": lambda: run_ms(project, key, cold=True),
+            "invoke warm": lambda: invoke_ms(project, cold=False),
+            "invoke cold": lambda: invoke_ms(project, cold=True),
+        }
+        for measure in measures.values():  # warm-up: keys, cache data, page cache, bytecode
+            measure()
+        raw: dict[str, list[float]] = {name: [] for name in measures}
+        for _ in range(args.rounds):
+            for name, measure in measures.items():  # a cold start writes the cache back
+                raw[name].append(measure())
+    load = os.getloadavg()[0]
+    med = {name: statistics.median(values) for name, values in raw.items()}
+    floor = med["floor"]
+    print(f"{args.rounds} interleaved rounds; medians (min); load average {load:.1f}")
+    for name, values in raw.items():
+        ratio = "" if name == "floor" else f"  {med[name] / floor:.2f}x the floor"
+        print(f"  {name:22s} {med[name]:7.0f} ms ({min(values):.0f}){ratio}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": facts, "load": load, "raw_ms": raw}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
