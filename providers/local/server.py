@@ -279,10 +279,8 @@ class LocalServer:
         bytecode = project_bytecode(self.project.root, self.project.root / spec.source, spec.app_ref)
         self.pycache_prefix = str(bytecode.prefix) if bytecode.prefix is not None else None
         line = bytecode.describe(self.project.state_dir)
-        if line is not None and bytecode.cached:
+        if line is not None:  # plain, not ui.warn: styled output would import rich
             ui.info(line)
-        elif line is not None:
-            ui.warn(line)
 
     async def _drain(self) -> None:
         """Wait until no invocation runs or waits (a restart lets them finish),
