@@ -154,7 +154,7 @@ def main() -> int:
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
     spare = os.environ.pop("SLS_PY_SPARE", None)
-    if spare is not None and not _wait_as_spare(ctrl, spare):
+    if spare is not None and not _wait_as_spare(ctrl, spare, cpus):
         return 0
     try:
         handler = _load_handler(name)
@@ -229,11 +229,16 @@ def main() -> int:
         _send(ctrl, {"event": "spawned", "id": message["id"], "pid": pid})
 
 
-def _wait_as_spare(ctrl: socket.socket, modules: str) -> bool:
+def _wait_as_spare(ctrl: socket.socket, modules: str, cpus: str) -> bool:
     """A spare template for hot reload: import what the last generation imported
     that is not the app's own code (the libraries: pydantic, a cache client, ...),
-    report ``spare``, and wait for ``go`` (``True``) or the socket to close."""
+    report ``spare``, and wait for ``go`` (``True``) or the socket to close. It
+    starts while the gateway serves: on the workers' cores, off the gateway's."""
     import importlib
+
+    if cpus:
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 
     for module in json.loads(modules):
         with contextlib.suppress(Exception):
