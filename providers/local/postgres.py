@@ -455,8 +455,13 @@ class PostgresServer:
             f"listen_addresses={HOST}",
             "-c",
             "unix_socket_directories=",
+            # a development server: 100 connections (a worker keeps one per database)
+            # and 16 MB of shared buffers keep an idle server at ~13 MB PSS, against
+            # ~22 MB with 200 and the default 128 MB (measured on PostgreSQL 15)
             "-c",
-            "max_connections=200",
+            "max_connections=100",
+            "-c",
+            "shared_buffers=16MB",
         ]
         spec = ServerSpec(
             name="PostgreSQL",
