@@ -249,9 +249,16 @@ class Template:
 
     _ids = itertools.count(1)
 
-    def __init__(self, pool: FunctionPool, launched: Launch | None = None) -> None:
+    def __init__(
+        self, pool: FunctionPool, launched: Launch | None = None, spare: list[str] | None = None
+    ) -> None:
         self.pool = pool
         self.launched = launched  # already started (see .launch): adopted by start()
+        #: a spare: it imports these modules, then waits for activate() to import the app
+        self.spare = spare
+        self.spared: asyncio.Future[None] = pool.loop.create_future()
+        #: the modules not the app's own it imported (for the next generation's spare)
+        self.preload: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
         self.ready: asyncio.Future[None] = pool.loop.create_future()
@@ -260,16 +267,45 @@ class Template:
         self.closed = False
 
     async def start(self) -> None:
-        """Start the process and wait until it has imported the app."""
+        """Start the process and wait until it has imported the app (a spare: until
+        it has imported its modules)."""
         launched, self.launched = self.launched, None
         if launched is None:
-            launched = launch_template(self.pool.env, self.pool.fn.memory_mb, self.pool.cwd)
+            env = self.pool.env
+            if self.spare is not None:
+                env = {**env, "SLS_PY_SPARE": json.dumps(self.spare)}
+            launched = launch_template(env, self.pool.fn.memory_mb, self.pool.cwd)
         self.proc, parent = launched.proc, launched.sock
         parent.setblocking(False)
         self.sock = parent
         self.pool.loop.add_reader(parent.fileno(), self._on_control)
+        await self._wait(self.spared if self.spare is not None else self.ready)
+
+    def waiting(self) -> bool:
+        """Whether this is a spare that has imported its modules and waits for activate()."""
+        return (
+            self.spare is not None
+            and not self.closed
+            and self.spared.done()
+            and not self.spared.cancelled()
+            and self.spared.exception() is None
+            and not self.ready.done()
+        )
+
+    async def activate(self) -> None:
+        """Have a started spare import the app; wait until it has."""
+        if self.sock is None or not self.waiting():
+            raise TemplateFailed("the spare template process is gone")
         try:
-            await asyncio.wait_for(asyncio.shield(self.ready), self.pool.settings.start_timeout_s)
+            self.sock.send(json.dumps({"op": "go"}).encode())
+        except OSError:
+            self.close()
+            raise TemplateFailed("the spare template process is gone") from None
+        await self._wait(self.ready)
+
+    async def _wait(self, until: asyncio.Future[None]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(until), self.pool.settings.start_timeout_s)
         except TimeoutError:
             self.close()
             raise TemplateFailed(
@@ -294,7 +330,10 @@ class Template:
             message = json.loads(data)
             event = message.get("event")
             if event == "ready" and not self.ready.done():
+                self.preload = list(message.get("preload") or [])
                 self.ready.set_result(None)
+            elif event == "spare" and not self.spared.done():
+                self.spared.set_result(None)
             elif event == "failed" and not self.ready.done():
                 self.ready.set_exception(TemplateFailed(message.get("error", "")))
             elif event == "spawned":
@@ -307,10 +346,15 @@ class Template:
                 self.pool.exited(message["pid"], message.get("status", ""))
 
     def _lost(self) -> None:
+        if not self.spared.done():
+            self.spared.set_exception(TemplateFailed("the spare template process exited"))
+            self.spared.exception()  # retrieved: nobody may be waiting for it
         if not self.ready.done():
             self.ready.set_exception(
                 TemplateFailed("the template process exited before it was ready")
             )
+            if self.spare is not None:
+                self.ready.exception()
         was_open = not self.closed
         self.close()
         if was_open:
@@ -352,6 +396,32 @@ class Template:
         worker.requests = wt
         worker.transports = [wt, rt, ot]
         return worker
+
+    async def report_spec(self) -> dict[str, Any]:
+        """The spec this template's code builds (``{"spec": ...}``, ``Spec`` in JSON
+        form) or why it does not (``{"error": "..."}``), from a child it forks."""
+        if self.sock is None or self.closed:
+            raise TemplateFailed("the template process is gone")
+        read_fd, write_fd = os.pipe()
+        try:
+            socket.send_fds(self.sock, [json.dumps({"op": "spec"}).encode()], [write_fd])
+        except OSError:
+            os.close(read_fd)
+            raise TemplateFailed("the template process is gone") from None
+        finally:
+            os.close(write_fd)
+        loop = self.pool.loop
+        reader = asyncio.StreamReader(limit=1 << 26)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        try:
+            data = await reader.read()
+        finally:
+            transport.close()
+        if not data:  # the child died before it wrote (killed, or out of memory)
+            return {"error": "the process building the spec exited without an answer"}
+        return dict(json.loads(data))
 
     def close(self) -> None:
         """Stop the template (its workers get SIGKILL from the kernel)."""

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from sls_py.project import Project, resolve_environment
@@ -20,6 +21,8 @@ from sls_py.provider import Invocation
 from sls_py.runtime import jsonwire
 from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import FunctionSpec, Spec
+
+from .bytecode import project_bytecode
 
 
 def function_environment(
@@ -45,6 +48,8 @@ def function_environment(
     env["SLS_PY_RESOURCES"] = json.dumps(resources)
     env["SLS_PY_PROJECT"] = str(project.root)
     env["PYTHONUNBUFFERED"] = "1"
+    # bytecode cached under .sls-py when the tree is read-only (see .bytecode)
+    env.update(project_bytecode(project.root, Path(source), spec.app_ref).environment())
     return env
 
 

@@ -30,9 +30,11 @@ from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import Spec
 from sls_py.ui import UI
 
+from .bytecode import project_bytecode
 from .clock import SimulatedClock, iso_utc
 from .connection import HttpConnection, Timeouts
 from .gateway import Gateway, Route
+from .handles import Template, TemplateFailed
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
@@ -72,6 +74,10 @@ class LocalServer:
         self.can_restart = False
         self.handoff_fd: int | None = None
         self.resume_clock: str | None = None
+        self.spec_json: dict[str, Any] | None = None
+        #: where function processes cache their bytecode (``PYTHONPYCACHEPREFIX``),
+        #: if not beside the sources (see .bytecode)
+        self.pycache_prefix: str | None = None
 
     async def invoke(self, function: str, event_wire: dict[str, Any]) -> Outcome:
         """Run ``function`` for an event in wire form on its worker pool."""
@@ -175,6 +181,7 @@ class LocalServer:
                 tasks.append(loop.create_task(watch_config(spec, project, logs.gateway, self.stop_event)))
             if options.reload:
                 tasks.append(loop.create_task(self._watch()))
+                self._spare_later(tasks)
                 # let the task reach its first await: awatch registers its watches
                 # synchronously before that, so no edit after "ready" can be missed
                 await asyncio.sleep(0)
@@ -269,6 +276,11 @@ class LocalServer:
                 )
         logs = log_dir(self.project.state_dir, spec.stage)
         ui.info(f"hot reload: {'on' if self.options.reload else 'off'}; logs: {logs}")
+        bytecode = project_bytecode(self.project.root, self.project.root / spec.source, spec.app_ref)
+        self.pycache_prefix = str(bytecode.prefix) if bytecode.prefix is not None else None
+        line = bytecode.describe(self.project.state_dir)
+        if line is not None:  # plain, not ui.warn: styled output would import rich
+            ui.info(line)
 
     async def _drain(self) -> None:
         """Wait until no invocation runs or waits (a restart lets them finish),
@@ -288,6 +300,9 @@ class LocalServer:
                 pool.reap()
 
     async def _watch(self) -> None:
+        """Reload on every change of the app's source or ``pyproject.toml``; a change
+        that comes while a reload runs supersedes it (its new templates, which may
+        have imported the code of before, are stopped and started again)."""
         from watchfiles import PythonFilter, awatch
 
         source = (self.project.root / self.spec.source).resolve()
@@ -296,33 +311,128 @@ class LocalServer:
         watch_filter = PythonFilter(
             ignore_paths=[str(self.project.state_dir.resolve())], extra_extensions=(".toml",)
         )
-        async for changes in awatch(
-            *paths, watch_filter=watch_filter, stop_event=self.stop_event, debounce=200
-        ):
-            names = ", ".join(sorted({Path(p).name for _, p in changes}))
-            self.logs.gateway(f"source changed ({names}): reloading the functions")
-            _forget_bytecode(path for _, path in changes)
-            # whether routes, triggers or settings changed too, found out meanwhile
-            spec_check = asyncio.get_running_loop().create_task(self._spec_change())
-            results = await asyncio.gather(
-                *(p.reload() for p in self.pools.values()), return_exceptions=True
-            )
+        loop = asyncio.get_running_loop()
+        reloading: asyncio.Task[None] | None = None
+        try:
+            async for changes in awatch(
+                *paths,
+                watch_filter=watch_filter,
+                stop_event=self.stop_event,
+                debounce=WATCH_DEBOUNCE_MS,
+                step=WATCH_STEP_MS,
+            ):
+                names = ", ".join(sorted({Path(p).name for _, p in changes}))
+                self.logs.gateway(f"source changed ({names}): reloading the functions")
+                _forget_bytecode((path for _, path in changes), self.pycache_prefix)
+                if reloading is not None and not reloading.done():
+                    reloading.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reloading
+                reloading = loop.create_task(self._reload())
+        finally:
+            if reloading is not None:
+                reloading.cancel()
+
+    async def _reload(self) -> None:
+        """One reload: start the new templates at once (the busiest functions' first,
+        as many at a time as the workers have cores) and, from the first that has
+        imported the new code, learn whether the spec changed; if it did, restart
+        ``sls-py run`` in place without waiting for the others."""
+        loop = asyncio.get_running_loop()
+        pools = sorted(self.pools.values(), key=lambda p: p.last_used(), reverse=True)
+        first_ready: asyncio.Future[Template] = loop.create_future()
+        slots = asyncio.Semaphore(self._reload_slots())
+
+        async def reload_one(pool: FunctionPool) -> None:
+            async with slots:
+                new = await pool.reload()
+            if new is not None and not first_ready.done():
+                first_ready.set_result(new)
+
+        tasks = [loop.create_task(reload_one(p)) for p in pools]
+        everything = asyncio.gather(*tasks, return_exceptions=True)
+        spec_check = loop.create_task(self._spec_check(first_ready, everything))
+        try:
             changed = await spec_check
             if changed and self.can_restart:
                 self.logs.gateway(f"{changed}: restarting `sls-py run` to apply it")
                 self.restart = True
                 self.stop_event.set()
                 return
-            if changed:
-                self.logs.gateway(f"{changed}: restart the server to apply it")
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                self.logs.gateway(
-                    "reload failed; the previous code keeps serving until this is fixed:\n"
-                    + str(failures[0]).rstrip()
-                )
-            else:
-                self.logs.gateway("reloaded: new requests go to the new code")
+            results = await everything
+        finally:
+            for task in [*tasks, spec_check]:
+                task.cancel()
+            if not first_ready.done():
+                first_ready.cancel()
+        if changed:
+            self.logs.gateway(f"{changed}: restart the server to apply it")
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            self.logs.gateway(
+                "reload failed; the previous code keeps serving until this is fixed:\n"
+                + str(failures[0]).rstrip()
+            )
+        else:
+            self.logs.gateway("reloaded: new requests go to the new code")
+        await self._keep_spare()
+
+    def _spare_later(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Start the first spare template once start-up is over."""
+
+        async def later() -> None:
+            http = [p for p in self.pools.values() if p.fn.http_triggers()]
+            await asyncio.gather(*(p.start(prewarm=0) for p in http))
+            await self._keep_spare()
+
+        tasks.append(asyncio.get_running_loop().create_task(later()))
+
+    async def _keep_spare(self) -> None:
+        """After ``SPARE_DELAY_S`` of quiet, keep one spare template (see
+        :attr:`.workers.FunctionPool.spare`), for the function used last: the next
+        reload of that function then imports only the app's own modules."""
+        await asyncio.sleep(SPARE_DELAY_S)
+        ready = [p for p in self.pools.values() if p.template is not None and p.fn.http_triggers()]
+        if not ready:
+            return
+        chosen = max(ready, key=lambda p: p.last_used())
+        for pool in self.pools.values():
+            if pool is not chosen:
+                pool.close_spare()
+        chosen.start_spare()
+
+    def _reload_slots(self) -> int:
+        """How many templates a reload starts at once: one per core the workers run
+        on (more would only make the first one, which requests wait for, slower)."""
+        assert self.prepared is not None
+        cpus = _cache_cpus(self.prepared)
+        return len(cpus) if cpus else max(1, (os.cpu_count() or 1) - 1)
+
+    async def _spec_check(
+        self, first_ready: asyncio.Future[Template], everything: asyncio.Future[Any]
+    ) -> str | None:
+        """What changed in the spec: asked of the first new template (it has imported
+        the new code anyway), or, when no template imported it, of ``sls-py spec``."""
+        await asyncio.wait([first_ready, everything], return_when=asyncio.FIRST_COMPLETED)
+        if not first_ready.done() or first_ready.cancelled():
+            return await self._spec_change()
+        try:
+            answer = await asyncio.wait_for(first_ready.result().report_spec(), SPEC_CHECK_TIMEOUT_S)
+        except (TemplateFailed, TimeoutError, OSError, ValueError):
+            return None  # superseded or stopped meanwhile
+        if "spec" not in answer:
+            self.logs.gateway(
+                "the app's spec does not build from the changed code, so routes and "
+                f"settings stay as they were: {answer.get('error', '')}"
+            )
+            return None
+        return describe_spec_change(self._spec_json(), answer["spec"])
+
+    def _spec_json(self) -> dict[str, Any]:
+        """The running spec in JSON form (what ``sls-py spec`` prints), computed once."""
+        if self.spec_json is None:
+            self.spec_json = json.loads(json.dumps(self.spec.to_data()))
+        return self.spec_json
 
     async def _check_cached_spec(self, starting: list[asyncio.Task[Any]]) -> None:
         """This run started from the spec cached by an earlier one (see
@@ -379,7 +489,7 @@ class LocalServer:
             new = json.loads(out)
         except ValueError:
             return None
-        return describe_spec_change(json.loads(json.dumps(self.spec.to_data())), new)
+        return describe_spec_change(self._spec_json(), new)
 
 
 def _cache_cpus(prepared: Prepared) -> frozenset[int] | None:
@@ -410,6 +520,14 @@ CACHED_SPEC_CHECK_DELAY_S = 1.0
 
 #: longest the spec of changed code may take to build before the check gives up
 SPEC_CHECK_TIMEOUT_S = 60.0
+#: watchfiles' grouping of changes: a batch is handed over once no new change came
+#: for one to two steps (its default, 50 ms, was most of a reload's wait), or after
+#: ``debounce`` ms of changes that keep coming
+WATCH_STEP_MS = 10
+WATCH_DEBOUNCE_MS = 200
+#: how long after start-up or a reload the spare template starts (its imports
+#: would otherwise compete with the new generation's first workers)
+SPARE_DELAY_S = 0.5
 
 
 def describe_spec_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
@@ -435,8 +553,9 @@ def describe_spec_change(old: dict[str, Any], new: dict[str, Any]) -> str | None
     return "the app's spec changed (" + "; ".join(parts) + ")"
 
 
-def _forget_bytecode(paths: Iterable[str]) -> None:
-    """Delete the cached bytecode of changed sources.
+def _forget_bytecode(paths: Iterable[str], prefix: str | None = None) -> None:
+    """Delete the cached bytecode of changed sources (beside them, and under the
+    function processes' ``PYTHONPYCACHEPREFIX`` if they have one).
 
     Python trusts a ``.pyc`` whose recorded source mtime (whole seconds) and size
     match, so an edit that keeps the size within the second of the last compile
@@ -446,6 +565,17 @@ def _forget_bytecode(paths: Iterable[str]) -> None:
         if path.endswith(".py"):
             with contextlib.suppress(OSError, ValueError):
                 Path(importlib.util.cache_from_source(path)).unlink(missing_ok=True)
+            if prefix:
+                with contextlib.suppress(OSError, ValueError):
+                    _prefixed_cache(path, prefix).unlink(missing_ok=True)
+
+
+def _prefixed_cache(path: str, prefix: str) -> Path:
+    """Where Python with ``PYTHONPYCACHEPREFIX=prefix`` caches the bytecode of
+    ``path`` (absolute): the source's folder mirrored under ``prefix``."""
+    source = Path(os.path.abspath(path))
+    name = Path(importlib.util.cache_from_source(str(source))).name
+    return Path(prefix) / source.parent.relative_to(source.anchor) / name
 
 
 def read_server_url(project: Project, stage: str) -> str | None:

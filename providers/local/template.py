@@ -12,7 +12,11 @@ Control messages (JSON, one per SOCK_SEQPACKET packet):
 - template -> gateway: ``{"event": "ready", "pid", "vm_bytes"}``,
   ``{"event": "failed", "error"}``, ``{"event": "spawned", "id", "pid"}``,
   ``{"event": "exited", "pid", "status"}``;
-- gateway -> template: ``{"op": "spawn", "id"}`` with the three fds.
+- gateway -> template: ``{"op": "spawn", "id"}`` with the three fds;
+  ``{"op": "spec"}`` with the write end of a pipe: hot reload asks a new
+  template for the spec its (new) code builds. A child forked for it (so the
+  template imports nothing more) writes ``{"spec": <Spec JSON>}`` or
+  ``{"error": "<one line>"}`` to the pipe and exits.
 
 Both the template and its workers ask the kernel for SIGKILL when their parent
 dies (PR_SET_PDEATHSIG), and a worker exits when its request pipe closes, so
@@ -149,6 +153,9 @@ def main() -> int:
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
     name = os.environ["SLS_PY_FUNCTION"]
+    spare = os.environ.pop("SLS_PY_SPARE", None)
+    if spare is not None and not _wait_as_spare(ctrl, spare, cpus):
+        return 0
     try:
         handler = _load_handler(name)
     except BaseException:
@@ -164,7 +171,7 @@ def main() -> int:
     if batch:  # after the import, which the first request waits for: workers inherit it
         batch_scheduling()
     release_memory()
-    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes()})
+    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes(), "preload": _preload_list()})
 
     def reap(signum: int, frame: Any) -> None:
         while True:
@@ -187,6 +194,18 @@ def main() -> int:
         if not data:
             return 0
         message = json.loads(data)
+        if message.get("op") == "spec" and len(fds) == 1:
+            if os.fork() == 0:
+                code = 1
+                try:
+                    ctrl.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    die_with_parent(me)
+                    code = _report_spec(fds[0])
+                finally:
+                    os._exit(code)
+            os.close(fds[0])
+            continue
         if message.get("op") != "spawn" or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
@@ -208,6 +227,66 @@ def main() -> int:
         for fd in fds:
             os.close(fd)
         _send(ctrl, {"event": "spawned", "id": message["id"], "pid": pid})
+
+
+def _wait_as_spare(ctrl: socket.socket, modules: str, cpus: str) -> bool:
+    """A spare template for hot reload: import what the last generation imported
+    that is not the app's own code (the libraries: pydantic, a cache client, ...),
+    report ``spare``, and wait for ``go`` (``True``) or the socket to close. It
+    starts while the gateway serves: on the workers' cores, off the gateway's."""
+    import importlib
+
+    if cpus:
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+
+    for module in json.loads(modules):
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    _send(ctrl, {"event": "spare"})
+    while True:
+        try:
+            data = ctrl.recv(4096)
+        except OSError:
+            return False
+        if not data:
+            return False
+        if json.loads(data).get("op") == "go":
+            return True
+
+
+def _preload_list() -> list[str]:
+    """The modules imported here that are not the app's own (not under its source
+    folder): what a spare template imports ahead of the next code change."""
+    source = os.path.realpath(os.environ.get("SLS_PY_SOURCE", "")) + os.sep
+    names = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name == "__main__" or not path or os.path.realpath(path).startswith(source):
+            continue
+        names.append(name)
+    if len(json.dumps(names)) > 48_000:  # the control socket's packets are 64 KB
+        names = sorted({n.split(".")[0] for n in names})
+    return names
+
+
+def _report_spec(fd: int) -> int:
+    """Write the spec the app's code (already imported here) and ``pyproject.toml``
+    build now, or the one-line reason they do not, to ``fd`` as JSON."""
+    try:
+        from sls_py.config import load_project
+        from sls_py.errors import SlsPyError
+
+        try:
+            spec = load_project(os.environ["SLS_PY_PROJECT"]).spec(os.environ["SLS_PY_STAGE"])
+            out = json.dumps({"spec": spec.to_data()})
+        except SlsPyError as exc:
+            out = json.dumps({"error": str(exc) + (f" ({exc.hint})" if exc.hint else "")})
+    except BaseException as exc:  # a bug, or an app that does not build a spec
+        out = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+    with open(fd, "wb") as f:
+        f.write(out.encode())
+    return 0
 
 
 def _load_handler(name: str) -> Any:

@@ -58,6 +58,10 @@ class FunctionPool:
         self.max_workers = fn.concurrency or settings.max_workers or os.cpu_count() or 1
         self.template: Template | None = None
         self.old_templates: list[Template] = []
+        #: hot reload's head start: a template process that has imported the libraries
+        #: the app uses (not the app) and waits to import the changed code
+        self.spare: Template | None = None
+        self.spare_task: asyncio.Task[None] | None = None
         self.starting: asyncio.Task[None] | None = None
         self.workers: set[Worker] = set()
         self.idle: list[Worker] = []
@@ -127,27 +131,88 @@ class FunctionPool:
             )
         return Outcome.from_wire(await future)
 
-    async def reload(self) -> None:
-        """Serve new invocations from freshly imported code (raises :class:`TemplateFailed`)."""
+    async def reload(self) -> Template | None:
+        """Serve new invocations from freshly imported code (raises :class:`TemplateFailed`).
+
+        The new template's first worker is forked before the swap, so the first
+        invocation after it does not wait for a fork. Returns the new template,
+        ``None`` when there was none to replace (the next start imports the new
+        code); cancelled, it leaves no new process behind and the old code serving."""
         if self.starting is not None:
             # A template that began starting before the change may have imported the
             # old code: let it finish, then replace it like any running template.
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self.starting)
         if self.template is None:
-            return  # never started (or failed to): the next start imports the new code
-        new = Template(self)
-        await new.start()
+            return None  # never started (or failed to): the next start imports the new code
+        spare, self.spare = self.spare, None
+        if spare is not None and self.spare_task is not None and not self.spare_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.spare_task)  # nearly there, most likely
+        if spare is not None and not spare.waiting():
+            spare.close()
+            spare = None
+        new = spare if spare is not None else Template(self)
+        try:
+            if new is spare:
+                await new.activate()  # imports only the app: its libraries are imported
+            else:
+                await new.start()
+            first = await new.spawn()
+        except BaseException:
+            for w in list(new.workers):
+                w.kill()
+            new.close()
+            raise
+        if self.closed:  # shut down meanwhile
+            first.kill()
+            new.close()
+            return None
         old, self.template = self.template, new
-        warm = max(1, len(old.workers))
-        for w in [w for w in self.idle if w.template is old]:
-            self.idle.remove(w)
-            w.stop()
-            self._forget(w)
-        self.old_templates.append(old)
+        warm = max(1, len(old.workers)) if old is not None else 1
+        if old is not None:
+            for w in [w for w in self.idle if w.template is old]:
+                self.idle.remove(w)
+                w.stop()
+                self._forget(w)
+            self.old_templates.append(old)
         self._close_drained()
-        for _ in range(min(warm, self.max_workers)):
+        self.workers.add(first)
+        self.worker_free(first)  # takes the oldest queued invocation, if one waits
+        for _ in range(min(warm, self.max_workers) - 1):
             self._spawn()
+        return new
+
+    def last_used(self) -> float:
+        """When this function last ran (monotonic; infinity while it runs or has work
+        waiting, 0 if never): reloads start the templates of the busiest first."""
+        if self.queue or any(w.current is not None for w in self.workers):
+            return float("inf")
+        return max((w.idle_since for w in self.workers), default=0.0)
+
+    def start_spare(self) -> None:
+        """Start a spare template (see :attr:`spare`) unless one is there already."""
+        if self.closed or self.template is None or self.spare is not None:
+            return
+        spare = self.spare = Template(self, spare=self.template.preload)
+
+        async def run() -> None:
+            try:
+                await spare.start()
+            except TemplateFailed:
+                if self.spare is spare:
+                    self.spare = None
+
+        self.spare_task = self.loop.create_task(run())
+
+    def close_spare(self) -> None:
+        """Stop the spare template, if there is one."""
+        spare, self.spare = self.spare, None
+        if self.spare_task is not None:
+            self.spare_task.cancel()
+            self.spare_task = None
+        if spare is not None:
+            spare.close()
 
     def busy(self) -> bool:
         """Whether an invocation is running or waiting for a worker."""
@@ -199,6 +264,7 @@ class FunctionPool:
             w.kill()
         for t in [*self.old_templates, *([self.template] if self.template else [])]:
             t.close()
+        self.close_spare()
 
     # --- callbacks from workers and templates --------------------------------
 

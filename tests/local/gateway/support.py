@@ -122,9 +122,14 @@ class Server:
 
 @contextlib.contextmanager
 def run_server(
-    project: Path, *args: str, stage: str = "dev", new_session: bool = False
+    project: Path,
+    *args: str,
+    stage: str = "dev",
+    new_session: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start `sls-py run --port 0` for ``project``; stop it (SIGTERM) afterwards."""
+    """Start `sls-py run --port 0` for ``project``; stop it (SIGTERM) afterwards.
+    ``env`` replaces the environment (``COLUMNS`` is added)."""
     log_path = project / f"server-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -144,8 +149,9 @@ def run_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=project,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**(os.environ if env is None else env), "COLUMNS": "200"},
             start_new_session=new_session,
+
         )
     server = None
     try:
