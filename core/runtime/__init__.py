@@ -39,8 +39,17 @@ _NAMES = {
     **dict.fromkeys(("Outcome", "execute", "find_function", "load_app", "signature_of"), "dispatch"),
     **dict.fromkeys(("ErrorInfo", "HttpError", "InvalidInput"), "errors"),
     **dict.fromkeys(
-        ("Event", "HttpRequest", "Payload", "QueueBatch", "QueueMessage", "Response")
-        + ("ScheduleEvent", "UploadEvent", "event_from_wire"),
+        [
+            "Event",
+            "HttpRequest",
+            "Payload",
+            "QueueBatch",
+            "QueueMessage",
+            "Response",
+            "ScheduleEvent",
+            "UploadEvent",
+            "event_from_wire",
+        ],
         "events",
     ),
     **dict.fromkeys(("Bucket", "MemoryDriver", "Queue", "ResourceError", "Table", "use_driver"), "resources"),
