@@ -9,7 +9,7 @@ keeps everything in ``.sls-py/local/<stage>/caches/<name>/``::
     valkey.conf   the server's configuration (mode 0600: it holds the password)
     password      generated once (mode 0600), like the API keys
     port          the 127.0.0.1 port, kept so that the URL stays the same
-    appendonlydir/, dump.rdb   the data (append-only file, fsync every second)
+    appendonlydir/             the data (append-only file, fsync every second)
     valkey.pid    the running server's pid
     server.log    the server's output
 
@@ -153,6 +153,16 @@ def probe(port: int, password: str, timeout: float = 0.5) -> bool:
         return data == b"+OK\r\n+PONG\r\n"
 
 
+def shutdown(port: int, password: str, timeout: float = 2.0) -> None:
+    """Ask the server on 127.0.0.1:``port`` to stop now (AUTH + SHUTDOWN, in RESP);
+    returns when it has closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        pw = password.encode()
+        s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$8\r\nSHUTDOWN\r\n" % (len(pw), pw))
+        while s.recv(256):
+            pass
+
+
 def write_config(server: CacheServer) -> Path:
     """The server's configuration file (0600): 127.0.0.1 only, password, data kept."""
     server.data_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +177,10 @@ def write_config(server: CacheServer) -> Path:
         'logfile ""',
         "appendonly yes",
         "appendfsync everysec",
-        "save 3600 1 300 100 60 10000",
+        # the append-only file alone keeps the data: no RDB snapshots, which a
+        # server also writes when it stops (50-100 ms at the end of every one-off
+        # `sls-py invoke` that started it)
+        'save ""',
         "databases 16",
         f'pidfile "{(server.data_dir / "valkey.pid").resolve()}"',
     ]
@@ -315,6 +328,9 @@ def _stop_detached(server: CacheServer) -> None:
     except (OSError, ValueError):
         pid = 0
     if pid and _answering(server):
+        # SHUTDOWN acts at once; SIGTERM only at the server's next tick (up to 100 ms)
+        with contextlib.suppress(OSError):
+            shutdown(server.port, server.password)
         stop_pid(pid)
     marker.unlink(missing_ok=True)
 
