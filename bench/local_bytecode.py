@@ -18,7 +18,6 @@ start-up (providers/local/bytecode.py ``COST``). Not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_gateway import APP_DIR
 from local_reload import machine_facts
+from machine import describe
 
 IMPORTS = "import sls_py.runtime, sls_py_local.template, work_magic.app"
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, env in variants.items():
                 times[name].append(once(project, env))
         facts = machine_facts(project)
-    print("machine:", json.dumps(facts))
+    print(describe(facts))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     wall = {name: statistics.median(w for w, _ in v) for name, v in times.items()}
     cpu = {name: statistics.median(c for _, c in v) for name, v in times.items()}

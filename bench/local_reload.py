@@ -54,6 +54,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_gateway import APP_DIR, BODY, free_port, stop
+from local_startup import floor_ms
+from machine import describe, probe
 
 #: the spell the client casts (2 + 3) and the line the code edits change
 ADDER = '"adder": lambda x, y: x + y,'
@@ -67,31 +69,9 @@ def bench_ping_{n}(query: dict[str, str], ctx: Context) -> dict[str, int]:
 
 
 def machine_facts(project: Path) -> dict[str, Any]:
-    """What the figures depend on: cores, SMT siblings, load, whether bytecode is written."""
-    siblings = set()
-    for path in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
-        siblings.add(path.read_text().strip())
-    import sls_py
-
-    sls_tree = Path(sls_py.__file__).resolve().parent
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "smt_sibling_groups": sorted(siblings),
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
-        "app_tree_writable": os.access(project, os.W_OK),
-        "sls_py_tree_writable": os.access(sls_tree, os.W_OK),
-        "python": sys.version.split()[0],
-    }
-
-
-def floor_ms(project: Path) -> float:
-    """One fresh interpreter importing the app, in ms."""
-    code = f"import sys; sys.path.insert(0, {str(project)!r}); import work_magic.app"
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=project)
-    return (time.perf_counter() - started) * 1000
+    """What the figures depend on (bench/machine.py: CPUs, SMT siblings, load, the
+    pinning decision, whether bytecode is written, the app's tree included)."""
+    return probe(project)
 
 
 class Poller(threading.Thread):
@@ -335,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                         f.write(f"--- {name}, round {i}\n{output}")
                 shutil.rmtree(workdir, ignore_errors=True)
     floor = statistics.median(floors)
-    print("machine:", json.dumps(facts))
+    print(describe(facts))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"floor (fresh interpreter importing the app): median {floor:.0f} ms of {len(floors)}")
     for name, _ in variants:

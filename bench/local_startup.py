@@ -38,11 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_gateway import APP_DIR, first_200, free_port, start_local, stop
-
-try:
-    from machine import describe, probe
-except ImportError:  # an older checkout: no shared probe
-    describe = probe = None  # type: ignore[assignment]
+from machine import describe, probe
 
 PAYLOAD = json.dumps({"magic-word": "clonezero-token", "spell": "adder", "x": 29, "y": 13})
 
@@ -114,11 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     from sls_py.config import load_project
     from sls_py_local.keys import load_api_keys
 
-    facts: dict[str, Any] = probe() if probe is not None else {}
-    if describe is not None:
-        print(describe(facts))
-    flag = os.environ.get("PYTHONDONTWRITEBYTECODE", "")
-    print(f"PYTHONDONTWRITEBYTECODE={flag!r}; python {sys.version.split()[0]}")
+    facts: dict[str, Any] = probe(APP_DIR)
+    print(describe(facts))
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp) / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
