@@ -66,11 +66,15 @@ def _cached(opts: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
     from .spec import Spec
     from .ui import UI
 
+    try:
+        plugin = importlib.import_module(cached["plugin_module"])
+        spec = Spec.from_data(cached["spec"])
+    except Exception:  # a broken plugin, or a copy this sls-py cannot read: the CLI says why
+        return None
     ui = UI()
     for note in cached["notes"]:
         ui.warn(note)
-    plugin = importlib.import_module(cached["plugin_module"])
-    return Spec.from_data(cached["spec"]), Project(root, name=cached["project_name"]), ui, plugin
+    return spec, Project(root, name=cached["project_name"]), ui, plugin
 
 
 def _call(hook: Any, **kwargs: Any) -> Any:

@@ -215,3 +215,18 @@ def test_spec_round_trips_through_plain_data_as_pydantic_would_validate_it(work_
 )
 def test_the_warm_path_reads_only_the_options_it_knows(args: list[str], expected: dict | None) -> None:
     assert _parse(args, _RUN_VALUES, _RUN_FLAGS) == expected
+
+
+def test_a_copy_this_sls_py_cannot_read_means_a_cold_start(warm_project: Path) -> None:
+    """A cached spec whose fingerprint matches but whose data does not build (written
+    by another version, or damaged) is not a traceback: the CLI builds the spec."""
+    first = _invoke(warm_project, "--stage", "dev")
+    assert first.returncode == 0, first.stderr
+    cache = speccache.cache_file(warm_project, "dev", None)
+    data = json.loads(cache.read_text())
+    data["spec"]["functions"][0]["no_such_field"] = 1
+    cache.write_text(json.dumps(data))
+    assert speccache.load(warm_project, "dev", None) is not None  # still "fresh" by its fingerprint
+    again = _invoke(warm_project, "--stage", "dev")
+    assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
+    assert "no_such_field" not in cache.read_text()  # the cold start kept a good copy
