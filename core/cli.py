@@ -212,7 +212,9 @@ def run(
 
     s = _session(project, stage, provider)
     s.keep_spec(stage, provider)  # the next `sls-py run` starts from it (sls_py.entry)
-    options = RunOptions(host=host, port=port, reload=reload, json_logs=json_logs, clock=clock)
+    options = RunOptions(
+        host=host, port=port, reload=reload, json_logs=json_logs, clock=clock, spec_key=(stage, provider)
+    )
     code = s.call("sls_py_run", options=options, ui=s.ui)
     raise typer.Exit(int(code or 0))
 

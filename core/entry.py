@@ -105,6 +105,7 @@ def _warm_run(args: list[str]) -> int | None:
         json_logs=opts.get("json_logs", False),
         clock=opts.get("clock"),
         cached_spec=True,
+        spec_key=(opts.get("stage"), opts.get("provider")),
     )
     return int(_call(plugin.sls_py_run, spec=spec, project=project, options=options, ui=ui) or 0)
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from . import hookspecs
-from .errors import CapabilityError, NotSupported, PluginError, SpecError
-from .provider import ProviderInfo
+from .errors import NotSupported, PluginError, SpecError
+from .provider import ProviderInfo, spec_notes
 from .spec import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -192,19 +192,7 @@ class Provider:
     def check(self, spec: Spec, project: Project) -> list[str]:
         """Refuse a spec that needs a capability this provider lacks; return
         the provider's warnings and its not-emulated notes for the spec."""
-        need = spec.required_capabilities()
-        missing = [cap for cap in need if cap not in self.info.capabilities]
-        if missing:
-            parts = [f"{CAPABILITIES[c]} ({need[c]})" for c in missing]
-            raise CapabilityError(
-                f"provider {self.name!r} does not support " + "; ".join(parts),
-                hint="remove the feature from the app, or choose another provider with --provider",
-            )
-        notes = [
-            f"not emulated by {self.name}: {self.info.not_emulated[cap]} (used by {need[cap]})"
-            for cap in need
-            if cap in self.info.not_emulated
-        ]
+        notes = spec_notes(self.info, spec)
         if self.implements("sls_py_validate_spec"):
             warnings = self.call("sls_py_validate_spec", spec=spec, project=project)
             if warnings is not None and not isinstance(warnings, list):

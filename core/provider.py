@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # not imported at run time: a warm `sls-py run` reads RunOptions early
     from .runtime.errors import ErrorInfo
+    from .spec import Spec
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,10 @@ class RunOptions:
     #: not from importing the app: a provider may build it again in the background
     #: and restart if it differs (the local provider does)
     cached_spec: bool = False
+    #: the ``(--stage, --provider)`` options of the command line (``None`` when not
+    #: given), under which a warm start finds its copy of the spec: a provider that
+    #: restarts itself with a new spec may keep it there (:func:`sls_py.speccache.store`)
+    spec_key: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -152,3 +157,25 @@ class ConfigEntry:
     key: str
     value: str | None
     secret: bool = False
+
+
+def spec_notes(info: ProviderInfo, spec: Spec) -> list[str]:
+    """The notes a provider described by ``info`` has on ``spec`` (what it accepts but
+    does not emulate); :class:`~sls_py.errors.CapabilityError` for a capability it
+    lacks. What ``Provider.check`` does before a provider's own validation hook."""
+    from .errors import CapabilityError
+    from .spec import CAPABILITIES
+
+    need = spec.required_capabilities()
+    missing = [cap for cap in need if cap not in info.capabilities]
+    if missing:
+        parts = [f"{CAPABILITIES[c]} ({need[c]})" for c in missing]
+        raise CapabilityError(
+            f"provider {info.name!r} does not support " + "; ".join(parts),
+            hint="remove the feature from the app, or choose another provider with --provider",
+        )
+    return [
+        f"not emulated by {info.name}: {info.not_emulated[cap]} (used by {need[cap]})"
+        for cap in need
+        if cap in info.not_emulated
+    ]

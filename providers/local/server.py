@@ -72,6 +72,8 @@ class LocalServer:
         #: simulated clock's time (``--clock``)
         self.restart = False
         self.can_restart = False
+        #: the spec a reload's new code builds, in JSON form (see _keep_new_spec)
+        self.new_spec: dict[str, Any] | None = None
         self.handoff_fd: int | None = None
         self.resume_clock: str | None = None
         self.spec_json: dict[str, Any] | None = None
@@ -356,6 +358,7 @@ class LocalServer:
             changed = await spec_check
             if changed and self.can_restart:
                 self.logs.gateway(f"{changed}: restarting `sls-py run` to apply it")
+                self._keep_new_spec()  # the restart then starts warm (sls_py.speccache)
                 self.restart = True
                 self.stop_event.set()
                 return
@@ -426,7 +429,40 @@ class LocalServer:
                 f"settings stay as they were: {answer.get('error', '')}"
             )
             return None
+        self.new_spec = answer["spec"]
         return describe_spec_change(self._spec_json(), answer["spec"])
+
+    def _keep_new_spec(self) -> None:
+        """Keep the spec the new code builds (from the reload's first template) where
+        the restarted ``sls-py run`` finds it: the restart is then a warm start
+        instead of building the spec again with the CLI and pydantic. Best effort:
+        the restart builds it as before when this cannot be done, and a warm start
+        checks its copy in the background anyway."""
+        key = self.options.spec_key
+        if self.new_spec is None or key is None:
+            return
+        from sls_py import speccache
+        from sls_py.provider import spec_notes
+        from sls_py.spec import Spec
+
+        from . import plugin
+
+        try:
+            spec = Spec.from_data(self.new_spec)
+            notes = spec_notes(plugin.sls_py_provider_info(), spec)
+        except Exception:  # a spec the provider refuses: the restart says why
+            speccache.discard(self.project.root)
+            return
+        speccache.store(
+            self.project.root,
+            key[0],
+            key[1],
+            spec=spec,
+            provider_name="local",
+            plugin=plugin,
+            notes=notes,
+            project_name=self.project.name,
+        )
 
     def _spec_json(self) -> dict[str, Any]:
         """The running spec in JSON form (what ``sls-py spec`` prints), computed once."""

@@ -204,7 +204,7 @@ def test_run_gets_options_and_its_exit_code_is_used(run_cli: CliRunner, project:
     hook, kw = rec.calls[-1]
     assert (hook, _names(kw)) == ("sls_py_run", ["options", "project", "spec", "ui"])
     assert kw["options"] == RunOptions(
-        host="127.0.0.1", port=0, reload=False, json_logs=False, clock=None
+        host="127.0.0.1", port=0, reload=False, json_logs=False, clock=None, spec_key=(None, "fake")
     )
 
 

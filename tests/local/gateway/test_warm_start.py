@@ -230,3 +230,33 @@ def test_a_copy_this_sls_py_cannot_read_means_a_cold_start(warm_project: Path) -
     again = _invoke(warm_project, "--stage", "dev")
     assert (again.returncode, again.stdout) == (0, "42\n"), again.stderr
     assert "no_such_field" not in cache.read_text()  # the cold start kept a good copy
+
+
+def test_a_reload_that_changes_the_spec_restarts_warm(warm_project: Path) -> None:
+    """An edit that adds a route restarts `sls-py run` in place; the reload's new
+    template built the new spec, which is kept for the restart, so the restarted
+    gateway (same process) serves the new route without importing pydantic."""
+    with run_server(warm_project, "--reload") as server:
+        source = warm_project / "warmapp.py"
+        source.write_text(
+            source.read_text()
+            + '''
+
+@app.function(name="added", triggers=[http("GET", "/added")])
+def added(req: HttpRequest, ctx) -> dict:
+    return {"added": True}
+'''
+        )
+
+        def answered() -> bool:
+            try:
+                return httpx.get(server.url + "/added", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(answered, timeout=60)
+        assert "restarting `sls-py run`" in server.output()
+        assert server.proc.poll() is None
+        assert "pydantic_core" not in gateway_maps(server.proc.pid)
+    data = json.loads(speccache.cache_file(warm_project, "dev", None).read_text())
+    assert [f["name"] for f in data["spec"]["functions"]] == ["hello", "double", "added"]
