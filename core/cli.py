@@ -175,7 +175,11 @@ def invoke(
     provider: ProviderOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Invoke a function once with a JSON payload and print its result."""
+    """Invoke a function once with a JSON payload and print its result.
+
+    Runs it in a fresh process with the stage's environment and timeout; the next
+    invoke of the same project and stage starts from the spec kept in .sls-py/cache.
+    """
     from .entry import print_invocation, read_payload
 
     data = read_payload(payload, file)
@@ -207,7 +211,12 @@ def run(
         typer.Option(help="Run schedules on a test clock: 'START[@SPEED]', e.g. 2026-01-01T00:00@3600."),
     ] = None,
 ) -> None:
-    """Serve the app: HTTP gateway, workers, schedules, buckets, queues."""
+    """Serve the app: HTTP gateway, workers, schedules, buckets, queues.
+
+    The next start of the same command line is warm: it serves from the spec kept
+    in .sls-py/cache (checked against the sources' sizes and times), without
+    importing the app in the gateway. SLS_PY_SPEC_CACHE=0 turns that off.
+    """
     from .provider import RunOptions
 
     s = _session(project, stage, provider)
