@@ -81,6 +81,14 @@ class LocalServer:
         #: if not beside the sources (see .bytecode)
         self.pycache_prefix: str | None = None
 
+    def _stop_requested(self) -> None:
+        """SIGINT/SIGTERM (or the end of the run): stop. A terminal's Ctrl-C, or a
+        SIGTERM to the whole process group, reaches the templates too: their exit
+        from now on is part of stopping, not a crash to report and restart."""
+        for pool in self.pools.values():
+            pool.stopping = True
+        self.stop_event.set()
+
     async def invoke(self, function: str, event_wire: dict[str, Any]) -> Outcome:
         """Run ``function`` for an event in wire form on its worker pool."""
         pool = self.pools.get(function)
@@ -148,7 +156,7 @@ class LocalServer:
             self.url = f"http://{host}:{port}"
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(ValueError, RuntimeError):  # not the main thread
-                    loop.add_signal_handler(sig, self.stop_event.set)
+                    loop.add_signal_handler(sig, self._stop_requested)
             from .services import LocalServices
 
             self._banner(routes, limiter)
@@ -210,6 +218,7 @@ class LocalServer:
                 server.close()  # no new connection here; the ones open finish their requests
                 await self._drain()
             logs.gateway("stopping")
+            self._stop_requested()
             return 0
         finally:
             if server is not None:

@@ -250,6 +250,9 @@ class FunctionPool:
         if earliest is not None:
             self.watch_deadline(earliest)
 
+    #: the server is stopping: a template that exits now is not restarted or reported
+    stopping = False
+
     def close(self) -> None:
         """Kill every worker and template of this function."""
         self.closed = True
@@ -290,6 +293,8 @@ class FunctionPool:
     def template_lost(self, template: Template) -> None:
         if template is self.template and not self.closed:
             self.template = None
+            if self.stopping:  # e.g. SIGTERM to the whole process group: nothing to report
+                return
             self.logs.emit(
                 self.fn.name, "", "ERROR", "the function's template process exited; restarting it"
             )

@@ -54,6 +54,28 @@ def test_ctrl_c_to_the_whole_process_group(reload_project: Path) -> None:
     wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
 
 
+def test_sigterm_to_the_whole_process_group_stops_quietly(work_magic: Path) -> None:
+    """`timeout`, a supervisor or `kill -- -PGID` signals every process of the group:
+    the templates' exit is part of stopping (which waits for the app's services),
+    not a crash reported and restarted."""
+    with run_server(work_magic, "--no-reload", new_session=True) as server:
+        wait_until(lambda: "PostgreSQL ready" in server.output(), timeout=60)
+        fired = subprocess.run(  # templates of the schedule's function and its fan-out too
+            [sys.executable, "-m", "sls_py", "trigger", "schedule", "nightly-report", "-p", str(work_magic)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert fired.returncode == 0, fired.stderr
+        tree = descendants(server.proc.pid)
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        assert server.proc.wait(timeout=15) == 0
+        out = server.output()
+        assert "stopping" in out
+        assert "template process exited" not in out and "Traceback" not in out, out
+    wait_until(lambda: not any(alive(p) for p in tree), timeout=10)
+
+
 def test_workers_die_with_a_killed_gateway(reload_project: Path) -> None:
     with run_server(reload_project, "--no-reload") as server:
         _spread_workers(server)
