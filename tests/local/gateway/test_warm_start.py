@@ -42,6 +42,14 @@ def double(n: int, ctx) -> int:
 """
 
 
+def answers(url: str) -> bool:
+    """Whether GET ``url`` answers 200 now (a server restarting in place may not)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def gateway_maps(pid: int) -> str:
     """The gateway process's memory map: its loaded extension modules."""
     return Path(f"/proc/{pid}/maps").read_text()
@@ -91,13 +99,7 @@ def test_a_stale_cache_the_fingerprint_cannot_see_is_caught_and_the_server_resta
     monkeypatch.setenv("WARM_ROUTE", "/moved")  # the app's routes depend on it
     with run_server(warm_project) as server:
 
-        def moved() -> bool:
-            try:
-                return httpx.get(server.url + "/moved", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(moved, timeout=60)
+        wait_until(lambda: answers(server.url + "/moved"), timeout=60)
         assert "the cached spec is out of date" in server.output()
         assert server.proc.poll() is None  # restarted in place: the same process
     assert (
@@ -248,13 +250,7 @@ def added(req: HttpRequest, ctx) -> dict:
 '''
         )
 
-        def answered() -> bool:
-            try:
-                return httpx.get(server.url + "/added", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(answered, timeout=60)
+        wait_until(lambda: answers(server.url + "/added"), timeout=60)
         assert "restarting `sls-py run`" in server.output()
         assert server.proc.poll() is None
         assert "pydantic_core" not in gateway_maps(server.proc.pid)
