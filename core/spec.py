@@ -112,8 +112,8 @@ class _Record:
 
 def _resolvable() -> None:
     """Make the annotations' constraint names resolvable: ``annotated_types`` is
-    imported only when an annotation is evaluated (by pydantic, or by
-    :func:`_hints`), not when this module is (a warm start's critical path)."""
+    imported only when pydantic evaluates the annotations (:func:`_hints` uses
+    stand-ins), not when this module is imported (a warm start's critical path)."""
     if "Ge" not in globals():
         from annotated_types import Ge, Gt, Le
 
