@@ -14,13 +14,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sls_py.project import Project, resolve_environment
-from sls_py.provider import Invocation
+from sls_py.project import resolve_environment
 from sls_py.runtime import jsonwire
 from sls_py.runtime.errors import ErrorInfo
-from sls_py.spec import FunctionSpec, Spec
+
+if TYPE_CHECKING:  # not imported by the child (python -m sls_py_local.oneshot): its start is a cold start
+    from sls_py.project import Project
+    from sls_py.provider import Invocation
+    from sls_py.spec import FunctionSpec, Spec
 
 from .bytecode import project_bytecode
 
@@ -86,6 +89,8 @@ def _cache_urls(spec: Spec, project: Project) -> dict[str, str]:
 
 def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:
     """Run ``function`` for ``event`` (wire form) in a new process; kill it at its timeout."""
+    from sls_py.provider import Invocation
+
     fn = spec.function(function)
     request_id = str(uuid.uuid4())
     try:  # what the function would answer, without starting a process for it
