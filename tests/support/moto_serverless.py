@@ -53,8 +53,35 @@ def _check_network(account: str, region: str, groups: list[str], subnets: list[s
             raise _fault("InvalidSubnet", f"Subnet {s} does not exist")
 
 
+def _automated_cluster_backups_go_with_the_cluster() -> None:
+    """moto keeps a deleted Aurora cluster's automated snapshot (named
+    ``rds:<cluster>-<YYYY-MM-DD-HH-MM>``), so creating a cluster of the same name in
+    the same minute failed with DBClusterSnapshotAlreadyExistsFault: a test that
+    removes a stage and deploys it again, or two tests of a module deploying the
+    example app's prod stage. AWS deletes a cluster's automated backups with it
+    (unless asked to retain them, which sls-py never does): so does this."""
+    from moto.rds.models import RDSBackend
+
+    if getattr(RDSBackend, "_sls_py_backups", False):
+        return
+    delete = RDSBackend.delete_db_cluster
+
+    def delete_db_cluster(self: Any, cluster_identifier: str, snapshot_name: str | None = None) -> Any:
+        cluster = delete(self, cluster_identifier, snapshot_name)
+        for name, snap in list(self.cluster_snapshots.items()):
+            if snap.snapshot_type == "automated" and snap.cluster.db_cluster_identifier == cluster_identifier:
+                del self.cluster_snapshots[name]
+        return cluster
+
+    RDSBackend.delete_db_cluster = delete_db_cluster
+    RDSBackend._sls_py_backups = True
+
+
 def install() -> None:
-    """Add the serverless-cache calls to moto's ElastiCache responses (idempotent)."""
+    """Add the serverless-cache calls to moto's ElastiCache responses (idempotent),
+    and make a deleted cluster's automated backups go with it (see
+    :func:`_automated_cluster_backups_go_with_the_cluster`)."""
+    _automated_cluster_backups_go_with_the_cluster()
     from moto.core.responses import ActionResult
     from moto.elasticache.responses import ElastiCacheResponse
 
