@@ -100,11 +100,18 @@ def _top_level(folder: Path) -> Iterator[os.DirEntry[str]]:
         return
 
 
-def _module_folders(plugin_module: str) -> list[str]:
-    sls_py = os.path.dirname(os.path.abspath(__file__))
-    module = sys.modules.get(plugin_module)
-    where = getattr(module, "__file__", None)
-    return [sls_py] + ([os.path.dirname(os.path.abspath(where))] if where else [])
+def _module_folders(plugin_module: str) -> list[str] | None:
+    """sls-py's own folder and the plugin module's, found without importing it;
+    ``None`` when the module cannot be found."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(plugin_module)
+    except (ImportError, ValueError):
+        return None
+    if found is None or found.origin is None:
+        return None
+    return [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(found.origin))]
 
 
 def store(
@@ -125,9 +132,12 @@ def store(
     if not enabled() or not isinstance(plugin, type(sys)):
         return
     plugin_module = plugin.__name__
+    modules = _module_folders(plugin_module)
+    if modules is None:
+        return
     data = {
         "format": FORMAT,
-        "fingerprint": fingerprint(root, spec.source, _module_folders(plugin_module)),
+        "fingerprint": fingerprint(root, spec.source, modules),
         "provider": provider_name,
         "plugin_module": plugin_module,
         "project_name": project_name,
@@ -164,16 +174,7 @@ def load(root: Path, stage: str | None, provider: str | None) -> dict[str, Any] 
         source, plugin_module = data["spec"]["source"], data["plugin_module"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    # the plugin's folder without importing it: where the copy's writer found it
-    try:
-        import importlib.util
-
-        found = importlib.util.find_spec(plugin_module)
-    except (ImportError, ValueError):
-        return None
-    if found is None or found.origin is None:
-        return None
-    modules = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(found.origin)]
-    if fingerprint(root, source, modules) != data["fingerprint"]:
+    modules = _module_folders(plugin_module)
+    if modules is None or fingerprint(root, source, modules) != data["fingerprint"]:
         return None
     return data

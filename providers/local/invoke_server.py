@@ -2,7 +2,7 @@
 
 A function that waits for another's result (``ctx.invoke``) must reach the
 target's worker pool in the running gateway, so the concurrency limit and the
-429 answer hold as for HTTP. :func:`bind` opens a socket on 127.0.0.1 (never
+429 answer hold as for HTTP. :func:`.launch.bind_invoke` opens a socket on 127.0.0.1 (never
 another address, whatever ``--host`` says) on a free port and generates a
 token before the templates start, so both reach every worker in its
 environment (``SLS_PY_INVOKE_URL``, ``SLS_PY_INVOKE_TOKEN``);
@@ -29,7 +29,6 @@ from typing import Any
 from sls_py.spec import Spec
 
 from .invokers import Invoke
-from .launch import bind_invoke as bind  # noqa: F401  (re-exported: the endpoint's socket)
 
 MAX_BODY = 6 * 1024 * 1024 + 1024
 

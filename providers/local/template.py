@@ -106,8 +106,10 @@ def preload_clients() -> None:
     Called before the template forks its second worker, not before ``ready``:
     the first request does not wait for it, and a function that never runs two
     workers at once (most, on a developer's machine) does not pay it in its
-    template as well as in its one worker. Nothing is connected or opened here
-    (no socket or file may be shared by forked workers)."""
+    template as well as in its one worker. (The cache client is the exception:
+    :func:`_load_handler` imports it before ``ready``, so here it is already there.)
+    Nothing is connected or opened here (no socket or file may be shared by
+    forked workers)."""
     import importlib
 
     try:
@@ -118,16 +120,13 @@ def preload_clients() -> None:
     if config.get("configs"):
         names += ["sls_py.configfile"]
     if config.get("caches"):  # idna: socket.create_connection encodes the host name with it
-        names += ["sls_py.runtime.cache", "valkey", "encodings.idna"]
+        names += ["encodings.idna"]
+        _import_cache_client()
     if config.get("databases"):
         names += ["psycopg"]
     for name in filter(None, names):
-        try:
+        with contextlib.suppress(Exception):  # not installed: imported lazily, or the error then
             importlib.import_module(name)
-        except Exception:  # not installed (redis-py instead of valkey, ...): imported lazily
-            if name == "valkey":
-                with contextlib.suppress(Exception):
-                    importlib.import_module("redis")
 
 
 def _send(ctrl: socket.socket, message: dict[str, Any]) -> None:
@@ -255,6 +254,16 @@ def _wait_as_spare(ctrl: socket.socket, modules: str, cpus: str) -> bool:
             return True
 
 
+def _import_cache_client() -> None:
+    """Import the Redis-protocol client the cache handles use (valkey-py, else
+    redis-py: :func:`sls_py.runtime.cache.client_module` chooses); none installed
+    is the first cache call's error, not the template's."""
+    from sls_py.runtime.cache import client_module
+
+    with contextlib.suppress(Exception):
+        client_module()
+
+
 def _preload_list() -> list[str]:
     """The modules imported here that are not the app's own (not under its source
     folder): what a spare template imports ahead of the next code change."""
@@ -298,10 +307,7 @@ def _load_handler(name: str) -> Any:
     if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
         # the app declares a cache: its client library (~100 ms of imports) is loaded
         # once here, not by every worker on its first call
-        from sls_py.runtime.cache import client_module
-
-        with contextlib.suppress(Exception):
-            client_module()
+        _import_cache_client()
     sig = signature_of(handler)
     if (
         sig.style == "payload"

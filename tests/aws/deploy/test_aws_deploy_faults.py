@@ -21,14 +21,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def aws_env(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
-    for name, value in moto.env().items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
+def aws_env(aws_env: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """conftest.py's, with no failure injected from the environment."""
     monkeypatch.delenv(FAIL_AFTER_ENV, raising=False)
-    return moto
+    return aws_env
 
 
 def restage(snap: dict[str, Any], stage: str) -> dict[str, Any]:
