@@ -1,10 +1,12 @@
 """The gateway's handles of worker processes and of their template.
 
-A :class:`Template` is one function's template process (a fresh interpreter
-that has imported the app); :class:`Worker` is one process forked from it.
-The gateway talks to a worker over pipes read and written by asyncio protocol
-callbacks (:mod:`.channel` frames); :class:`~sls_py_local.workers.FunctionPool`
-decides which worker gets which invocation.
+A :class:`Template` is one template process (a fresh interpreter that has
+imported the app) of a :class:`~sls_py_local.group.TemplateGroup`, the
+functions whose environments are equal; :class:`Worker` is one process forked
+from it for one of those functions. The gateway talks to a worker over pipes
+read and written by asyncio protocol callbacks (:mod:`.channel` frames); the
+function's :class:`~sls_py_local.workers.FunctionPool` decides which worker gets
+which invocation.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from . import channel
 from .launch import Launch, launch_template
 
 if TYPE_CHECKING:
+    from .group import TemplateGroup
     from .workers import FunctionPool
 
 Callback = Callable[[dict[str, Any]], None]
 
 
 class TemplateFailed(Exception):
-    """The function's code could not be imported (the traceback is the message)."""
+    """The functions' code could not be imported (the traceback is the message)."""
 
 
 def error_outcome(type_: str, message: str, status: int | None = None) -> dict[str, Any]:
@@ -104,11 +107,11 @@ class _WriteProtocol(asyncio.Protocol):
 
 
 class Worker:
-    """The gateway's handle of one worker process."""
+    """The gateway's handle of one worker process (of ``pool``'s function)."""
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, pool: FunctionPool) -> None:
         self.template = template
-        self.pool = template.pool
+        self.pool = pool
         self.pid: int | None = None
         self.requests: Any = None  # the asyncio write transport of the request pipe
         self.transports: list[asyncio.BaseTransport] = []
@@ -245,23 +248,25 @@ class Worker:
 
 
 class Template:
-    """The gateway's handle of one template process (one per function and code generation)."""
+    """The gateway's handle of one template process (one per group of functions and
+    code generation); its events go to the group's pools."""
 
     _ids = itertools.count(1)
 
     def __init__(
-        self, pool: FunctionPool, launched: Launch | None = None, spare: list[str] | None = None
+        self, group: TemplateGroup, launched: Launch | None = None, spare: list[str] | None = None
     ) -> None:
-        self.pool = pool
+        self.group = group
         self.launched = launched  # already started (see .launch): adopted by start()
         #: a spare: it imports these modules, then waits for activate() to import the app
         self.spare = spare
-        self.spared: asyncio.Future[None] = pool.loop.create_future()
+        self.spared: asyncio.Future[None] = group.loop.create_future()
         #: the modules not the app's own it imported (for the next generation's spare)
         self.preload: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.sock: socket.socket | None = None
-        self.ready: asyncio.Future[None] = pool.loop.create_future()
+        self.ready: asyncio.Future[None] = group.loop.create_future()
+        #: the workers forked from it, of every function of the group
         self.workers: set[Worker] = set()
         self.spawning: dict[int, Worker] = {}
         self.closed = False
@@ -271,14 +276,14 @@ class Template:
         it has imported its modules)."""
         launched, self.launched = self.launched, None
         if launched is None:
-            env = self.pool.env
+            env = self.group.env.env
             if self.spare is not None:
                 env = {**env, "SLS_PY_SPARE": json.dumps(self.spare)}
-            launched = launch_template(env, self.pool.fn.memory_mb, self.pool.cwd)
+            launched = launch_template(env, self.group.env.memory_mb, self.group.cwd)
         self.proc, parent = launched.proc, launched.sock
         parent.setblocking(False)
         self.sock = parent
-        self.pool.loop.add_reader(parent.fileno(), self._on_control)
+        self.group.loop.add_reader(parent.fileno(), self._on_control)
         await self._wait(self.spared if self.spare is not None else self.ready)
 
     def waiting(self) -> bool:
@@ -304,13 +309,12 @@ class Template:
         await self._wait(self.ready)
 
     async def _wait(self, until: asyncio.Future[None]) -> None:
+        timeout = self.group.settings.start_timeout_s
         try:
-            await asyncio.wait_for(asyncio.shield(until), self.pool.settings.start_timeout_s)
+            await asyncio.wait_for(asyncio.shield(until), timeout)
         except TimeoutError:
             self.close()
-            raise TemplateFailed(
-                f"importing the app took longer than {self.pool.settings.start_timeout_s:g} s"
-            ) from None
+            raise TemplateFailed(f"importing the app took longer than {timeout:g} s") from None
         except (TemplateFailed, asyncio.CancelledError):
             self.close()  # a cancelled start (shutdown, a superseded reload) leaves no process
             raise
@@ -343,7 +347,7 @@ class Template:
                     if worker.dead:
                         worker.kill()
             elif event == "exited":
-                self.pool.exited(message["pid"], message.get("status", ""))
+                self.group.exited(message["pid"], message.get("status", ""))
 
     def _lost(self) -> None:
         if not self.spared.done():
@@ -358,24 +362,26 @@ class Template:
         was_open = not self.closed
         self.close()
         if was_open:
-            self.pool.template_lost(self)
+            self.group.template_lost(self)
 
-    async def spawn(self) -> Worker:
-        """Fork a worker; it is ready to take requests when this returns."""
+    async def spawn(self, pool: FunctionPool) -> Worker:
+        """Fork a worker of ``pool``'s function; it is ready to take requests when
+        this returns."""
         if self.sock is None or self.closed:
             raise TemplateFailed("the template process is gone")
-        loop = self.pool.loop
+        loop = self.group.loop
+        name = pool.fn.name
+        message = {"op": "spawn", "id": next(self._ids), "function": name}
+        own = self.group.env.overrides.get(name)
+        if own:
+            message["env"] = own
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         out_r, out_w = os.pipe()
-        worker = Worker(self)
-        spawn_id = next(self._ids)
+        worker = Worker(self, pool)
+        spawn_id = message["id"]
         try:
-            socket.send_fds(
-                self.sock,
-                [json.dumps({"op": "spawn", "id": spawn_id}).encode()],
-                [req_r, resp_w, out_w],
-            )
+            socket.send_fds(self.sock, [json.dumps(message).encode()], [req_r, resp_w, out_w])
         except OSError:
             for fd in (req_r, req_w, resp_r, resp_w, out_r, out_w):
                 os.close(fd)
@@ -410,7 +416,7 @@ class Template:
             raise TemplateFailed("the template process is gone") from None
         finally:
             os.close(write_fd)
-        loop = self.pool.loop
+        loop = self.group.loop
         reader = asyncio.StreamReader(limit=1 << 26)
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
@@ -430,7 +436,7 @@ class Template:
         self.closed = True
         if self.sock is not None:
             with contextlib.suppress(Exception):
-                self.pool.loop.remove_reader(self.sock.fileno())
+                self.group.loop.remove_reader(self.sock.fileno())
             self.sock.close()
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -2,13 +2,16 @@
 
 A template (:mod:`.template`) is a fresh interpreter that imports the app: the
 longest part of the local server's cold start, and the first request waits for
-it. :func:`prepare` runs first in ``sls-py run``: it checks the options, reads
-the pool settings, binds the gateway's port (for an IP address; a host name is
-resolved and bound by the event loop later) and starts the templates of the
-HTTP functions before the gateway imports its own modules (asyncio, uvloop, the services) and sets up
-its event loop, so on a machine with two or more cores the template's import
-overlaps the gateway's start-up. The gateway's :class:`~.handles.Template`
-then adopts the started process (:attr:`.workers.FunctionPool.prestarted`).
+it. Functions whose environments are equal but for what each worker sets for
+itself (:data:`PER_FUNCTION_KEYS`) share one template, which forks the workers of
+each (:func:`template_groups`). :func:`prepare` runs first in ``sls-py run``: it
+checks the options, reads the pool settings, binds the gateway's port (for an
+IP address; a host name is resolved and bound by the event loop later) and
+starts the templates of the groups with an HTTP function before the gateway
+imports its own modules (asyncio, uvloop, the services) and sets up its event
+loop, so on a machine with two or more cores the template's import overlaps the
+gateway's start-up. The gateway's :class:`~.handles.Template` then adopts the
+started process (:attr:`.group.TemplateGroup.prestarted`).
 
 No asyncio here: importing it is part of what the early start overlaps.
 """
@@ -16,6 +19,7 @@ No asyncio here: importing it is part of what the early start overlaps.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -50,10 +54,14 @@ class Launch:
 
 
 def launch_template(
-    env: dict[str, str], memory_mb: int, cwd: Path, cpus: set[int] | None = None
+    env: dict[str, str], memory_mb: int | None, cwd: Path, cpus: set[int] | None = None
 ) -> Launch:
-    """Start ``python -m sls_py_local.template`` with a function's environment.
+    """Start ``python -m sls_py_local.template`` with a template's environment
+    (:attr:`TemplateEnv.env`).
 
+    :param memory_mb: the function's memory limit (``SLS_PY_MEMORY_MB``, which its
+        workers apply); ``None`` for a template shared by several functions, whose
+        workers each get their own from the ``spawn`` message.
     :param cpus: the cores it may import the app on (``sls-py run``'s start: every
         core the run may use); by default the workers' (``SLS_PY_CPUS``), off the
         gateway's. The template moves itself to the workers' cores once imported.
@@ -62,7 +70,8 @@ def launch_template(
     env = dict(env)
     env["SLS_PY_CONTROL_FD"] = str(child.fileno())
     env["SLS_PY_PARENT_PID"] = str(os.getpid())
-    env["SLS_PY_MEMORY_MB"] = str(memory_mb)
+    if memory_mb is not None:
+        env["SLS_PY_MEMORY_MB"] = str(memory_mb)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sls_py_local.template"],
@@ -85,13 +94,88 @@ def launch_template(
     return Launch(proc, parent)
 
 
+#: what a worker of a shared template sets for itself (from the ``spawn`` message),
+#: so functions that differ only in these share a template; ``SLS_PY_RESOURCES``
+#: differs by its ``"functions"`` entry (the targets a function may invoke) too
+#: (the invoke endpoint's keys are .invoking's INVOKE_URL_ENV and INVOKE_TOKEN_ENV, not
+#: imported: an app without ``invokes`` does not load that module at start)
+PER_FUNCTION_KEYS = ("SLS_PY_FUNCTION", "SLS_PY_MEMORY_MB", "SLS_PY_INVOKE_URL", "SLS_PY_INVOKE_TOKEN")
+#: the functions a shared template serves (JSON list), in its environment
+FUNCTIONS_ENV = "SLS_PY_FUNCTIONS"
+
+
+@dataclass(frozen=True)
+class TemplateEnv:
+    """One template process's environment and the functions it serves.
+
+    A group of one is a function's own template, as before sharing: its
+    environment is the function's, ``SLS_PY_MEMORY_MB`` included. A shared one
+    imports the app without any function's own keys (:data:`PER_FUNCTION_KEYS`,
+    the ``"functions"`` entry of ``SLS_PY_RESOURCES``): app code reading them at
+    import time sees none, and each worker sets its function's (:attr:`overrides`)
+    after the fork, before it runs anything of the function's."""
+
+    #: the first function's name (its pool's log lines, :attr:`Prepared.launches`)
+    name: str
+    functions: tuple[str, ...]
+    env: dict[str, str]
+    #: ``SLS_PY_MEMORY_MB`` of a group of one (see :func:`launch_template`)
+    memory_mb: int | None
+    #: per function: what its workers set in ``os.environ`` (``None``: remove the key)
+    overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+
+def shared_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without what a worker sets for its own function: the part that must be
+    equal for two functions to share a template (the app is imported with it)."""
+    out = {k: v for k, v in env.items() if k not in PER_FUNCTION_KEYS}
+    raw = out.get("SLS_PY_RESOURCES")
+    if raw:
+        resources = json.loads(raw)
+        if "functions" in resources:
+            del resources["functions"]
+            out["SLS_PY_RESOURCES"] = json.dumps(resources)
+    return out
+
+
+def template_groups(spec: Spec, envs: dict[str, dict[str, str]], share: bool = True) -> list[TemplateEnv]:
+    """The template processes ``sls-py run`` needs: one per set of functions whose
+    environments are equal but for :data:`PER_FUNCTION_KEYS` (with ``share``), else
+    one per function. A function's user ``environment`` must be equal too: the app
+    may read ``os.environ`` at import time, which happens in the template."""
+    by_env: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for fn in spec.functions:
+        key = tuple(sorted(shared_environment(envs[fn.name]).items())) if share else (("", fn.name),)
+        by_env.setdefault(key, []).append(fn.name)
+    memory = {fn.name: fn.memory_mb for fn in spec.functions}
+    groups = []
+    for names in by_env.values():
+        if len(names) == 1:
+            groups.append(TemplateEnv(names[0], (names[0],), envs[names[0]], memory[names[0]]))
+            continue
+        env = shared_environment(envs[names[0]])
+        env[FUNCTIONS_ENV] = json.dumps(names)
+        overrides: dict[str, dict[str, str | None]] = {}
+        for name in names:
+            own: dict[str, str] = {**envs[name], "SLS_PY_MEMORY_MB": str(memory[name])}
+            changes: dict[str, str | None] = {k: v for k, v in own.items() if env.get(k) != v}
+            changes.update({k: None for k in env if k not in own and k != FUNCTIONS_ENV})
+            overrides[name] = changes
+        groups.append(TemplateEnv(names[0], tuple(names), env, None, overrides))
+    return groups
+
+
 @dataclass
 class Prepared:
     """What ``sls-py run`` settled before the gateway starts: the pool settings,
-    each function's environment, and the templates already started."""
+    each function's environment, the template processes it needs, and those
+    already started."""
 
     settings: PoolSettings
     envs: dict[str, dict[str, str]]
+    #: the template processes (see :func:`template_groups`), in the spec's order
+    groups: list[TemplateEnv] = field(default_factory=list)
+    #: the templates started early, by :attr:`TemplateEnv.name`
     launches: dict[str, Launch] = field(default_factory=dict)
     #: the gateway's listening socket, bound early (``None`` for a host name)
     listener: socket.socket | None = None
@@ -104,10 +188,10 @@ class Prepared:
     #: where the gateway and the workers run (see .settings.cpu_layout)
     layout: CpuLayout = field(default_factory=lambda: CpuLayout(None, (), "not decided"))
 
-    def take(self, function: str) -> Launch | None:
-        """The started template of ``function`` (``None``: not an HTTP function),
-        for its pool's first template to adopt."""
-        return self.launches.get(function)
+    def take(self, group: str) -> Launch | None:
+        """The started template of ``group`` (a :attr:`TemplateEnv.name`; ``None``:
+        the group has no HTTP function), for the group's first template to adopt."""
+        return self.launches.get(group)
 
     def close(self) -> None:
         """Kill every template started here (their pools may have closed them
@@ -184,9 +268,10 @@ def inherited_listener() -> socket.socket | None:
 
 def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool = True) -> Prepared:
     """Check the options, take the stage's run lock (a second ``sls-py run`` of the
-    stage is refused here), settle each function's environment and (with
-    ``launch``) bind the port and start the HTTP functions' templates; on an
-    error nothing is left running, bound or locked."""
+    stage is refused here), settle each function's environment and which
+    functions share a template, and (with ``launch``) bind the port and start
+    the templates serving an HTTP function; on an error nothing is left running,
+    bound or locked."""
     check_port(options.port)
     handed_over = inherited_listener()  # before any function's environment is made
     try:
@@ -225,6 +310,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         prepared = Prepared(
             settings,
             envs,
+            template_groups(spec, envs, settings.share_templates),
             listener=handed_over,
             invoke_listener=invoke_listener,
             invoke_token=invoke_token,
@@ -243,10 +329,11 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
         if prepared.listener is None and launch:
             prepared.listener = listen(options.host, options.port)
         if launch:
-            for fn in spec.functions:
-                if fn.http_triggers():
-                    prepared.launches[fn.name] = launch_template(
-                        envs[fn.name], fn.memory_mb, project.root, start_cpus
+            http = {fn.name for fn in spec.functions if fn.http_triggers()}
+            for group in prepared.groups:
+                if http.intersection(group.functions):
+                    prepared.launches[group.name] = launch_template(
+                        group.env, group.memory_mb, project.root, start_cpus
                     )
     except BaseException:
         prepared.close()

@@ -2,7 +2,8 @@
 
 One uvloop event loop in the ``sls-py`` process runs the HTTP gateway
 (:mod:`.connection` + :mod:`.gateway`), talks to every function's workers
-(:mod:`.workers`), watches the source for changes (restarting itself in place
+(:mod:`.workers`), forked from the template process its group of functions
+shares (:mod:`.group`), watches the source for changes (restarting itself in place
 when the spec changes) and runs the non-HTTP triggers
 (:class:`~.services.LocalServices`) with the pools' ``invoke``. SIGINT and SIGTERM stop it
 all; templates and workers are killed, and would die with the gateway anyway
@@ -34,6 +35,7 @@ from .bytecode import project_bytecode
 from .clock import SimulatedClock, iso_utc
 from .connection import HttpConnection, Timeouts
 from .gateway import Gateway, Route
+from .group import TemplateGroup
 from .handles import Template, TemplateFailed
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
@@ -64,6 +66,8 @@ class LocalServer:
         self.prepared = prepared
         self.stop_event = asyncio.Event()
         self.pools: dict[str, FunctionPool] = {}
+        #: the template processes the functions share (see .launch.template_groups)
+        self.groups: list[TemplateGroup] = []
         self.url = ""
         self.services: LocalServices | None = None
         self.invoke_server: InvokeServer | None = None
@@ -108,10 +112,15 @@ class LocalServer:
         logs = LogSink(log_dir(project.state_dir, spec.stage), json_lines=options.json_logs)
         logs.attach(loop)
         self.logs = logs
-        for fn in spec.functions:
-            pool = FunctionPool(fn, prepared.envs[fn.name], project.root, logs, settings, loop)
-            pool.prestarted = prepared.take(fn.name)
-            self.pools[fn.name] = pool
+        functions = {fn.name: fn for fn in spec.functions}
+        for shared in prepared.groups:
+            group = TemplateGroup(shared, project.root, settings, loop)
+            group.prestarted = prepared.take(shared.name)
+            self.groups.append(group)
+            for name in shared.functions:
+                fn = functions[name]
+                env = prepared.envs[name]
+                self.pools[name] = FunctionPool(fn, env, project.root, logs, settings, loop, group)
         http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
         databases = None
@@ -345,22 +354,23 @@ class LocalServer:
                 reloading.cancel()
 
     async def _reload(self) -> None:
-        """One reload: start the new templates at once (the busiest functions' first,
-        as many at a time as the workers have cores) and, from the first that has
-        imported the new code, learn whether the spec changed; if it did, restart
-        ``sls-py run`` in place without waiting for the others."""
+        """One reload: start the new templates at once (one per group of functions,
+        the busiest groups' first, as many at a time as the workers have cores) and,
+        from the first that has imported the new code, learn whether the spec
+        changed; if it did, restart ``sls-py run`` in place without waiting for the
+        others."""
         loop = asyncio.get_running_loop()
-        pools = sorted(self.pools.values(), key=lambda p: p.last_used(), reverse=True)
+        groups = sorted(self.groups, key=lambda g: g.last_used(), reverse=True)
         first_ready: asyncio.Future[Template] = loop.create_future()
         slots = asyncio.Semaphore(self._reload_slots())
 
-        async def reload_one(pool: FunctionPool) -> None:
+        async def reload_one(group: TemplateGroup) -> None:
             async with slots:
-                new = await pool.reload()
+                new = await group.reload()
             if new is not None and not first_ready.done():
                 first_ready.set_result(new)
 
-        tasks = [loop.create_task(reload_one(p)) for p in pools]
+        tasks = [loop.create_task(reload_one(g)) for g in groups]
         everything = asyncio.gather(*tasks, return_exceptions=True)
         spec_check = loop.create_task(self._spec_check(first_ready, everything))
         try:
@@ -401,16 +411,16 @@ class LocalServer:
 
     async def _keep_spare(self) -> None:
         """After ``SPARE_DELAY_S`` of quiet, keep one spare template (see
-        :attr:`.workers.FunctionPool.spare`), for the function used last: the next
-        reload of that function then imports only the app's own modules."""
+        :attr:`.group.TemplateGroup.spare`), for the group of the function used
+        last: the next reload of that group then imports only the app's own modules."""
         await asyncio.sleep(SPARE_DELAY_S)
-        ready = [p for p in self.pools.values() if p.template is not None and p.fn.http_triggers()]
+        ready = [g for g in self.groups if g.template is not None and g.serves_http()]
         if not ready:
             return
-        chosen = max(ready, key=lambda p: p.last_used())
-        for pool in self.pools.values():
-            if pool is not chosen:
-                pool.close_spare()
+        chosen = max(ready, key=lambda g: g.last_used())
+        for group in self.groups:
+            if group is not chosen:
+                group.close_spare()
         chosen.start_spare()
 
     def _reload_slots(self) -> int:

@@ -33,6 +33,10 @@ class PoolSettings:
     # gateway has its core to itself, so it only made workers lose every wake-up to
     # whatever else runs on theirs (README, "Local gateway performance")
     sched_batch: bool = False
+    # functions whose template environments are equal share one template process,
+    # which forks the workers of each (see .launch.template_groups); false: one
+    # template per function
+    share_templates: bool = True
     # the gateway's patience with clients (connection.Timeouts; 0: for ever): a
     # request's head and body must all arrive within read_timeout_s of its first
     # byte (else 408, and the connection closes: slowloris), and a connection
@@ -44,6 +48,7 @@ class PoolSettings:
 _FLAG_HINTS = {
     "pin_cpus": "pin_cpus = false lets the OS place the gateway and workers on any core",
     "sched_batch": "sched_batch = true runs workers under SCHED_BATCH (default: the normal policy)",
+    "share_templates": "share_templates = false starts one template process per function",
 }
 
 
@@ -70,7 +75,7 @@ def pool_settings(spec: Spec) -> PoolSettings:
                     "is not a non-negative number",
                     hint=f"for example: {name} = {getattr(PoolSettings, name)!r}",
                 ) from None
-    for flag in ("pin_cpus", "sched_batch"):
+    for flag in ("pin_cpus", "sched_batch", "share_templates"):
         if flag in conf:
             if not isinstance(conf[flag], bool):
                 raise ConfigError(

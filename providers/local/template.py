@@ -1,18 +1,26 @@
-"""The template process of one function, and the worker loop its children run.
+"""The template process of a group of functions, and the worker loop its children run.
 
-The gateway starts ``python -m sls_py_local.template`` once per function (and
-again per code generation on hot reload) with the function's environment. The
-template imports the app, reports ``ready`` on its control socket, then waits
-for ``spawn`` messages, each carrying three pipe ends (requests in, results
-out, raw stdout/stderr out) as SCM_RIGHTS. For each it forks a worker (about
-2 ms, the app already imported) that serves one invocation at a time.
+The gateway starts ``python -m sls_py_local.template`` once per group of
+functions whose environments are equal (see :func:`.launch.template_groups`;
+a group of one is a function's own template), and again per code generation
+on hot reload, with the group's environment: the functions it serves are
+``SLS_PY_FUNCTIONS`` (a JSON list), or the one ``SLS_PY_FUNCTION``. The
+template imports the app, finds every function's handler, reports ``ready`` on
+its control socket, then waits for ``spawn`` messages, each carrying three pipe
+ends (requests in, results out, raw stdout/stderr out) as SCM_RIGHTS. For each
+it forks a worker (about 2 ms, the app already imported) that sets its
+function's own environment (the message's ``env``: ``SLS_PY_FUNCTION``, its
+memory limit, its invoke targets and the invoke endpoint) and serves that
+function, one invocation at a time.
 
 Control messages (JSON, one per SOCK_SEQPACKET packet):
 
-- template -> gateway: ``{"event": "ready", "pid", "vm_bytes"}``,
+- template -> gateway: ``{"event": "ready", "pid", "vm_bytes", "preload"}``,
   ``{"event": "failed", "error"}``, ``{"event": "spawned", "id", "pid"}``,
   ``{"event": "exited", "pid", "status"}``;
-- gateway -> template: ``{"op": "spawn", "id"}`` with the three fds;
+- gateway -> template: ``{"op": "spawn", "id", "function", "env"}`` with the
+  three fds (``env``: what the worker sets, ``null`` values removed; none for a
+  group of one, whose environment is its function's);
   ``{"op": "spec"}`` with the write end of a pipe: hot reload asks a new
   template for the spec its (new) code builds. A child forked for it (so the
   template imports nothing more) writes ``{"spec": <Spec JSON>}`` or
@@ -103,13 +111,14 @@ def preload_clients() -> None:
     with the template instead of each importing a private copy, and their first
     call does not wait for the import.
 
-    Called before the template forks its second worker, not before ``ready``:
-    the first request does not wait for it, and a function that never runs two
-    workers at once (most, on a developer's machine) does not pay it in its
-    template as well as in its one worker. (The cache client is the exception:
-    :func:`_load_handler` imports it before ``ready``, so here it is already there.)
-    Nothing is connected or opened here (no socket or file may be shared by
-    forked workers)."""
+    Called before the template forks a function's second worker, not before
+    ``ready``: the first request does not wait for it, and a function that never
+    runs two workers at once (most, on a developer's machine) does not pay it in
+    its template as well as in its one worker; nor does start-up, when a shared
+    template forks one worker for each HTTP function while the first request
+    runs. (The cache client is the exception: :func:`_load_handlers` imports it
+    before ``ready``, so here it is already there.) Nothing is connected or
+    opened here (no socket or file may be shared by forked workers)."""
     import importlib
 
     try:
@@ -151,12 +160,13 @@ def main() -> int:
     cpus = os.environ.pop("SLS_PY_CPUS", "")
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
-    name = os.environ["SLS_PY_FUNCTION"]
+    shared = os.environ.pop("SLS_PY_FUNCTIONS", "")  # a template several functions share
+    names = json.loads(shared) if shared else [os.environ["SLS_PY_FUNCTION"]]
     spare = os.environ.pop("SLS_PY_SPARE", None)
     if spare is not None and not _wait_as_spare(ctrl, spare, cpus):
         return 0
     try:
-        handler = _load_handler(name)
+        handlers = _load_handlers(names)
     except BaseException:
         _send(ctrl, {"event": "failed", "error": traceback.format_exc()})
         return 1
@@ -184,10 +194,11 @@ def main() -> int:
 
     signal.signal(signal.SIGCHLD, reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the gateway's to handle
-    spawned = 0
+    spawned: set[str] = set()  # the functions it has forked a worker for
+    preloaded = False
     while True:
-        try:
-            data, fds, _, _ = socket.recv_fds(ctrl, 4096, 3)
+        try:  # a spawn message carries its function's environment: up to a few KB
+            data, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 3)
         except OSError:
             return 0
         if not data:
@@ -205,14 +216,17 @@ def main() -> int:
                     os._exit(code)
             os.close(fds[0])
             continue
-        if message.get("op") != "spawn" or len(fds) != 3:
-            for fd in fds:
+        name = message.get("function") or names[0]
+        if message.get("op") != "spawn" or len(fds) != 3 or name not in handlers:
+            for fd in fds:  # (a function not served here: its worker is lost at once)
                 os.close(fd)
             continue
-        if spawned == 1:  # a second worker: from now on, what they import is worth sharing
+        if name in spawned and not preloaded:
+            # a function's second worker: from now on, what they import is worth sharing
             preload_clients()
             release_memory()
-        spawned += 1
+            preloaded = True
+        spawned.add(name)
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -220,7 +234,8 @@ def main() -> int:
                 ctrl.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 die_with_parent(me)
-                code = _worker(handler, name, json_logs, *fds)
+                _own_environment(message.get("env") or {})
+                code = _worker(handlers[name], name, json_logs, *fds)
             finally:
                 os._exit(code)
         for fd in fds:
@@ -298,32 +313,56 @@ def _report_spec(fd: int) -> int:
     return 0
 
 
-def _load_handler(name: str) -> Any:
+def _load_handlers(names: list[str]) -> dict[str, Any]:
+    """Import the app and find the handler of each function in ``names``; one
+    that cannot be found fails the template (with the spec built from the same
+    code, only a stale cached spec names a function the app lacks, and its
+    check restarts ``sls-py run``)."""
     from sls_py.runtime import find_function, load_app, signature_of
     from sls_py.runtime.dispatch import ensure_path
 
     ensure_path(os.environ["SLS_PY_SOURCE"])
-    handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
+    app = load_app(os.environ["SLS_PY_APP"])
+    handlers = {name: find_function(app, name) for name in names}
     if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
         # the app declares a cache: its client library (~100 ms of imports) is loaded
         # once here, not by every worker on its first call
         _import_cache_client()
-    sig = signature_of(handler)
-    if (
-        sig.style == "payload"
-        and isinstance(sig.annotation, type)
-        and sig.annotation.__module__ != "builtins"
-    ):
-        # build the validator now, in the template, instead of in every worker
-        from sls_py.runtime import dispatch
+    for handler in handlers.values():
+        sig = signature_of(handler)
+        if (
+            sig.style == "payload"
+            and isinstance(sig.annotation, type)
+            and sig.annotation.__module__ != "builtins"
+        ):
+            # build the validator now, in the template, instead of in every worker
+            from sls_py.runtime import dispatch
 
-        try:
-            from pydantic import TypeAdapter
+            if sig.annotation in dispatch._adapters:
+                continue
+            try:
+                from pydantic import TypeAdapter
 
-            dispatch._adapters[sig.annotation] = TypeAdapter(sig.annotation)
-        except Exception:  # not a pydantic-able type: validated lazily as usual
-            pass
-    return handler
+                dispatch._adapters[sig.annotation] = TypeAdapter(sig.annotation)
+            except Exception:  # not a pydantic-able type: validated lazily as usual
+                pass
+    return handlers
+
+
+def _own_environment(env: dict[str, str | None]) -> None:
+    """A worker of a shared template takes its function's own environment
+    (``None``: the key is removed) before anything of the function's runs. The
+    resource driver reads ``SLS_PY_RESOURCES`` on first use; if the app used a
+    resource while the template imported it, the driver is made again from this
+    worker's (its invoke targets)."""
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    resources = sys.modules.get("sls_py.runtime.resources")
+    if "SLS_PY_RESOURCES" in env and resources is not None:
+        resources.use_driver(None)
 
 
 class _Outbox:

@@ -1,21 +1,23 @@
-"""Worker pools: each function's processes, forked from its template.
+"""Worker pools: each function's processes, forked from its group's template.
 
-A :class:`FunctionPool` owns one function's :class:`Template` (a process that
-has imported the app) and the workers forked from it. An invocation goes to an
-idle warm worker, else waits in a bounded queue while the pool scales out up to
-the function's concurrency; a full queue is refused (429). Each worker serves
-one invocation at a time over pipes driven by asyncio protocol callbacks.
+A :class:`FunctionPool` owns one function's workers, forked from the
+:class:`Template` (a process that has imported the app) of its
+:class:`~.group.TemplateGroup`, which the functions whose environments are
+equal share. An invocation goes to an idle warm worker, else waits in a bounded
+queue while the pool scales out up to the function's concurrency; a full queue
+is refused (429). Each worker serves one invocation at a time over pipes driven
+by asyncio protocol callbacks.
 
 A worker that times out is killed (504); one that dies or runs out of memory
 fails only its own invocation (502); either way the pool forks a new one when
-work is waiting. Hot reload starts a new template; new invocations go to its
-workers while in-flight ones finish on the old workers, which are then stopped.
+work is waiting. Hot reload starts a new template for the group; new
+invocations go to its workers while in-flight ones finish on the old workers,
+which are then stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 import uuid
@@ -27,8 +29,9 @@ from sls_py.runtime import Outcome
 from sls_py.runtime.errors import ErrorInfo
 from sls_py.spec import FunctionSpec
 
+from .group import TemplateGroup
 from .handles import Callback, Pending, Template, TemplateFailed, Worker, error_outcome
-from .launch import Launch
+from .launch import TemplateEnv
 from .logs import LogSink
 from .settings import PoolSettings
 
@@ -36,7 +39,7 @@ __all__ = ["FunctionPool", "Pending", "PoolSettings", "TemplateFailed", "Worker"
 
 
 class FunctionPool:
-    """One function's warm workers, queue and template."""
+    """One function's warm workers and queue; its template is its group's."""
 
     def __init__(
         self,
@@ -46,7 +49,13 @@ class FunctionPool:
         logs: LogSink,
         settings: PoolSettings,
         loop: asyncio.AbstractEventLoop,
+        group: TemplateGroup | None = None,
     ) -> None:
+        """:param env: the function's environment (see
+            :func:`~.oneshot.function_environment`); used for the template only
+            when the pool has no ``group``, whose environment is the template's.
+        :param group: the template processes it shares with the functions whose
+            environments are equal; by default one of its own."""
         self.fn, self.env, self.cwd, self.logs, self.settings, self.loop = (
             fn,
             env,
@@ -55,13 +64,15 @@ class FunctionPool:
             settings,
             loop,
         )
+        if group is None:
+            own = TemplateEnv(fn.name, (fn.name,), env, fn.memory_mb)
+            group = TemplateGroup(own, cwd, settings, loop)
+        self.group = group
+        group.pools.append(self)
         self.max_workers = fn.concurrency or settings.max_workers or os.cpu_count() or 1
+        #: the group's template this pool forks its workers from (``None``: not
+        #: started yet, or lost; the next invocation asks the group)
         self.template: Template | None = None
-        self.old_templates: list[Template] = []
-        #: hot reload's head start: a template process that has imported the libraries
-        #: the app uses (not the app) and waits to import the changed code
-        self.spare: Template | None = None
-        self.spare_task: asyncio.Task[None] | None = None
         self.starting: asyncio.Task[None] | None = None
         self.workers: set[Worker] = set()
         self.idle: list[Worker] = []
@@ -69,9 +80,6 @@ class FunctionPool:
         self.spawning = 0
         self.crashed: set[int] = set()
         self.closed = False
-        # a template process started before the event loop (see .launch); the
-        # first template adopts it
-        self.prestarted: Launch | None = None
         # one timer per pool for the workers' deadlines, not one per invocation
         self.deadline_timer: asyncio.TimerHandle | None = None
 
@@ -131,57 +139,26 @@ class FunctionPool:
             )
         return Outcome.from_wire(await future)
 
-    async def reload(self) -> Template | None:
-        """Serve new invocations from freshly imported code (raises :class:`TemplateFailed`).
-
-        The new template's first worker is forked before the swap, so the first
-        invocation after it does not wait for a fork. Returns the new template,
-        ``None`` when there was none to replace (the next start imports the new
-        code); cancelled, it leaves no new process behind and the old code serving."""
-        if self.starting is not None:
-            # A template that began starting before the change may have imported the
-            # old code: let it finish, then replace it like any running template.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self.starting)
-        if self.template is None:
-            return None  # never started (or failed to): the next start imports the new code
-        spare, self.spare = self.spare, None
-        if spare is not None and self.spare_task is not None and not self.spare_task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self.spare_task)  # nearly there, most likely
-        if spare is not None and not spare.waiting():
-            spare.close()
-            spare = None
-        new = spare if spare is not None else Template(self)
-        try:
-            if new is spare:
-                await new.activate()  # imports only the app: its libraries are imported
-            else:
-                await new.start()
-            first = await new.spawn()
-        except BaseException:
-            for w in list(new.workers):
-                w.kill()
-            new.close()
-            raise
-        if self.closed:  # shut down meanwhile
-            first.kill()
-            new.close()
-            return None
-        old, self.template = self.template, new
-        warm = max(1, len(old.workers)) if old is not None else 1
-        if old is not None:
-            for w in [w for w in self.idle if w.template is old]:
-                self.idle.remove(w)
-                w.stop()
-                self._forget(w)
-            self.old_templates.append(old)
-        self._close_drained()
-        self.workers.add(first)
-        self.worker_free(first)  # takes the oldest queued invocation, if one waits
-        for _ in range(min(warm, self.max_workers) - 1):
+    def adopt(self, new: Template, first: Worker | None) -> None:
+        """Serve new invocations from ``new``, the group's template of freshly
+        imported code (see :meth:`.group.TemplateGroup.reload`): ``first`` was
+        forked from it for this pool (``None``: the pool was not serving then).
+        Idle workers of the old code stop; busy ones finish their invocation first.
+        A pool that has not started keeps waiting for its first invocation."""
+        old = self.template
+        if old is None and first is None:
+            return
+        self.template = new
+        warm = max(1, sum(1 for w in self.workers if w.template is old)) if old is not None else 1
+        for w in [w for w in self.idle if w.template is not new]:
+            self.idle.remove(w)
+            w.stop()
+            self._forget(w)
+        if first is not None:
+            self.workers.add(first)
+            self.worker_free(first)  # takes the oldest queued invocation, if one waits
+        for _ in range(min(warm, self.max_workers) - (first is not None)):
             self._spawn()
-        return new
 
     def last_used(self) -> float:
         """When this function last ran (monotonic; infinity while it runs or has work
@@ -189,30 +166,6 @@ class FunctionPool:
         if self.queue or any(w.current is not None for w in self.workers):
             return float("inf")
         return max((w.idle_since for w in self.workers), default=0.0)
-
-    def start_spare(self) -> None:
-        """Start a spare template (see :attr:`spare`) unless one is there already."""
-        if self.closed or self.template is None or self.spare is not None:
-            return
-        spare = self.spare = Template(self, spare=self.template.preload)
-
-        async def run() -> None:
-            try:
-                await spare.start()
-            except TemplateFailed:
-                if self.spare is spare:
-                    self.spare = None
-
-        self.spare_task = self.loop.create_task(run())
-
-    def close_spare(self) -> None:
-        """Stop the spare template, if there is one."""
-        spare, self.spare = self.spare, None
-        if self.spare_task is not None:
-            self.spare_task.cancel()
-            self.spare_task = None
-        if spare is not None:
-            spare.close()
 
     def busy(self) -> bool:
         """Whether an invocation is running or waiting for a worker."""
@@ -254,7 +207,8 @@ class FunctionPool:
     stopping = False
 
     def close(self) -> None:
-        """Kill every worker and template of this function."""
+        """Kill every worker of this function (and the group's templates, once every
+        pool of the group has closed)."""
         self.closed = True
         if self.deadline_timer is not None:
             self.deadline_timer.cancel()
@@ -265,9 +219,7 @@ class FunctionPool:
         self.queue.clear()
         for w in list(self.workers):
             w.kill()
-        for t in [*self.old_templates, *([self.template] if self.template else [])]:
-            t.close()
-        self.close_spare()
+        self.group.pool_closed()
 
     # --- callbacks from workers and templates --------------------------------
 
@@ -291,6 +243,8 @@ class FunctionPool:
         self._scale()
 
     def template_lost(self, template: Template) -> None:
+        """The group's ``template`` exited: start over from a new one if it was this
+        pool's (at once when invocations wait, else on the next)."""
         if template is self.template and not self.closed:
             self.template = None
             if self.stopping:  # e.g. SIGTERM to the whole process group: nothing to report
@@ -310,13 +264,7 @@ class FunctionPool:
 
     def _forget(self, w: Worker) -> None:
         self.workers.discard(w)
-        w.template.workers.discard(w)
-        self._close_drained()
-
-    def _close_drained(self) -> None:
-        for t in [t for t in self.old_templates if not t.workers]:
-            self.old_templates.remove(t)
-            t.close()
+        self.group.worker_gone(w)
 
     def _scale(self) -> None:
         if self.closed:
@@ -338,9 +286,7 @@ class FunctionPool:
 
     async def _start_template(self) -> None:
         try:
-            template = Template(self, self.prestarted)
-            self.prestarted = None
-            await template.start()
+            template = await self.group.current()
         except TemplateFailed as exc:
             self.logs.emit(
                 self.fn.name,
@@ -361,13 +307,13 @@ class FunctionPool:
 
     async def _spawn_one(self, template: Template) -> None:
         try:
-            worker = await template.spawn()
+            worker = await template.spawn(self)
         except (TemplateFailed, OSError) as exc:
             self.spawning -= 1
             self.logs.emit(self.fn.name, "", "ERROR", f"cannot start a worker: {exc}")
             if template is self.template:
                 template.close()
-                self.template_lost(template)
+                self.group.template_lost(template)
             return
         self.spawning -= 1
         self.workers.add(worker)

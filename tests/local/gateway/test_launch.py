@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import socket
 import subprocess
@@ -49,7 +50,8 @@ from sls_py import App, HttpRequest, http, schedule
 
 app = App("launchtest")
 # what the process saw while the app was imported (the CLI imports it too, without
-# SLS_PY_FUNCTION; a template imports it with its function's environment)
+# SLS_PY_FUNCTION; a function's own template imports it with the function's
+# environment, a template shared by several functions without SLS_PY_FUNCTION)
 AT_IMPORT = {
     "function": os.environ.get("SLS_PY_FUNCTION"),
     "own": os.environ.get("ONLY_FIRST"),
@@ -81,7 +83,8 @@ environment = { GREETING = "hello" }
 
 
 def _templates(gateway_pid: int) -> dict[int, str]:
-    """The gateway's template processes: pid -> function name (from its environment)."""
+    """The gateway's template processes: pid -> the functions it serves (from its
+    environment: ``"second,nightly"`` for a template they share)."""
     found = {}
     for pid in descendants(gateway_pid):
         try:
@@ -92,8 +95,9 @@ def _templates(gateway_pid: int) -> dict[int, str]:
             continue
         parent = int(stat[stat.rfind(")") + 2 :].split()[1])
         if parent == gateway_pid and b"sls_py_local.template" in cmdline:
-            name = next(v for v in environ if v.startswith(b"SLS_PY_FUNCTION="))
-            found[pid] = name.split(b"=", 1)[1].decode()
+            own = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"SLS_PY_FUNCTION=")]
+            shared = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"SLS_PY_FUNCTIONS=")]
+            found[pid] = ",".join(json.loads(shared[0])) if shared else own[0]
     return found
 
 
@@ -103,15 +107,16 @@ def test_the_early_templates_serve_with_their_environment(tmp_path: Path) -> Non
         first, second = c.get("/first"), c.get("/second")
         assert (first.status_code, second.status_code) == (200, 200)
         assert first.json()["at_import"] == {"function": "first", "own": "1", "stage": "hello"}
-        assert second.json()["at_import"] == {"function": "second", "own": None, "stage": "hello"}
+        # second shares its template with nightly (their environments are equal)
+        assert second.json()["at_import"] == {"function": None, "own": None, "stage": "hello"}
         templates = _templates(server.proc.pid)
-        # one template per HTTP function, none for the schedule-only one (it starts
-        # on its first invocation): an early template that was not adopted would
-        # still be here next to a second one
-        assert sorted(templates.values()) == ["first", "second"]
+        # first's own template, and the one second and the schedule-only nightly
+        # share, started early for second: an early template that was not adopted
+        # would still be here next to a second one
+        assert sorted(templates.values()) == ["first", "second,nightly"]
         by_function = {name: pid for pid, name in templates.items()}
         assert first.json()["ppid"] == by_function["first"]
-        assert second.json()["ppid"] == by_function["second"]
+        assert second.json()["ppid"] == by_function["second,nightly"]
 
 
 def test_a_failing_early_template_is_reported_and_retried(tmp_path: Path) -> None:
@@ -124,7 +129,7 @@ def test_a_failing_early_template_is_reported_and_retried(tmp_path: Path) -> Non
         (project / "broken.flag").unlink()
         answer = c.get("/first")
         assert (answer.status_code, answer.json()["at_import"]["function"]) == (200, "first")
-        assert sorted(_templates(server.proc.pid).values()) == ["first", "second"]
+        assert sorted(_templates(server.proc.pid).values()) == ["first", "second,nightly"]
 
 
 def test_a_failed_start_up_kills_the_early_templates(
@@ -167,8 +172,8 @@ def test_a_second_run_of_the_stage_is_refused_before_any_template_starts(
     started: list[str] = []
     real_launch = launch.launch_template
 
-    def counting_launch(env: dict[str, str], memory_mb: int, cwd: Path) -> launch.Launch:
-        started.append(env["SLS_PY_FUNCTION"])
+    def counting_launch(env: dict[str, str], memory_mb: int | None, cwd: Path) -> launch.Launch:
+        started.append(env.get("SLS_PY_FUNCTION", ""))
         return real_launch(env, memory_mb, cwd)
 
     monkeypatch.setattr(launch, "launch_template", counting_launch)
@@ -315,7 +320,7 @@ def test_a_cancelled_template_start_leaves_no_process(tmp_path: Path) -> None:
         env = function_environment(spec, project, fn)
         logs = LogSink(tmp_path / "logs", stream=io.StringIO())
         pool = FunctionPool(fn, env, project.root, logs, PoolSettings(pin_cpus=False), loop)
-        template = Template(pool)
+        template = Template(pool.group)
         starting = loop.create_task(template.start())
         await asyncio.sleep(0.2)  # started, still importing (60 s)
         assert template.proc is not None and template.proc.poll() is None
