@@ -370,16 +370,15 @@ class Template:
         if self.sock is None or self.closed:
             raise TemplateFailed("the template process is gone")
         loop = self.group.loop
-        name = pool.fn.name
-        message = {"op": "spawn", "id": next(self._ids), "function": name}
-        own = self.group.env.overrides.get(name)
-        if own:
+        spawn_id = next(self._ids)
+        message: dict[str, Any] = {"op": "spawn", "id": spawn_id, "function": pool.fn.name}
+        own = self.group.env.overrides.get(pool.fn.name)
+        if own:  # a shared template: what the worker sets for its function
             message["env"] = own
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         out_r, out_w = os.pipe()
         worker = Worker(self, pool)
-        spawn_id = message["id"]
         try:
             socket.send_fds(self.sock, [json.dumps(message).encode()], [req_r, resp_w, out_w])
         except OSError:
