@@ -92,6 +92,10 @@ def caller(p: dict, ctx: Context) -> object:
         return {"id": ctx.invoke_async(p["target"], {"run": p["run"]})}
     if mode == "fanout":
         return squares.map(range(p["n"]), ctx, chunk=p["chunk"], parallel=p["parallel"])
+    if mode == "endpoint":  # what the worker was given (set after the fork: not in /proc)
+        import os
+
+        return os.environ["SLS_PY_INVOKE_URL"]
     raise ValueError(mode)
 
 
@@ -186,32 +190,13 @@ def test_internal_endpoint_needs_the_token(server: LocalServer) -> None:
     # run.json is published once the server is ready, which may be after its URL is printed
     env = wait_until(lambda: read_run_info(server.project / ".sls-py" / "local" / "dev"))
     assert env["gateway"].startswith("http://127.0.0.1:")
-    # the endpoint's URL reaches only the workers; find it from the server's process tree
-    url = _invoke_url(server)
+    # the endpoint's URL reaches only the workers of functions that invoke; ask one
+    url = call(server, {"mode": "endpoint"}).json()
     assert url.startswith("http://127.0.0.1:")
     wrong = httpx.post(f"{url}/invoke/add", json={"x": 1, "y": 2},
                        headers={"authorization": "Bearer nope", "x-sls-py-source": "caller"},
                        trust_env=False)
     assert (wrong.status_code, wrong.json()) == (403, {"message": "Forbidden"})
-
-
-def _invoke_url(server: LocalServer) -> str:
-    """SLS_PY_INVOKE_URL from the environment of one of the server's worker processes."""
-    pid = server.process.proc.pid
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            stat = (proc / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) != pid:
-            continue
-        for item in environ:
-            if item.startswith(b"SLS_PY_INVOKE_URL="):
-                return item.split(b"=", 1)[1].decode()
-    raise AssertionError("no worker process of the server carries SLS_PY_INVOKE_URL")
 
 
 def test_invoke_async_delivers_and_dead_letters_after_retries(server: LocalServer) -> None:

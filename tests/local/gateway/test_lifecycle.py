@@ -327,7 +327,7 @@ def test_no_request_fails_while_the_code_reloads(tmp_path: Path) -> None:
     once with a second save right after the first (which supersedes the reload
     the first started): every one gets a 200 from the old or the new code, and
     on each connection each function's version never goes back once its new code
-    answered (the functions reload one after the other)."""
+    answered (each template, and so each group of functions, reloads on its own)."""
     project = write_project(tmp_path / "versions", "versionsapp", VERSIONED_APP)
     module = project / "versionsapp.py"
     source = module.read_text()

@@ -88,7 +88,7 @@ def test_faults_under_load_are_contained(reload_project: Path) -> None:
             "timeout": (504, {"message": "Endpoint request timed out"}),
             "oom": (502, {"message": "Internal server error"}),
         }
-        # each pool swaps to the new code on its own; the gateway says "reloaded"
+        # each template group swaps to the new code on its own; the gateway says "reloaded"
         # once every pool has, which can be a little after /version answers v2
         deadline = time.monotonic() + 60
         while "reloaded: new requests go to the new code" not in (out := server.output()):
