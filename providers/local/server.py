@@ -38,7 +38,7 @@ from .gateway import Gateway, Route
 from .group import TemplateGroup
 from .handles import Template, TemplateFailed
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
-from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
+from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare, template_groups
 from .logs import LogSink, log_dir
 from .runfile import running_instance
 from .settings import PoolSettings, pool_settings, split_cpus, unpin
@@ -113,7 +113,8 @@ class LocalServer:
         logs.attach(loop)
         self.logs = logs
         functions = {fn.name: fn for fn in spec.functions}
-        for shared in prepared.groups:
+        groups = prepared.groups or template_groups(spec, prepared.envs, settings.share_templates)
+        for shared in groups:
             group = TemplateGroup(shared, project.root, settings, loop)
             group.prestarted = prepared.take(shared.name)
             self.groups.append(group)
