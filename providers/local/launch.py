@@ -29,6 +29,7 @@ from sls_py.project import Project
 from sls_py.provider import RunOptions
 from sls_py.spec import Spec
 
+from . import blank
 from .oneshot import function_environment, local_resources
 from .runfile import RunLock
 from .settings import CpuLayout, PoolSettings, apply_layout, cpu_layout, pool_settings
@@ -58,11 +59,20 @@ def launch_template(
         core the run may use); by default the workers' (``SLS_PY_CPUS``), off the
         gateway's. The template moves itself to the workers' cores once imported.
     """
+    env = {**env, "SLS_PY_MEMORY_MB": str(memory_mb)}
+    workers = env.get("SLS_PY_CPUS")
+    if cpus is None and workers:
+        cpus = {int(c) for c in workers.split(",")}
+    early = blank.take("template", env.get("SLS_PY_FUNCTION", ""), env, cwd)
+    if early is not None and early.sock is not None:  # started by sls_py.entry: importing already
+        blank.send(early, env)
+        if cpus:
+            with contextlib.suppress(OSError, ValueError):
+                os.sched_setaffinity(early.proc.pid, cpus)
+        return Launch(early.proc, early.sock)
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    env = dict(env)
     env["SLS_PY_CONTROL_FD"] = str(child.fileno())
     env["SLS_PY_PARENT_PID"] = str(os.getpid())
-    env["SLS_PY_MEMORY_MB"] = str(memory_mb)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sls_py_local.template"],
@@ -76,9 +86,6 @@ def launch_template(
         raise
     finally:
         child.close()
-    workers = env.get("SLS_PY_CPUS")
-    if cpus is None and workers:
-        cpus = {int(c) for c in workers.split(",")}
     if cpus:  # a child inherits the gateway's own core otherwise
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(proc.pid, cpus)
