@@ -151,6 +151,7 @@ def prestart(command: str, root: Path, spec: dict[str, Any], function: str | Non
 
 def _start(kind: str, function: str, env: dict[str, str], root: Path) -> Early:
     base = {**os.environ, BLANK_ENV: "1"}
+    sock = None
     if kind == "oneshot":
         proc = subprocess.Popen(
             [sys.executable, "-m", "sls_py_local.oneshot"],
@@ -160,16 +161,23 @@ def _start(kind: str, function: str, env: dict[str, str], root: Path) -> Early:
             env=base,
             cwd=str(root),
         )
-        early = Early(kind, function, proc, None, base, env, root.resolve())
-        send(early, env)
-        return early
+    else:
+        proc, sock = start_template(base, root)
+    early = Early(kind, function, proc, sock, base, env, root.resolve())
+    send(early, env)  # step 1
+    return early
+
+
+def start_template(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Start ``python -m sls_py_local.template`` with ``env`` (plus its control
+    socket's fd and this process's pid); the process and the socket's other end."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = {**env, "SLS_PY_CONTROL_FD": str(child.fileno()), "SLS_PY_PARENT_PID": str(os.getpid())}
     try:
-        base |= {"SLS_PY_CONTROL_FD": str(child.fileno()), "SLS_PY_PARENT_PID": str(os.getpid())}
         proc = subprocess.Popen(
             [sys.executable, "-m", "sls_py_local.template"],
-            env=base,
-            cwd=str(root),
+            env=env,
+            cwd=str(cwd),
             pass_fds=[child.fileno()],
             stdin=subprocess.DEVNULL,
         )
@@ -178,11 +186,7 @@ def _start(kind: str, function: str, env: dict[str, str], root: Path) -> Early:
         raise
     finally:
         child.close()
-    for key in ("SLS_PY_CONTROL_FD", "SLS_PY_PARENT_PID"):
-        base.pop(key)
-    early = Early(kind, function, proc, parent, base, env, root.resolve())
-    send(early, env)
-    return early
+    return proc, parent
 
 
 def take(kind: str, function: str, env: dict[str, str], cwd: Path) -> Early | None:

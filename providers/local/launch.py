@@ -20,7 +20,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,22 +69,7 @@ def launch_template(
             with contextlib.suppress(OSError, ValueError):
                 os.sched_setaffinity(early.proc.pid, cpus)
         return Launch(early.proc, early.sock)
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    env["SLS_PY_CONTROL_FD"] = str(child.fileno())
-    env["SLS_PY_PARENT_PID"] = str(os.getpid())
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sls_py_local.template"],
-            env=env,
-            cwd=str(cwd),
-            pass_fds=[child.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-    except BaseException:
-        parent.close()
-        raise
-    finally:
-        child.close()
+    proc, parent = blank.start_template(env, cwd)
     if cpus:  # a child inherits the gateway's own core otherwise
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(proc.pid, cpus)

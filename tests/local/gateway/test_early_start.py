@@ -62,7 +62,9 @@ def project(tmp_path: Path) -> Path:
     return write_project(tmp_path / "early", "earlyapp", APP, app_name="early")
 
 
-def _invoke(project: Path, function: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _invoke(
+    project: Path, function: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "sls_py", "invoke", function, "1", "-p", str(project)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
 
