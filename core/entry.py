@@ -51,9 +51,15 @@ def _parse(
     return out
 
 
-def _cached(opts: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
+def _cached(
+    opts: dict[str, Any], command: str, function: str | None = None
+) -> tuple[Any, Any, Any, Any] | None:
     """The cached spec of this command line's project, stage and provider, as
-    ``(spec, project, ui, plugin module)``; ``None`` when there is no fresh copy."""
+    ``(spec, project, ui, plugin module)``; ``None`` when there is no fresh copy.
+
+    Before anything else is imported, the provider's early start (the copy's
+    ``early_start`` module, see :func:`sls_py.speccache.store`) gets the spec in
+    its JSON form: the local provider starts the function processes there."""
     from . import speccache
 
     root = Path(opts["project"]).resolve()
@@ -61,6 +67,14 @@ def _cached(opts: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
     if cached is None:
         return None
     import importlib
+
+    early = None
+    if cached.get("early_start"):
+        try:
+            early = importlib.import_module(cached["early_start"])
+            early.prestart(command, root, cached["spec"], function)
+        except Exception:  # best effort: the processes start the usual way
+            early = None
 
     from .project import Project
     from .spec import Spec
@@ -70,6 +84,8 @@ def _cached(opts: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
         plugin = importlib.import_module(cached["plugin_module"])
         spec = Spec.from_data(cached["spec"])
     except Exception:  # a broken plugin, or a copy this sls-py cannot read: the CLI says why
+        if early is not None:
+            early.discard()
         return None
     ui = UI()
     for note in cached["notes"]:
@@ -92,7 +108,7 @@ def _warm_run(args: list[str]) -> int | None:
         port = int(opts.get("port", 3000))
     except ValueError:
         return None
-    found = _cached(opts)
+    found = _cached(opts, "run")
     if found is None:
         return None
     spec, project, ui, plugin = found
@@ -122,7 +138,7 @@ def _warm_invoke(args: list[str]) -> int | None:
     if opts is None or not positional:
         return None
     function, payload = positional[0], (positional[1] if len(positional) > 1 else None)
-    found = _cached(opts)  # before the payload is read: stdin stays for the CLI otherwise
+    found = _cached(opts, "invoke", function)  # before the payload is read: stdin stays for the CLI otherwise
     if found is None or not hasattr(found[3], "sls_py_invoke"):
         return None
     spec, project, ui, plugin = found

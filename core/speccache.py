@@ -140,6 +140,9 @@ def store(
         "fingerprint": fingerprint(root, spec.source, modules),
         "provider": provider_name,
         "plugin_module": plugin_module,
+        # a module whose prestart(command, root, spec_data, function) the warm start
+        # calls first, before the Spec and the plugin are imported (sls_py.entry)
+        "early_start": getattr(plugin, "EARLY_START", None),
         "project_name": project_name,
         "notes": notes,
         "spec": spec.to_data(),

@@ -159,6 +159,15 @@ def client_module() -> Any:
         ) from None
 
 
+def preload_client() -> None:
+    """Import the client library now (valkey-py: ~100 ms of imports with asyncio)
+    instead of on the first cache call; none installed is that call's error."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        client_module()
+
+
 def connect(url: str, *, wait_s: float = 10.0) -> Any:
     """A client for ``url`` (shared by the process's threads, one pool per URL).
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -287,13 +287,19 @@ class LocalCaches:
 
 
 @contextlib.contextmanager
-def serving_caches(spec: Spec, project: Project) -> Iterator[list[CacheServer] | None]:
+def serving_caches(
+    spec: Spec, project: Project, starting: Callable[[list[CacheServer]], None] | None = None
+) -> Iterator[list[CacheServer] | None]:
     """The stage's cache servers for the length of a one-off command (``sls-py
     invoke``, ``sls-py trigger`` without a running ``sls-py run``, ``sls-py cache
     shell``). Servers already answering (a run's, or another command's) are used
     as they are; the others are started detached, so that commands running at
     the same time share them, and the last command using them stops them (their
     data stays). A running ``sls-py run`` holds them "in use": never stopped under it.
+
+    :param starting: called with the servers (their ports settled) before they
+        are started and waited for: ``sls-py invoke`` starts the function's
+        process there, which imports the app meanwhile.
     """
     if not spec.caches:
         yield None
@@ -302,6 +308,8 @@ def serving_caches(spec: Spec, project: Project) -> Iterator[list[CacheServer] |
     using = contextlib.ExitStack()
     with locked(start_lock):
         servers = cache_servers(spec, project)
+        if starting is not None:
+            starting(servers)
         binary = ""
         for server in servers:
             if not _answering(server):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,20 +81,35 @@ def database_server(spec: Spec, project: Project, *, background: bool = False) -
 @contextlib.contextmanager
 def _set_up_meanwhile(spec: Spec, project: Project, server: PostgresServer) -> Iterator[None]:
     """Start ``server`` (owned here) and, in a thread, wait for it, create the
-    databases and apply the migrations, then mark it ready; stop it afterwards."""
+    databases and apply the migrations (in :mod:`sls_py_local.dbsetup`, at a
+    lower priority: the function's process, importing the app meanwhile, wins
+    the CPU), then mark it ready; stop it afterwards."""
+    import subprocess
+    import sys
     import threading
+
+    job = setup_job(spec, project, server)
+    child: list[subprocess.Popen[bytes]] = []
+    over = threading.Event()
 
     def bring_up() -> None:
         try:
             assert server.supervisor is not None
             server.supervisor.wait_ready()
-            server.create_databases([d.name for d in spec.databases])
-            options = {k: v for k, v in server.connection.options().items() if k != "ready_file"}
-            migrate_all(spec, project, options)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sls_py_local.dbsetup"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            child.append(proc)
+            out, err = proc.communicate(json.dumps(job).encode())
+            _reports(proc.returncode, out, err)
             server.mark_ready()
         except Exception as exc:  # the block goes on; a function that needs the server says why
             hint = getattr(exc, "hint", None)
-            server.mark_failed(f"{exc}" + (f" ({hint})" if hint else ""))
+            if not over.is_set():  # not the set-up stopped below
+                server.mark_failed(f"{exc}" + (f" ({hint})" if hint else ""))
 
     try:
         server.start()
@@ -101,7 +117,32 @@ def _set_up_meanwhile(spec: Spec, project: Project, server: PostgresServer) -> I
         thread.start()
         yield
     finally:
+        over.set()
+        for proc in child:  # the block is over: a set-up still running is not needed
+            if proc.poll() is None:
+                proc.kill()
         server.stop()  # a migration cut short rolls back (one transaction per file)
+
+
+def setup_job(spec: Spec, project: Project, server: PostgresServer) -> dict[str, Any]:
+    """What :mod:`sls_py_local.dbsetup` reads: where the server is, and each
+    database's migrations folder."""
+    return {
+        "options": server.connection.options(),
+        "root": str(project.root),
+        "databases": [{"name": d.name, "migrations": d.migrations} for d in spec.databases],
+    }
+
+
+def _reports(returncode: int | None, out: bytes, err: bytes) -> list[MigrationReport]:
+    """:mod:`sls_py_local.dbsetup`'s reports, or :class:`~sls_py.errors.ProviderError`
+    with its one line."""
+    if returncode != 0:
+        why = err.decode(errors="replace").strip().splitlines()
+        raise ProviderError(f"setting up the databases failed: {why[-1] if why else returncode}")
+    from sls_py.migrations import MigrationReport
+
+    return [MigrationReport(**json.loads(line)) for line in out.decode().splitlines() if line.strip()]
 
 
 def describe(report: MigrationReport) -> str:
@@ -121,7 +162,6 @@ def describe(report: MigrationReport) -> str:
 async def _setup(job: dict[str, Any]) -> list[MigrationReport]:
     """Run :mod:`sls_py_local.dbsetup` on ``job``; its reports, or
     :class:`~sls_py.errors.ProviderError` with its one line."""
-    import json
     import sys
 
     proc = await asyncio.create_subprocess_exec(
@@ -138,12 +178,7 @@ async def _setup(job: dict[str, Any]) -> list[MigrationReport]:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         raise
-    if proc.returncode != 0:
-        why = err.decode(errors="replace").strip().splitlines()
-        raise ProviderError(f"setting up the databases failed: {why[-1] if why else proc.returncode}")
-    from sls_py.migrations import MigrationReport
-
-    return [MigrationReport(**json.loads(line)) for line in out.decode().splitlines() if line.strip()]
+    return _reports(proc.returncode, out, err)
 
 
 class DatabaseService:
@@ -177,11 +212,8 @@ class DatabaseService:
 
     async def _bring_up(self, server: PostgresServer) -> None:
         try:
-            job = {  # the child reads the migration files: the gateway imports no sls_py.migrations
-                "options": server.connection.options(),
-                "root": str(self.project.root),
-                "databases": [{"name": d.name, "migrations": d.migrations} for d in self.spec.databases],
-            }
+            # the child reads the migration files: the gateway imports no sls_py.migrations
+            job = setup_job(self.spec, self.project, server)
             await asyncio.to_thread(server.start)
             assert server.supervisor is not None
             await asyncio.to_thread(server.supervisor.wait_ready)

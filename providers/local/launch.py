@@ -3,8 +3,8 @@
 A template (:mod:`.template`) is a fresh interpreter that imports the app: the
 longest part of the local server's cold start, and the first request waits for
 it. Functions whose environments are equal but for what each worker sets for
-itself (:data:`PER_FUNCTION_KEYS`) share one template, which forks the workers of
-each (:func:`template_groups`). :func:`prepare` runs first in ``sls-py run``: it
+itself share one template, which forks the workers of each (:mod:`.sharing`,
+:func:`template_groups`). :func:`prepare` runs first in ``sls-py run``: it
 checks the options, reads the pool settings, binds the gateway's port (for an
 IP address; a host name is resolved and bound by the event loop later) and
 starts the templates of the groups with an HTTP function before the gateway
@@ -19,12 +19,10 @@ No asyncio here: importing it is part of what the early start overlaps.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import socket
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from sls_py.project import Project
 from sls_py.provider import RunOptions
 from sls_py.spec import Spec
 
+from . import blank, sharing
 from .oneshot import function_environment, local_resources
 from .runfile import RunLock
 from .settings import CpuLayout, PoolSettings, apply_layout, cpu_layout, pool_settings
@@ -66,42 +65,24 @@ def launch_template(
         core the run may use); by default the workers' (``SLS_PY_CPUS``), off the
         gateway's. The template moves itself to the workers' cores once imported.
     """
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = dict(env)
-    env["SLS_PY_CONTROL_FD"] = str(child.fileno())
-    env["SLS_PY_PARENT_PID"] = str(os.getpid())
     if memory_mb is not None:
         env["SLS_PY_MEMORY_MB"] = str(memory_mb)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sls_py_local.template"],
-            env=env,
-            cwd=str(cwd),
-            pass_fds=[child.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-    except BaseException:
-        parent.close()
-        raise
-    finally:
-        child.close()
     workers = env.get("SLS_PY_CPUS")
     if cpus is None and workers:
         cpus = {int(c) for c in workers.split(",")}
+    early = blank.take("template", sharing.template_name(env), env, cwd)
+    if early is not None and early.sock is not None:  # started by sls_py.entry: importing already
+        blank.send(early, env)
+        if cpus:
+            with contextlib.suppress(OSError, ValueError):
+                os.sched_setaffinity(early.proc.pid, cpus)
+        return Launch(early.proc, early.sock)
+    proc, parent = blank.start_template(env, cwd)
     if cpus:  # a child inherits the gateway's own core otherwise
         with contextlib.suppress(OSError, ValueError):
             os.sched_setaffinity(proc.pid, cpus)
     return Launch(proc, parent)
-
-
-#: what a worker of a shared template sets for itself (from the ``spawn`` message),
-#: so functions that differ only in these share a template; ``SLS_PY_RESOURCES``
-#: differs by its ``"functions"`` entry (the targets a function may invoke) too
-#: (the invoke endpoint's keys are .invoking's INVOKE_URL_ENV and INVOKE_TOKEN_ENV, not
-#: imported: an app without ``invokes`` does not load that module at start)
-PER_FUNCTION_KEYS = ("SLS_PY_FUNCTION", "SLS_PY_MEMORY_MB", "SLS_PY_INVOKE_URL", "SLS_PY_INVOKE_TOKEN")
-#: the functions a shared template serves (JSON list), in its environment
-FUNCTIONS_ENV = "SLS_PY_FUNCTIONS"
 
 
 @dataclass(frozen=True)
@@ -110,10 +91,10 @@ class TemplateEnv:
 
     A group of one is a function's own template, as before sharing: its
     environment is the function's, ``SLS_PY_MEMORY_MB`` included. A shared one
-    imports the app without any function's own keys (:data:`PER_FUNCTION_KEYS`,
-    the ``"functions"`` entry of ``SLS_PY_RESOURCES``): app code reading them at
-    import time sees none, and each worker sets its function's (:attr:`overrides`)
-    after the fork, before it runs anything of the function's."""
+    imports the app without any function's own keys (see :mod:`.sharing`): app
+    code reading them at import time sees none, and each worker sets its
+    function's (:attr:`overrides`) after the fork, before it runs anything of the
+    function's."""
 
     #: the first function's name (its pool's log lines, :attr:`Prepared.launches`)
     name: str
@@ -125,44 +106,25 @@ class TemplateEnv:
     overrides: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
 
-def shared_environment(env: dict[str, str]) -> dict[str, str]:
-    """``env`` without what a worker sets for its own function: the part that must be
-    equal for two functions to share a template (the app is imported with it)."""
-    out = {k: v for k, v in env.items() if k not in PER_FUNCTION_KEYS}
-    raw = out.get("SLS_PY_RESOURCES")
-    if raw:
-        resources = json.loads(raw)
-        if "functions" in resources:
-            del resources["functions"]
-            out["SLS_PY_RESOURCES"] = json.dumps(resources)
-    return out
-
-
 def template_groups(spec: Spec, envs: dict[str, dict[str, str]], share: bool = True) -> list[TemplateEnv]:
     """The template processes ``sls-py run`` needs: one per set of functions whose
-    environments are equal but for :data:`PER_FUNCTION_KEYS` (with ``share``), else
-    one per function. A function's user ``environment`` must be equal too: the app
-    may read ``os.environ`` at import time, which happens in the template."""
-    by_env: dict[tuple[tuple[str, str], ...], list[str]] = {}
-    for fn in spec.functions:
-        key = tuple(sorted(shared_environment(envs[fn.name]).items())) if share else (("", fn.name),)
-        by_env.setdefault(key, []).append(fn.name)
+    environments are equal but for what each worker sets for itself (see
+    :mod:`.sharing`), or with ``share`` false one per function."""
     memory = {fn.name: fn.memory_mb for fn in spec.functions}
-    groups = []
-    for names in by_env.values():
+    out = []
+    for names in sharing.groups({fn.name: envs[fn.name] for fn in spec.functions}, share):
+        env = sharing.template_environment(names, envs[names[0]])
         if len(names) == 1:
-            groups.append(TemplateEnv(names[0], (names[0],), envs[names[0]], memory[names[0]]))
+            out.append(TemplateEnv(names[0], (names[0],), env, memory[names[0]]))
             continue
-        env = shared_environment(envs[names[0]])
-        env[FUNCTIONS_ENV] = json.dumps(names)
         overrides: dict[str, dict[str, str | None]] = {}
         for name in names:
             own: dict[str, str] = {**envs[name], "SLS_PY_MEMORY_MB": str(memory[name])}
             changes: dict[str, str | None] = {k: v for k, v in own.items() if env.get(k) != v}
-            changes.update({k: None for k in env if k not in own and k != FUNCTIONS_ENV})
+            changes.update({k: None for k in env if k not in own and k != sharing.FUNCTIONS_ENV})
             overrides[name] = changes
-        groups.append(TemplateEnv(names[0], tuple(names), env, None, overrides))
-    return groups
+        out.append(TemplateEnv(names[0], tuple(names), env, None, overrides))
+    return out
 
 
 @dataclass
@@ -335,6 +297,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
                     prepared.launches[group.name] = launch_template(
                         group.env, group.memory_mb, project.root, start_cpus
                     )
+            blank.discard()  # an early start no group took (the groups changed): stop it
     except BaseException:
         prepared.close()
         raise

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sls_py.project import resolve_environment
 from sls_py.runtime import jsonwire
 from sls_py.runtime.errors import ErrorInfo
 
-if TYPE_CHECKING:  # not imported by the child (python -m sls_py_local.oneshot): its start is a cold start
+# The child (python -m sls_py_local.oneshot) starts cold, before the app's imports:
+# what only the parent uses is imported where it is used.
+if TYPE_CHECKING:
+    import subprocess
+
     from sls_py.project import Project
     from sls_py.provider import Invocation
     from sls_py.spec import FunctionSpec, Spec
 
-from .bytecode import project_bytecode
+    from .caches import CacheServer
 
 
 def function_environment(
@@ -36,28 +36,23 @@ def function_environment(
     :param resources: :func:`local_resources` of ``spec``, when the caller settles
         several functions (it finds the cache servers' ports once, not per function).
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLS_PY_")}
-    env.update(resolve_environment(fn.environment))
-    source = str((project.root / spec.source).resolve())
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
-    env["SLS_PY_APP"] = spec.app_ref
-    env["SLS_PY_SOURCE"] = source
-    env["SLS_PY_FUNCTION"] = fn.name
-    env["SLS_PY_STAGE"] = spec.stage
-    env["SLS_PY_PROVIDER"] = "local"
+    from .blank import static_environment
+
+    env = static_environment(project.root, spec.source, spec.app_ref, spec.stage, fn.name, fn.environment)
     resources = dict(resources if resources is not None else local_resources(spec, project))
     if fn.invokes:  # the functions it may invoke (sls_py.runtime.invoke)
         resources["functions"] = {t: spec.qualified(t) for t in fn.invokes}
     env["SLS_PY_RESOURCES"] = json.dumps(resources)
-    env["SLS_PY_PROJECT"] = str(project.root)
-    env["PYTHONUNBUFFERED"] = "1"
-    # bytecode cached under .sls-py when the tree is read-only (see .bytecode)
-    env.update(project_bytecode(project.root, Path(source), spec.app_ref).environment())
     return env
 
 
-def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
-    """The ``SLS_PY_RESOURCES`` value pointing functions at the local driver."""
+def local_resources(
+    spec: Spec, project: Project, caches: list[CacheServer] | None = None
+) -> dict[str, Any]:
+    """The ``SLS_PY_RESOURCES`` value pointing functions at the local driver.
+
+    :param caches: the stage's cache servers, when the caller has them (see
+        :func:`sls_py_local.caches.cache_servers`)."""
     options: dict[str, Any] = {"root": str(project.state_dir / "local" / spec.stage)}
     if spec.databases:  # where the stage's PostgreSQL server listens (see .postgres)
         from .postgres import postgres_connection
@@ -69,7 +64,7 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
         "buckets": {b.name: b.qualified_name for b in spec.buckets},
         "queues": {q.name: q.qualified_name for q in spec.queues},
         "tables": {t.name: t.qualified_name for t in spec.tables},
-        "caches": _cache_urls(spec, project),
+        "caches": _cache_urls(spec, project, caches),
         "databases": {d.name: d.name for d in spec.databases},
     }
     if spec.configs:  # app.config handles read the stage's config files, over its defaults
@@ -78,75 +73,135 @@ def local_resources(spec: Spec, project: Project) -> dict[str, Any]:
     return out
 
 
-def _cache_urls(spec: Spec, project: Project) -> dict[str, str]:
+def _cache_urls(spec: Spec, project: Project, servers: list[CacheServer] | None) -> dict[str, str]:
     """Each cache's server URL (see :mod:`sls_py_local.caches`)."""
     if not spec.caches:
         return {}
-    from .caches import cache_servers
+    if servers is None:
+        from .caches import cache_servers
 
-    return {s.name: s.url for s in cache_servers(spec, project)}
+        servers = cache_servers(spec, project)
+    return {s.name: s.url for s in servers}
 
 
 def invoke_once(spec: Spec, project: Project, function: str, event: dict[str, Any]) -> Invocation:
     """Run ``function`` for ``event`` (wire form) in a new process; kill it at its timeout."""
-    from sls_py.provider import Invocation
+    with OneShot(spec, project, function) as child:
+        return child.run(event)
 
-    fn = spec.function(function)
-    request_id = str(uuid.uuid4())
-    try:  # what the function would answer, without starting a process for it
+
+def invalid_event(event: dict[str, Any]) -> ErrorInfo | None:
+    """Why ``event`` (wire form) cannot be sent to a function (NaN, Infinity, ...),
+    as the function would answer; ``None`` when it can."""
+    try:
         payload = event.get("payload") if event.get("type") == "payload" else event
         jsonwire.check_finite(payload, "Payload" if payload is not event else "Event")
     except jsonwire.InvalidJson as exc:
-        error = ErrorInfo(type="InvalidInput", message=exc.message, status=400, details=exc.errors)
-        return Invocation(function=function, request_id=request_id, error=error)
-    deadline_ms = int(time.time() * 1000 + fn.timeout_s * 1000)
-    request = {
-        "event": event,
-        "request_id": request_id,
-        "deadline_ms": deadline_ms,
-        "memory_mb": fn.memory_mb,
-        "timeout_s": fn.timeout_s,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sls_py_local.oneshot"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=function_environment(spec, project, fn),
-        cwd=str(project.root),
-    )
-    try:
-        out, err = proc.communicate(_dumps(request), timeout=fn.timeout_s + _startup_grace())
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+        return ErrorInfo(type="InvalidInput", message=exc.message, status=400, details=exc.errors)
+    return None
+
+
+class OneShot:
+    """One function's process for one invocation (``sls-py invoke``).
+
+    :meth:`start` starts it at once: it imports the app (and the cache client the
+    app declares a cache for) while the caller starts the stage's servers, then
+    waits for its request on stdin; :meth:`run` sends the request and waits for
+    the outcome, killing the process at the function's timeout. As a context
+    manager it kills a process still running on the way out (a server that did
+    not start, Ctrl-C).
+    """
+
+    def __init__(self, spec: Spec, project: Project, function: str) -> None:
+        self.spec, self.project = spec, project
+        self.fn = spec.function(function)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, resources: dict[str, Any] | None = None) -> None:
+        """Start the process (once); ``resources``: as for :func:`function_environment`."""
+        if self.proc is None:
+            import subprocess
+
+            from . import blank
+
+            env = function_environment(self.spec, self.project, self.fn, resources)
+            early = blank.take("oneshot", self.fn.name, env, self.project.root)
+            if early is not None:  # started by sls_py.entry, importing the app already
+                blank.send(early, env)
+                self.proc = early.proc
+                return
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sls_py_local.oneshot"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=str(self.project.root),
+            )
+
+    def __enter__(self) -> OneShot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+    def run(self, event: dict[str, Any]) -> Invocation:
+        """Send ``event`` (wire form); the :class:`Invocation` it ended in."""
+        import subprocess
+        import uuid
+
+        from sls_py.provider import Invocation
+
+        fn, function = self.fn, self.fn.name
+        request_id = str(uuid.uuid4())
+        error = invalid_event(event)  # what the function would answer, without running it
+        if error is not None:
+            return Invocation(function=function, request_id=request_id, error=error)
+        self.start()
+        assert self.proc is not None
+        proc = self.proc
+        request = {
+            "event": event,
+            "request_id": request_id,
+            "deadline_ms": int(time.time() * 1000 + fn.timeout_s * 1000),
+            "memory_mb": fn.memory_mb,
+            "timeout_s": fn.timeout_s,
+        }
+        try:
+            out, err = proc.communicate(_dumps(request), timeout=fn.timeout_s + _startup_grace())
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            return Invocation(
+                function=function,
+                request_id=request_id,
+                logs=err.decode("utf-8", "replace"),
+                error=ErrorInfo(
+                    type="TimeoutError",
+                    message=f"function {function!r} timed out after {fn.timeout_s:g} s and was stopped",
+                    status=504,
+                ),
+            )
+        logs = err.decode("utf-8", "replace")
+        if proc.returncode != 0 or not out.strip():
+            return Invocation(
+                function=function,
+                request_id=request_id,
+                logs=logs,
+                error=ErrorInfo(
+                    type="WorkerCrashed",
+                    message=f"the worker process exited with code {proc.returncode} before answering",
+                    traceback=logs.splitlines()[-20:],
+                ),
+            )
+        outcome = json.loads(out)
+        error = ErrorInfo.from_wire(outcome["error"]) if outcome.get("error") else None
         return Invocation(
-            function=function,
-            request_id=request_id,
-            logs=err.decode("utf-8", "replace"),
-            error=ErrorInfo(
-                type="TimeoutError",
-                message=f"function {function!r} timed out after {fn.timeout_s:g} s and was stopped",
-                status=504,
-            ),
+            function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs
         )
-    logs = err.decode("utf-8", "replace")
-    if proc.returncode != 0 or not out.strip():
-        return Invocation(
-            function=function,
-            request_id=request_id,
-            logs=logs,
-            error=ErrorInfo(
-                type="WorkerCrashed",
-                message=f"the worker process exited with code {proc.returncode} before answering",
-                traceback=logs.splitlines()[-20:],
-            ),
-        )
-    outcome = json.loads(out)
-    error = ErrorInfo.from_wire(outcome["error"]) if outcome.get("error") else None
-    return Invocation(
-        function=function, result=outcome.get("result"), error=error, request_id=request_id, logs=logs
-    )
 
 
 def _dumps(value: Any) -> bytes:
@@ -177,6 +232,12 @@ def _stop_at_deadline(result_out: Any, function: str, timeout_s: float) -> None:
     signal.setitimer(signal.ITIMER_REAL, timeout_s)
 
 
+def _receive(stdin: Any) -> bool:
+    from .blank import receive
+
+    return receive(stdin.readline())
+
+
 def _child() -> int:
     """The worker side: run one request from stdin, write the outcome to stdout."""
     import logging
@@ -188,17 +249,29 @@ def _child() -> int:
     from sls_py.runtime import Context, event_from_wire, execute, find_function, load_app
     from sls_py.runtime.context import make_logger
 
-    request = json.loads(sys.stdin.read())
+    stdin = sys.stdin.buffer
+    early = os.environ.pop("SLS_PY_BLANK", "") == "1"
+    if early and not _receive(stdin):  # started early (see .blank): step 1 of its environment
+        return 0
     source = os.environ["SLS_PY_SOURCE"]
     if source not in sys.path:
         sys.path.insert(0, source)
     name = os.environ["SLS_PY_FUNCTION"]
+    # the app first, then the request: the parent starts this process before the
+    # stage's servers, and sends the request once they answer
     try:
         handler = find_function(load_app(os.environ["SLS_PY_APP"]), name)
     except Exception as exc:
         info = ErrorInfo(type=f"ImportError[{type(exc).__name__}]", message=str(exc))
         result_out.write(_dumps({"error": info.to_wire()}).decode())
         return 0
+    if early and not _receive(stdin):  # step 2: the whole environment
+        return 0
+    if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
+        from sls_py.runtime.cache import preload_client
+
+        preload_client()  # meanwhile, not on the handler's first cache call
+    request = json.loads(stdin.read())
     deadline_ms = request["deadline_ms"]
     timeout_s = request.get("timeout_s")
     if timeout_s is not None:

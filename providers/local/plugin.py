@@ -27,6 +27,10 @@ from sls_py.ui import UI
 
 from . import __version__
 
+#: the warm start's early start (see sls_py.speccache.store): the function
+#: processes start before the spec and this plugin are loaded
+EARLY_START = "sls_py_local.blank"
+
 
 @hookimpl
 def sls_py_provider_info() -> ProviderInfo:
@@ -69,12 +73,27 @@ def sls_py_provider_info() -> ProviderInfo:
 @hookimpl
 def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui: UI) -> Invocation:
     from .caches import serving_caches
-    from .oneshot import invoke_once
+    from .oneshot import OneShot, invalid_event, local_resources
 
-    # the servers start while the function's process imports the app: it waits for
-    # them only when it uses them (see dbservice.database_server)
-    with serving_caches(spec, project), _database_server(spec, project, background=True):
-        return invoke_once(spec, project, function, {"type": "payload", "payload": payload})
+    event = {"type": "payload", "payload": payload}
+    # The function's process starts first and imports the app while the servers
+    # start (the caches' ports are settled first: its environment names them); it
+    # gets its request once the caches answer, and waits for the database only
+    # when it uses it (see dbservice.database_server).
+    with OneShot(spec, project, function) as child:
+        if invalid_event(event) is not None:
+            return child.run(event)  # the error, without starting anything
+        if not spec.caches:
+            child.start()
+
+        def start(caches: list[Any]) -> None:
+            child.start(local_resources(spec, project, caches))
+
+        with (
+            serving_caches(spec, project, starting=start),
+            _database_server(spec, project, background=True),
+        ):
+            return child.run(event)
 
 
 def _database_server(

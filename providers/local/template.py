@@ -157,6 +157,11 @@ def main() -> int:
     """The template: import the app, then fork workers on request."""
     ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
     die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
+    early_error = None
+    if os.environ.pop("SLS_PY_BLANK", "") == "1":  # started early (see .blank)
+        started, early_error = _start_early(ctrl)
+        if not started:
+            return 0
     cpus = os.environ.pop("SLS_PY_CPUS", "")
     batch = os.environ.pop("SLS_PY_SCHED_BATCH", "") == "1"
     json_logs = os.environ.pop("SLS_PY_LOG_JSON", "") == "1"
@@ -166,6 +171,9 @@ def main() -> int:
     if spare is not None and not _wait_as_spare(ctrl, spare, cpus):
         return 0
     try:
+        if early_error is not None:
+            _send(ctrl, {"event": "failed", "error": early_error})
+            return 1
         handlers = _load_handlers(names)
     except BaseException:
         _send(ctrl, {"event": "failed", "error": traceback.format_exc()})
@@ -241,6 +249,38 @@ def main() -> int:
         for fd in fds:
             os.close(fd)
         _send(ctrl, {"event": "spawned", "id": message["id"], "pid": pid})
+
+
+def _start_early(ctrl: socket.socket) -> tuple[bool, str | None]:
+    """A template started before the spec was loaded (:mod:`.blank`): take the
+    first part of its environment, import the app with it, then take the whole
+    environment. ``(False, None)``: the gateway closed the socket (not taken);
+    else ``(True, the import's traceback or None)``."""
+    from sls_py.runtime import find_function, load_app
+    from sls_py.runtime.dispatch import ensure_path
+
+    from .blank import receive
+
+    if not receive(_recv_big(ctrl)):
+        return False, None
+    error = None
+    try:
+        ensure_path(os.environ["SLS_PY_SOURCE"])
+        app = load_app(os.environ["SLS_PY_APP"])
+        shared = os.environ.get("SLS_PY_FUNCTIONS")  # a template several functions share
+        for name in json.loads(shared) if shared else [os.environ["SLS_PY_FUNCTION"]]:
+            find_function(app, name)
+    except BaseException:  # reported as the template's failure, after step 2
+        error = traceback.format_exc()
+    return receive(_recv_big(ctrl)), error
+
+
+def _recv_big(ctrl: socket.socket) -> bytes:
+    """One control message of any size up to 1 MB (an environment)."""
+    try:
+        return ctrl.recv(1 << 20)
+    except OSError:
+        return b""
 
 
 def _wait_as_spare(ctrl: socket.socket, modules: str, cpus: str) -> bool:

@@ -208,6 +208,22 @@ def test_hot_reload_serves_the_new_code_for_every_function_of_the_template(tmp_p
     assert "Traceback" not in output
 
 
+def test_a_warm_start_starts_the_shared_template_early(tmp_path: Path) -> None:
+    """The early start (providers/local/blank.py, from the cached spec) finds the same
+    groups: the shared template it started is the one that serves."""
+    project = _project(tmp_path)
+    with run_server(project, "--no-reload"):
+        pass  # caches the spec
+    with run_server(project, "--no-reload") as server:
+        first, second, loner = _get(server, "/alpha"), _get(server, "/beta"), _get(server, "/loner")
+        assert first["template"] == second["template"] == first["invoked"]["template"]
+        assert _templates(server.proc.pid) == {first["template"], loner["template"]}
+        for pid in (first["template"], loner["template"]):
+            assert b"SLS_PY_BLANK=1" in Path(f"/proc/{pid}/environ").read_bytes()
+        assert (first["function"], second["function"], second["memory_mb"]) == ("alpha", "beta", 256)
+        assert (first["at_import"], loner["at_import"]) == (None, "loner")
+
+
 def test_share_templates_false_gives_each_function_its_own(tmp_path: Path) -> None:
     config = "[tool.sls-py.providers.local]\nshare_templates = false\n"
     with run_server(_project(tmp_path, config), "--no-reload") as server:
@@ -230,8 +246,9 @@ def test_share_templates_false_gives_each_function_its_own(tmp_path: Path) -> No
 def test_template_groups(tmp_path: Path) -> None:
     """What each template's environment holds and what each worker sets for itself."""
     from sls_py_local import invoking
-    from sls_py_local.launch import PER_FUNCTION_KEYS, template_groups
+    from sls_py_local.launch import template_groups
     from sls_py_local.oneshot import function_environment
+    from sls_py_local.sharing import PER_FUNCTION_KEYS
 
     assert {invoking.INVOKE_URL_ENV, invoking.INVOKE_TOKEN_ENV} <= set(PER_FUNCTION_KEYS)
     project = load_project(_project(tmp_path))

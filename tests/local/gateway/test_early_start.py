@@ -1,0 +1,127 @@
+"""Early starts (providers/local/blank.py): a warm `sls-py invoke` or `sls-py run`
+starts the function processes before it loads the spec, and hands them their
+environment in two steps. A function must not be able to tell: what it sees
+(os.environ, sys.path, bytecode settings) is what a process started the usual
+way sees, and a function whose start-up variables differ gets a usual start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .support import run_server, write_project
+
+pytestmark = pytest.mark.timeout(120)
+
+APP = """
+import os, sys
+from pathlib import Path
+from sls_py import App, HttpRequest, http
+
+if os.environ.get("EARLY_BREAK") == "1":
+    raise RuntimeError("broken on purpose")
+
+app = App("early")
+IMPORTED_WITH = os.environ.get("GREETING")  # what the app saw at import time
+
+def seen() -> dict:
+    started = Path("/proc/self/environ").read_bytes().split(b"\\0")
+    volatile = ("SLS_PY_RESOURCES", "SLS_PY_INVOKE", "PYTEST_", "COV_")
+    return {
+        "early": b"SLS_PY_BLANK=1" in started,
+        "environ": {k: v for k, v in os.environ.items() if not k.startswith(volatile)},
+        "path": sys.path,
+        "dont_write_bytecode": sys.dont_write_bytecode,
+        "pycache_prefix": sys.pycache_prefix,
+        "hash_randomization": sys.flags.hash_randomization,
+        "imported_with": IMPORTED_WITH,
+    }
+
+@app.function(name="look", environment={"GREETING": "hello"})
+def look(n: int, ctx) -> dict:
+    return {**seen(), "function": ctx.function_name}
+
+@app.function(name="seeded", environment={"PYTHONHASHSEED": "0"})
+def seeded(n: int, ctx) -> dict:
+    return seen()
+
+@app.function(name="web", environment={"GREETING": "hello"}, triggers=[http("GET", "/look")])
+def web(req: HttpRequest, ctx) -> dict:
+    return {**seen(), "function": ctx.function_name}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return write_project(tmp_path / "early", "earlyapp", APP, app_name="early")
+
+
+def _invoke(
+    project: Path, function: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "sls_py", "invoke", function, "1", "-p", str(project)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)
+
+
+def _without_early(seen: dict) -> dict:
+    return {k: v for k, v in seen.items() if k != "early"}
+
+
+def test_a_warm_invoke_starts_the_function_early_and_it_sees_what_a_usual_start_sees(
+    project: Path, tmp_path: Path
+) -> None:
+    extra = tmp_path / "extra"  # a PYTHONPATH of the user's: the app's folder goes before it
+    env = {**os.environ, "PYTHONPATH": str(extra)}
+    cold = _invoke(project, "look", env)  # no cached spec yet: the CLI builds it, a usual start
+    assert cold.returncode == 0, cold.stderr
+    warm = _invoke(project, "look", env)
+    assert warm.returncode == 0, warm.stderr
+    cold_seen, warm_seen = json.loads(cold.stdout), json.loads(warm.stdout)
+    assert cold_seen["early"] is False
+    assert warm_seen["early"] is True
+    assert _without_early(warm_seen) == _without_early(cold_seen)
+    assert warm_seen["imported_with"] == "hello"  # step 1 came before the app's import
+    assert "SLS_PY_BLANK" not in warm_seen["environ"]
+    # PYTHONPATH where the interpreter puts it: after the working folder
+    assert warm_seen["path"][1:3] == [str(project.resolve()), str(extra)]
+
+
+def test_a_function_whose_start_up_variables_differ_gets_a_usual_start(project: Path) -> None:
+    assert _invoke(project, "seeded").returncode == 0  # caches the spec
+    warm = _invoke(project, "seeded")
+    assert warm.returncode == 0, warm.stderr
+    seen = json.loads(warm.stdout)
+    assert seen["early"] is False  # PYTHONHASHSEED acts at interpreter start only
+    assert seen["hash_randomization"] == 0
+
+
+def test_an_app_that_fails_to_import_in_an_early_process_is_reported_as_usual(project: Path) -> None:
+    assert _invoke(project, "look").returncode == 0
+    broken = _invoke(project, "look", env={**os.environ, "EARLY_BREAK": "1"})
+    assert broken.returncode == 1
+    assert "broken on purpose" in broken.stderr and "Traceback" not in broken.stderr, broken.stderr
+
+
+def test_a_warm_run_starts_the_http_templates_early_and_workers_see_a_usual_start(project: Path) -> None:
+    with run_server(project) as cold:
+        cold_seen = httpx.get(cold.url + "/look").json()
+    with run_server(project) as warm:
+        warm_seen = httpx.get(warm.url + "/look").json()
+    assert (cold_seen["early"], warm_seen["early"]) == (False, True)
+    assert _without_early(warm_seen) == _without_early(cold_seen)
+    assert warm_seen["function"] == "web" and warm_seen["imported_with"] == "hello"
+
+
+def test_a_warm_run_whose_app_fails_to_import_early_answers_as_usual(project: Path) -> None:
+    with run_server(project):
+        pass
+    with run_server(project, env={**os.environ, "EARLY_BREAK": "1"}) as server:
+        response = httpx.get(server.url + "/look")
+        assert response.status_code == 502
+        assert "broken on purpose" in server.output()
