@@ -86,9 +86,10 @@ class FunctionPool:
     # --- public API -------------------------------------------------------
 
     async def start(self, prewarm: int = 1) -> bool:
-        """Start the template and ``prewarm`` workers; ``False`` (and the reason in
-        the log) when the function's code does not import. Invocations that come
-        meanwhile wait for it."""
+        """Take the group's template (started, once for the whole group, if none
+        runs) and fork ``prewarm`` workers; ``False`` (and the reason in the log)
+        when the function's code does not import. Invocations that come meanwhile
+        wait for it."""
         if self.template is None:
             if self.starting is None:
                 self.starting = self.loop.create_task(self._start_template())
