@@ -15,6 +15,31 @@ REPO = Path(__file__).resolve().parents[1]
 WORK_MAGIC = REPO / "apps" / "work_magic"
 
 
+#: the checkout's own code: tests that start sls-py with bytecode writable (the
+#: bytecode tests) have its processes write __pycache__ here
+SOURCE_TREES = [REPO / "core", REPO / "providers", REPO / "apps", REPO / "examples"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_bytecode_left_in_the_checkout() -> Any:
+    """Remove the ``.pyc`` files the session's processes wrote into the checkout,
+    so the tree is left as it was: a benchmark run after the tests would otherwise
+    import sls-py's precompiled modules (faster than a fresh checkout's)."""
+    import contextlib
+    import time
+
+    started = time.time()
+    yield
+    for tree in SOURCE_TREES:
+        for pyc in tree.rglob("__pycache__/*.pyc"):
+            with contextlib.suppress(OSError):
+                if pyc.stat().st_mtime >= started:
+                    pyc.unlink()
+        for folder in tree.rglob("__pycache__"):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: bytecode from before the session stays
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_outside_folder() -> Any:
     """Run as root, the local PostgreSQL keeps clusters (and a copy of pip-installed
