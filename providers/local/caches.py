@@ -261,6 +261,11 @@ class LocalCaches:
                 (server.data_dir / DETACHED).unlink(missing_ok=True)
                 sup.start()
 
+    def report_to(self, report: Callable[[str], None]) -> None:
+        """Send the supervisors' lines (a crash, a restart) to ``report`` from now on."""
+        for sup in self.supervisors:
+            sup.report = report
+
     def wait_ready(self) -> None:
         """Block until all are ready; :class:`ServerError` (one line) if one is not."""
         try:

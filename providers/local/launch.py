@@ -25,6 +25,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sls_py.errors import ConfigError
 from sls_py.project import Project
@@ -149,17 +150,31 @@ class Prepared:
     invoke_token: str = ""
     #: where the gateway and the workers run (see .settings.cpu_layout)
     layout: CpuLayout = field(default_factory=lambda: CpuLayout(None, (), "not decided"))
+    #: the cache servers, started beside the templates (a :class:`.caches.LocalCaches`),
+    #: for the gateway to adopt: a worker's first cache call waits for them
+    caches: Any = None
 
     def take(self, group: str) -> Launch | None:
         """The started template of ``group`` (a :attr:`TemplateEnv.name`; ``None``:
         the group has no HTTP function), for the group's first template to adopt."""
         return self.launches.get(group)
 
+    def cache_cpus(self) -> frozenset[int] | None:
+        """Where the cache servers run: on the workers' cores (``SLS_PY_CPUS``), off
+        the gateway's; ``None`` when nothing is pinned."""
+        raw = next(iter(self.envs.values()), {}).get("SLS_PY_CPUS") if self.envs else None
+        if not raw:
+            return None
+        return frozenset(int(c) for c in raw.split(","))
+
     def close(self) -> None:
         """Kill every template started here (their pools may have closed them
-        already) and close the listening socket."""
+        already), stop the cache servers not adopted, close the listening socket."""
         for launch in self.launches.values():
             launch.close()
+        if self.caches is not None:
+            self.caches.stop()
+            self.caches = None
         if self.listener is not None:
             self.listener.close()
         if self.invoke_listener is not None:
@@ -298,6 +313,11 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
                         group.env, group.memory_mb, project.root, start_cpus
                     )
             blank.discard()  # an early start no group took (the groups changed): stop it
+            if spec.caches:  # now, not once the gateway has imported its modules
+                from .caches import LocalCaches
+
+                prepared.caches = LocalCaches(spec, project, cpus=prepared.cache_cpus())
+                prepared.caches.start()
     except BaseException:
         prepared.close()
         raise

@@ -134,13 +134,14 @@ class LocalServer:
         tasks: list[asyncio.Task[Any]] = []
         caches = None
         try:
-            if spec.caches:  # their servers start now, beside the gateway (see .caches)
-                from .caches import LocalCaches
+            if spec.caches:  # started by prepare() beside the templates (see .caches)
+                caches, prepared.caches = prepared.caches, None  # this run stops them
+                if caches is None:
+                    from .caches import LocalCaches
 
-                caches = LocalCaches(
-                    spec, project, _threadsafe(loop, logs.gateway), cpus=_cache_cpus(prepared)
-                )
-                caches.start()
+                    caches = LocalCaches(spec, project, cpus=prepared.cache_cpus())
+                    caches.start()
+                caches.report_to(_threadsafe(loop, logs.gateway))
             keys = load_api_keys(spec, project)
             limiter = UsageLimiter(spec.gateway.usage)
             routes = [
@@ -428,7 +429,7 @@ class LocalServer:
         """How many templates a reload starts at once: one per core the workers run
         on (more would only make the first one, which requests wait for, slower)."""
         assert self.prepared is not None
-        cpus = _cache_cpus(self.prepared)
+        cpus = self.prepared.cache_cpus()
         return len(cpus) if cpus else max(1, (os.cpu_count() or 1) - 1)
 
     async def _spec_check(
@@ -546,15 +547,6 @@ class LocalServer:
         except ValueError:
             return None
         return describe_spec_change(self._spec_json(), new)
-
-
-def _cache_cpus(prepared: Prepared) -> frozenset[int] | None:
-    """Where the cache servers run: on the workers' cores (``SLS_PY_CPUS``), off the
-    gateway's; ``None`` when nothing is pinned."""
-    raw = next(iter(prepared.envs.values()), {}).get("SLS_PY_CPUS") if prepared.envs else None
-    if not raw:
-        return None
-    return frozenset(int(c) for c in raw.split(","))
 
 
 def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:
