@@ -293,6 +293,7 @@ def main() -> int:
         print(json.dumps({"cold_start_ms_median": cold}))
         print(json.dumps({"machine_after": machine()["load_average"]}))
         if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"machine": machine(), "query": query, "cold": cold}, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

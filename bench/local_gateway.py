@@ -461,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from machine import describe, probe
+    from machine import describe, probe, write_json
     from sls_py.config import load_project
     from sls_py_local.keys import load_api_keys
 
@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"memory at peak, {labels.get(name, name)}: {peak}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

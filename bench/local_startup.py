@@ -17,6 +17,11 @@ Measured in interleaved rounds on a copy of apps/work_magic (medians):
   what sls-py itself adds to a start.
 
     .venv/bin/python bench/local_startup.py [--rounds 7] [--json out.json]
+    .venv/bin/python bench/local_startup.py --compare before=/path/to/pkgs  # A/B, same rounds
+
+``--compare NAME=DIR`` measures another version's warm ``run`` and ``invoke``
+in the same rounds: DIR holds its ``sls_py``, ``sls_py_local``, ... (e.g.
+symlinks into an exported commit), put first on PYTHONPATH.
 
 Not a test: the figures depend on the machine, which it describes first.
 """
@@ -38,7 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_gateway import APP_DIR, first_200, free_port, start_local, stop
-from machine import describe, probe
+from machine import describe, probe, write_json
 
 PAYLOAD = json.dumps({"magic-word": "clonezero-token", "spell": "adder", "x": 29, "y": 13})
 
@@ -71,13 +76,21 @@ def floor_ms(app_dir: Path, extra: str = "", module: str = "work_magic.app") -> 
     return (time.perf_counter() - started) * 1000
 
 
-def run_ms(project: Path, key: str, cold: bool) -> float:
+def variant_env(packages: str | None) -> dict[str, str] | None:
+    """The environment of a ``--compare`` variant: its packages first on PYTHONPATH."""
+    if not packages:
+        return None
+    path = os.pathsep.join(filter(None, [packages, os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run_ms(project: Path, key: str, cold: bool, packages: str | None = None) -> float:
     """``sls-py run``: process start to the first 200 of POST /work-magic."""
     if cold:
         shutil.rmtree(project / ".sls-py" / "cache", ignore_errors=True)
     port = free_port()
     started = time.perf_counter()
-    proc = start_local(project, port)
+    proc = start_local(project, port, env=variant_env(packages))
     try:
         _, answered = first_200(port, key, started, proc)
     finally:
@@ -85,14 +98,14 @@ def run_ms(project: Path, key: str, cold: bool) -> float:
     return answered * 1000
 
 
-def invoke_ms(project: Path, cold: bool) -> float:
+def invoke_ms(project: Path, cold: bool, packages: str | None = None) -> float:
     """``sls-py invoke work-magic PAYLOAD``, to its exit (checked: the right answer)."""
     if cold:
         shutil.rmtree(project / ".sls-py" / "cache", ignore_errors=True)
     argv = [sys.executable, "-m", "sls_py", "invoke", "work-magic", PAYLOAD, "-p", str(project)]
     argv += ["--provider", "local"]
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=variant_env(packages))
     elapsed = (time.perf_counter() - started) * 1000
     if done.returncode != 0 or json.loads(done.stdout) != {"result": 42}:
         raise SystemExit(f"sls-py invoke failed ({done.returncode}): {done.stdout}{done.stderr}")
@@ -105,7 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (medians)")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="another version's packages (sls_py, sls_py_local, ...), first on PYTHONPATH: "
+        "its warm run and invoke are measured in the same rounds, on a copy of its own "
+        "(repeatable)",
+    )
     args = parser.parse_args(argv)
+    compare = [tuple(v.split("=", 1)) for v in args.compare]
+    if any(len(v) != 2 or not Path(v[1]).is_dir() for v in compare):
+        parser.error("--compare takes NAME=DIR, DIR a folder holding sls_py, sls_py_local, ...")
 
     from sls_py.config import load_project
     from sls_py_local.keys import load_api_keys
@@ -133,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
             "invoke warm": lambda: invoke_ms(project, cold=False),
             "invoke cold": lambda: invoke_ms(project, cold=True),
         }
+        for name, packages in compare:  # a copy each: the spec caches are the versions' own
+            copy = Path(tmp) / f"work_magic-{name}"
+            shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".sls-py"))
+            shutil.copytree(project / ".sls-py" / "local", copy / ".sls-py" / "local")  # the same keys
+            measures[f"{name}: run warm"] = lambda c=copy, p=packages: run_ms(c, key, False, p)
+            measures[f"{name}: invoke warm"] = lambda c=copy, p=packages: invoke_ms(c, False, p)
         for measure in measures.values():  # warm-up: keys, cache data, page cache, bytecode
             measure()
         raw: dict[str, list[float]] = {name: [] for name in measures}
@@ -145,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, values in raw.items():
         floor = med["minimal app: floor"] if name.startswith("minimal") else med["floor"]
         ratio = "" if name.endswith("floor") else f"  {med[name] / floor:.2f}x the floor"
-        print(f"  {name:24s} {med[name]:7.0f} ms ({min(values):.0f}){ratio}")
+        print(f"  {name:28s} {med[name]:7.0f} ms ({min(values):.0f}){ratio}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": facts, "load": load, "raw_ms": raw}, indent=2))
+        write_json(args.json, {"machine": facts, "load": load, "raw_ms": raw})
     return 0
 
 

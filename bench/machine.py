@@ -127,3 +127,12 @@ def describe(facts: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     print(describe(probe(sys.argv[1] if len(sys.argv) > 1 else None)))
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a benchmark's raw figures to ``path`` (its folder made first:
+    ``bench/results/`` is not in a fresh clone)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
