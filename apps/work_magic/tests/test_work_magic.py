@@ -280,6 +280,11 @@ def test_nightly_report_fans_out_on_the_local_provider(sls_local_server: object)
     conn = postgres_connection(root / ".sls-py", "dev")
     url = conn.url("catalog")
     deadline = time.monotonic() + 60
+    # `ready` does not wait for PostgreSQL (a route that does not use it does not
+    # either): the server may still be starting on a busy machine
+    while "PostgreSQL ready" not in sls_local_server.output():
+        assert time.monotonic() < deadline, "PostgreSQL never became ready"
+        time.sleep(0.1)
     with psycopg.connect(url, password=conn.password(), autocommit=True) as db:
         # the run catalogues the uploads in its own time, in its PostgreSQL server
         while (rows := db.execute("SELECT key, size FROM photos ORDER BY key").fetchall()) != [
