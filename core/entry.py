@@ -59,22 +59,27 @@ def _cached(
 
     Before anything else is imported, the provider's early start (the copy's
     ``early_start`` module, see :func:`sls_py.speccache.store`) gets the spec in
-    its JSON form: the local provider starts the function processes there."""
+    its JSON form, even from a stale copy: the local provider starts the function
+    processes there."""
     from . import speccache
 
     root = Path(opts["project"]).resolve()
-    cached = speccache.load(root, opts.get("stage"), opts.get("provider"))
+    cached, fresh = speccache.read(root, opts.get("stage"), opts.get("provider"))
     if cached is None:
         return None
     import importlib
 
     early = None
     if cached.get("early_start"):
+        # from a stale copy too: the CLI then builds the spec meanwhile, and the
+        # provider adopts what the early start began if it still fits
         try:
             early = importlib.import_module(cached["early_start"])
             early.prestart(command, root, cached["spec"], function)
         except Exception:  # best effort: the processes start the usual way
             early = None
+    if not fresh:
+        return None
 
     from .project import Project
     from .spec import Spec

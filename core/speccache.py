@@ -165,19 +165,30 @@ def discard(root: Path) -> None:
             path.unlink()
 
 
-def load(root: Path, stage: str | None, provider: str | None) -> dict[str, Any] | None:
-    """The copy for this command line, if it is still what the project would
-    build (its fingerprint matches), else ``None``."""
+def read(root: Path, stage: str | None, provider: str | None) -> tuple[dict[str, Any] | None, bool]:
+    """The copy for this command line (``None``: none this sls-py can read), and
+    whether it is still what the project would build (its fingerprint matches).
+
+    A stale copy still says what the last start ran (the functions, their
+    environments): the warm start hands it to the provider's early start before
+    the CLI builds the spec again, and the provider uses what still fits."""
     if not enabled():
-        return None
+        return None, False
     try:
         data = json.loads(cache_file(root, stage, provider).read_bytes())
         if data.get("format") != FORMAT:
-            return None
+            return None, False
         source, plugin_module = data["spec"]["source"], data["plugin_module"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+        return None, False
     modules = _module_folders(plugin_module)
-    if modules is None or fingerprint(root, source, modules) != data["fingerprint"]:
-        return None
-    return data
+    if modules is None:
+        return None, False
+    return data, fingerprint(root, source, modules) == data["fingerprint"]
+
+
+def load(root: Path, stage: str | None, provider: str | None) -> dict[str, Any] | None:
+    """The copy for this command line, if it is still what the project would
+    build (its fingerprint matches), else ``None``."""
+    data, fresh = read(root, stage, provider)
+    return data if fresh else None

@@ -68,7 +68,12 @@ class Early:
         startup = {k for k in (*env, *self.base) if k.startswith("PYTHON") and k not in _APPLIED}
         if any(env.get(k) != self.base.get(k) for k in startup):
             return False
-        return all(env.get(k) == v for k, v in self.env.items())
+        # which functions a template serves it reads after step 2 (a cold start's
+        # early template, from the last start's spec, may serve one more or less);
+        # whether the app was imported with a function's name, it must not
+        if env.get("SLS_PY_FUNCTION") != self.env.get("SLS_PY_FUNCTION"):
+            return False
+        return all(env.get(k) == v for k, v in self.env.items() if k != sharing.FUNCTIONS_ENV)
 
     def close(self) -> None:
         """Stop the process (not taken)."""

@@ -256,7 +256,7 @@ def _start_early(ctrl: socket.socket) -> tuple[bool, str | None]:
     first part of its environment, import the app with it, then take the whole
     environment. ``(False, None)``: the gateway closed the socket (not taken);
     else ``(True, the import's traceback or None)``."""
-    from sls_py.runtime import find_function, load_app
+    from sls_py.runtime import load_app
     from sls_py.runtime.dispatch import ensure_path
 
     from .blank import receive
@@ -264,12 +264,9 @@ def _start_early(ctrl: socket.socket) -> tuple[bool, str | None]:
     if not receive(_recv_big(ctrl)):
         return False, None
     error = None
-    try:
+    try:  # its functions are found after step 2, which says which they are
         ensure_path(os.environ["SLS_PY_SOURCE"])
-        app = load_app(os.environ["SLS_PY_APP"])
-        shared = os.environ.get("SLS_PY_FUNCTIONS")  # a template several functions share
-        for name in json.loads(shared) if shared else [os.environ["SLS_PY_FUNCTION"]]:
-            find_function(app, name)
+        load_app(os.environ["SLS_PY_APP"])
     except BaseException:  # reported as the template's failure, after step 2
         error = traceback.format_exc()
     return receive(_recv_big(ctrl)), error

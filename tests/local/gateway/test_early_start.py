@@ -125,3 +125,27 @@ def test_a_warm_run_whose_app_fails_to_import_early_answers_as_usual(project: Pa
         response = httpx.get(server.url + "/look")
         assert response.status_code == 502
         assert "broken on purpose" in server.output()
+
+
+def test_a_cold_start_after_an_edit_adopts_the_template_the_last_spec_started(project: Path) -> None:
+    """The cached spec is stale after an edit (the CLI builds it again), but what it
+    says the last start ran still fits: the template started from it imports the
+    edited code and serves, the added function included."""
+    with run_server(project):
+        pass
+    source = project / "earlyapp.py"
+    source.write_text(
+        source.read_text().replace('"function": ctx.function_name}', '"function": ctx.function_name, "v": 2}')
+        + """
+
+@app.function(name="added", environment={"GREETING": "hello"}, triggers=[http("GET", "/added")])
+def added(req: HttpRequest, ctx) -> dict:
+    return {**seen(), "function": ctx.function_name}
+"""
+    )
+    with run_server(project) as server:
+        assert "pydantic_core" in Path(f"/proc/{server.proc.pid}/maps").read_text()  # a cold start
+        web = httpx.get(server.url + "/look").json()
+        added = httpx.get(server.url + "/added").json()
+    assert (web["early"], web["v"], web["function"]) == (True, 2, "web")
+    assert (added["early"], added["function"]) == (True, "added")  # forked from the same template
