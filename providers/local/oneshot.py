@@ -1,8 +1,12 @@
 """Run one invocation in a fresh worker process (``sls-py invoke --provider local``).
 
-The child reads one request as JSON on stdin and writes one outcome as JSON on
-the stdout it was started with; the function's own prints go to stderr. The
-parent kills the child when the function's timeout expires.
+The child imports the app (and the cache client, for an app with a cache),
+then reads one request as JSON on stdin and writes one outcome as JSON on the
+stdout it was started with; the function's own prints go to stderr. The parent
+starts it before the stage's servers and writes the request once they answer
+(:class:`OneShot`); a child started early by ``sls-py invoke`` (:mod:`.blank`)
+reads the two steps of its environment on stdin first. The parent kills the
+child when the function's timeout expires.
 """
 
 from __future__ import annotations
