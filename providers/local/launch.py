@@ -159,6 +159,15 @@ class Prepared:
         the group has no HTTP function), for the group's first template to adopt."""
         return self.launches.get(group)
 
+    def start_caches(self, spec: Spec, project: Project) -> None:
+        """Start the stage's cache servers, once (:attr:`caches`); nothing for an
+        app without a cache."""
+        if spec.caches and self.caches is None:
+            from .caches import LocalCaches
+
+            self.caches = LocalCaches(spec, project, cpus=self.cache_cpus())
+            self.caches.start()
+
     def cache_cpus(self) -> frozenset[int] | None:
         """Where the cache servers run: on the workers' cores (``SLS_PY_CPUS``), off
         the gateway's; ``None`` when nothing is pinned."""
@@ -313,11 +322,7 @@ def prepare(spec: Spec, project: Project, options: RunOptions, *, launch: bool =
                         group.env, group.memory_mb, project.root, start_cpus
                     )
             blank.discard()  # an early start no group took (the groups changed): stop it
-            if spec.caches:  # now, not once the gateway has imported its modules
-                from .caches import LocalCaches
-
-                prepared.caches = LocalCaches(spec, project, cpus=prepared.cache_cpus())
-                prepared.caches.start()
+            prepared.start_caches(spec, project)  # now, not once the gateway has imported its modules
     except BaseException:
         prepared.close()
         raise

@@ -38,7 +38,7 @@ from .gateway import Gateway, Route
 from .group import TemplateGroup
 from .handles import Template, TemplateFailed
 from .keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
-from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare, template_groups
+from .launch import LISTEN_FD_ENV, Prepared, listen_error, prepare
 from .logs import LogSink, log_dir
 from .runfile import running_instance
 from .settings import PoolSettings, pool_settings, split_cpus, unpin
@@ -113,8 +113,7 @@ class LocalServer:
         logs.attach(loop)
         self.logs = logs
         functions = {fn.name: fn for fn in spec.functions}
-        groups = prepared.groups or template_groups(spec, prepared.envs, settings.share_templates)
-        for shared in groups:
+        for shared in prepared.groups:
             group = TemplateGroup(shared, project.root, settings, loop)
             group.prestarted = prepared.take(shared.name)
             self.groups.append(group)
@@ -134,13 +133,9 @@ class LocalServer:
         tasks: list[asyncio.Task[Any]] = []
         caches = None
         try:
-            if spec.caches:  # started by prepare() beside the templates (see .caches)
-                caches, prepared.caches = prepared.caches, None  # this run stops them
-                if caches is None:
-                    from .caches import LocalCaches
-
-                    caches = LocalCaches(spec, project, cpus=prepared.cache_cpus())
-                    caches.start()
+            prepared.start_caches(spec, project)  # started by prepare() already, beside the templates
+            caches, prepared.caches = prepared.caches, None  # this run stops them
+            if caches is not None:
                 caches.report_to(_threadsafe(loop, logs.gateway))
             keys = load_api_keys(spec, project)
             limiter = UsageLimiter(spec.gateway.usage)

@@ -130,7 +130,9 @@ def preload_clients() -> None:
         names += ["sls_py.configfile"]
     if config.get("caches"):  # idna: socket.create_connection encodes the host name with it
         names += ["encodings.idna"]
-        _import_cache_client()
+        from sls_py.runtime.cache import preload_client
+
+        preload_client()
     if config.get("databases"):
         names += ["psycopg"]
     for name in filter(None, names):
@@ -306,16 +308,6 @@ def _wait_as_spare(ctrl: socket.socket, modules: str, cpus: str) -> bool:
             return True
 
 
-def _import_cache_client() -> None:
-    """Import the Redis-protocol client the cache handles use (valkey-py, else
-    redis-py: :func:`sls_py.runtime.cache.client_module` chooses); none installed
-    is the first cache call's error, not the template's."""
-    from sls_py.runtime.cache import client_module
-
-    with contextlib.suppress(Exception):
-        client_module()
-
-
 def _preload_list() -> list[str]:
     """The modules imported here that are not the app's own (not under its source
     folder): what a spare template imports ahead of the next code change."""
@@ -364,7 +356,9 @@ def _load_handlers(names: list[str]) -> dict[str, Any]:
     if json.loads(os.environ.get("SLS_PY_RESOURCES") or "{}").get("caches"):
         # the app declares a cache: its client library (~100 ms of imports) is loaded
         # once here, not by every worker on its first call
-        _import_cache_client()
+        from sls_py.runtime.cache import preload_client
+
+        preload_client()
     for handler in handlers.values():
         sig = signature_of(handler)
         if (
