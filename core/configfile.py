@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +53,8 @@ def _load(path: Path) -> dict[str, str]:
 
 def atomic_write_json(path: Path, data: dict[str, str], mode: int) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically, with permission bits ``mode``."""
+    import tempfile  # here: a function's first config read does not import it (5 ms)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)  # created 0600
     try:

@@ -57,14 +57,15 @@ def _cached(
     """The cached spec of this command line's project, stage and provider, as
     ``(spec, project, ui, plugin module)``; ``None`` when there is no fresh copy.
 
-    Before anything else is imported, the provider's early start (the copy's
+    As soon as the copy is read (before its freshness is checked, and before
+    anything else is imported), the provider's early start (the copy's
     ``early_start`` module, see :func:`sls_py.speccache.store`) gets the spec in
     its JSON form, even from a stale copy: the local provider starts the function
     processes there."""
     from . import speccache
 
     root = Path(opts["project"]).resolve()
-    cached, fresh = speccache.read(root, opts.get("stage"), opts.get("provider"))
+    cached = speccache.read(root, opts.get("stage"), opts.get("provider"))
     if cached is None:
         return None
     import importlib
@@ -78,7 +79,7 @@ def _cached(
             early.prestart(command, root, cached["spec"], function)
         except Exception:  # best effort: the processes start the usual way
             early = None
-    if not fresh:
+    if not speccache.is_fresh(root, cached):
         return None
 
     from .project import Project

@@ -23,7 +23,6 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sys
@@ -75,6 +74,8 @@ def fingerprint(root: Path, source: str, modules: list[str]) -> str:
     :param modules: folders of Python modules whose code builds or serves the
         spec (sls-py's own, the provider plugin's); their files' stats count too.
     """
+    import hashlib  # here: a warm start's early start comes before this
+
     h = hashlib.sha256(f"{FORMAT}\0{__version__}\0{sys.version}\0{sys.executable}\0".encode())
     try:
         h.update((root / "pyproject.toml").read_bytes())
@@ -165,30 +166,38 @@ def discard(root: Path) -> None:
             path.unlink()
 
 
-def read(root: Path, stage: str | None, provider: str | None) -> tuple[dict[str, Any] | None, bool]:
-    """The copy for this command line (``None``: none this sls-py can read), and
-    whether it is still what the project would build (its fingerprint matches).
+def read(root: Path, stage: str | None, provider: str | None) -> dict[str, Any] | None:
+    """The copy for this command line, fresh or not (``None``: none this sls-py
+    can read); :func:`is_fresh` says whether it still is what the project builds.
 
     A stale copy still says what the last start ran (the functions, their
-    environments): the warm start hands it to the provider's early start before
-    the CLI builds the spec again, and the provider uses what still fits."""
+    environments): the warm start hands it to the provider's early start first,
+    then checks it (or the CLI builds the spec again), and the provider uses what
+    still fits."""
     if not enabled():
-        return None, False
+        return None
     try:
         data = json.loads(cache_file(root, stage, provider).read_bytes())
-        if data.get("format") != FORMAT:
-            return None, False
-        source, plugin_module = data["spec"]["source"], data["plugin_module"]
+        if data.get("format") != FORMAT or not isinstance(data["spec"]["source"], str):
+            return None
+        if not isinstance(data["plugin_module"], str):
+            return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None, False
-    modules = _module_folders(plugin_module)
+        return None
+    return data
+
+
+def is_fresh(root: Path, data: dict[str, Any]) -> bool:
+    """Whether ``data`` (from :func:`read`) is still what the project would build:
+    its fingerprint matches the sources' and config's as they are now."""
+    modules = _module_folders(data["plugin_module"])
     if modules is None:
-        return None, False
-    return data, fingerprint(root, source, modules) == data["fingerprint"]
+        return False
+    return fingerprint(root, data["spec"]["source"], modules) == data["fingerprint"]
 
 
 def load(root: Path, stage: str | None, provider: str | None) -> dict[str, Any] | None:
     """The copy for this command line, if it is still what the project would
     build (its fingerprint matches), else ``None``."""
-    data, fresh = read(root, stage, provider)
-    return data if fresh else None
+    data = read(root, stage, provider)
+    return data if data is not None and is_fresh(root, data) else None

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 #: what compiling from source costs, measured: the imports a template does for the
 #: example app (``sls_py.runtime`` and the app) without cached bytecode against with
@@ -27,9 +27,10 @@ from pathlib import Path
 COST = "about +60 ms of CPU (1.2x) per process start for the example app (bench/local_bytecode.py)"
 
 
-@dataclass(frozen=True)
-class Bytecode:
-    """What the function processes do about bytecode."""
+class Bytecode(NamedTuple):
+    """What the function processes do about bytecode (a named tuple, not a
+    dataclass: a warm start decides it before it starts the function processes,
+    and importing :mod:`dataclasses` there would cost 7 ms)."""
 
     #: whether their bytecode is cached at all
     cached: bool = True

@@ -163,8 +163,6 @@ class LocalServer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(ValueError, RuntimeError):  # not the main thread
                     loop.add_signal_handler(sig, self._stop_requested)
-            from .services import LocalServices
-
             self._banner(routes, limiter)
             if caches is not None:
                 for line in caches.describe():
@@ -173,10 +171,15 @@ class LocalServer:
                 for db_url in databases.urls():
                     self.ui.info(f"database: {db_url} (password in .sls-py; `sls-py db shell`)")
             # the HTTP functions' first requests come first: what else start-up does
-            # (schedules, bucket watchers, queue polling, collecting the heap) waits
-            # until their templates are ready, so it does not compete with their imports
+            # (schedules, bucket watchers, queue polling, collecting the heap: some
+            # 30-60 ms of imports and set-up that hold the event loop) waits until
+            # their templates are ready, so it does not compete with their imports,
+            # and then until the requests that came meanwhile are answered
             if starting:
                 await asyncio.wait(starting, timeout=FIRST_TEMPLATES_WAIT_S)
+                await _answered(http_pools, FIRST_REQUESTS_WAIT_S)
+            from .services import LocalServices
+
             # a restart goes on with the simulated clock where it was (see _restart)
             clock = os.environ.pop(RESUME_CLOCK_ENV, None) or options.clock
             self.services = LocalServices(
@@ -556,6 +559,19 @@ def _threadsafe(loop: asyncio.AbstractEventLoop, log: Any) -> Any:
 
 #: longest the rest of start-up waits for the HTTP functions' first templates
 FIRST_TEMPLATES_WAIT_S = 5.0
+
+#: longest the rest of start-up then waits for the requests already in
+#: flight (under a load that never pauses, it starts after this)
+FIRST_REQUESTS_WAIT_S = 2.0
+
+
+async def _answered(pools: list[FunctionPool], limit_s: float) -> None:
+    """Return once none of ``pools`` has an invocation running or waiting (or
+    after ``limit_s``)."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while any(p.busy() for p in pools) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.002)
+
 
 #: how long after the first templates are ready a warm start checks its cached
 #: spec (the first requests are served meanwhile, not competing with the check)
