@@ -49,6 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sls_py_local import procname
+
 ROOT = Path(__file__).resolve().parents[1]
 APP_DIR = ROOT / "apps" / "work_magic"
 BODY = json.dumps({"magic-word": "clonezero-token", "spell": "adder", "x": 2, "y": 3})
@@ -188,7 +190,7 @@ def memory_by_kind(pid: int) -> dict[str, dict[str, int]]:
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
             parents[p] = int(stat[stat.rfind(")") + 2 :].split()[1])
-            if b"sls_py_local.template" in Path(f"/proc/{p}/cmdline").read_bytes():
+            if Path(f"/proc/{p}/comm").read_text().strip() == procname.TEMPLATE:
                 templates.add(p)
         except OSError:
             continue

@@ -21,23 +21,47 @@ fallback to the CLI, a spec that changed) exits with its parent
 variables (``PYTHON*`` other than those :func:`adopt` applies) would differ
 is not used: the caller starts a fresh one, exactly as without early starts.
 
+On Linux these processes are forked from the entry process (:func:`fork_module`)
+rather than started as new interpreters: the entry has by then done nothing
+but start Python and read the cached spec, which a new interpreter would do
+again (some 50 ms before it even starts importing the app, and 8 MB of its own
+pages instead of pages shared with the gateway). The forked child becomes what
+``python -m sls_py_local.template`` (or ``.oneshot``) started with the same
+environment in the project's folder would be: that working directory,
+environment, ``sys.path[0]``, ``sys.argv`` and ``__main__``, standard streams,
+and no file descriptor of the parent but its own. Only an entry started
+without interpreter options of its own (``-X``, ``-O``, ``-I``...) forks: such
+options would otherwise pass on to the functions. ``SLS_PY_FORK=0`` turns it
+off.
+
 Standard library only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from . import sharing
 
+if TYPE_CHECKING:
+    #: a function process: started afresh, or forked (:class:`Forked`)
+    from typing import TypeAlias
+
+    Process: TypeAlias = "subprocess.Popen[bytes] | Forked"
+
 #: marks a process started early: it waits for its environment first
 BLANK_ENV = "SLS_PY_BLANK"
+#: ``SLS_PY_FORK=0``: start the early processes as new interpreters, not forks
+FORK_ENV = "SLS_PY_FORK"
 #: start-up variables that :func:`adopt` applies in a running interpreter
 _APPLIED = frozenset({"PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONUNBUFFERED"})
 
@@ -51,7 +75,7 @@ class Early:
     one-shot process, ``proc.stdin`` takes its environment and request."""
 
     def __init__(
-        self, kind: str, function: str, proc: subprocess.Popen[bytes], sock: socket.socket | None,
+        self, kind: str, function: str, proc: Process, sock: socket.socket | None,
         base: dict[str, str], env: dict[str, str], cwd: Path,
     ) -> None:
         self.kind, self.function, self.proc, self.sock = kind, function, proc, sock
@@ -168,41 +192,267 @@ def prestart(command: str, root: Path, spec: dict[str, Any], function: str | Non
 def _start(kind: str, function: str, env: dict[str, str], root: Path) -> Early:
     base = {**os.environ, BLANK_ENV: "1"}
     sock = None
+    proc: Process
     if kind == "oneshot":
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sls_py_local.oneshot"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=base,
-            cwd=str(root),
-        )
+        proc = start_oneshot(base, root, fork=forkable())
     else:
-        proc, sock = start_template(base, root)
+        proc, sock = start_template(base, root, fork=forkable())
     early = Early(kind, function, proc, sock, base, env, root.resolve())
     send(early, env)  # step 1
     return early
 
 
-def start_template(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[bytes], socket.socket]:
-    """Start ``python -m sls_py_local.template`` with ``env`` (plus its control
-    socket's fd and this process's pid); the process and the socket's other end."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    env = {**env, "SLS_PY_CONTROL_FD": str(child.fileno()), "SLS_PY_PARENT_PID": str(os.getpid())}
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sls_py_local.template"],
+def start_oneshot(env: dict[str, str], cwd: Path, *, fork: bool = False) -> Process:
+    """Start ``python -m sls_py_local.oneshot`` with ``env`` in ``cwd``, its
+    standard streams piped (``fork``: see :func:`fork_module`)."""
+    if not fork:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sls_py_local.oneshot"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
             cwd=str(cwd),
-            pass_fds=[child.fileno()],
-            stdin=subprocess.DEVNULL,
         )
+    pipes = [os.pipe() for _ in range(3)]  # (read, write): stdin, stdout, stderr
+    try:
+        pid = fork_module("sls_py_local.oneshot", env, cwd, (pipes[0][0], pipes[1][1], pipes[2][1]))
+    except BaseException:
+        for fd in (fd for pair in pipes for fd in pair):
+            os.close(fd)
+        raise
+    for fd in (pipes[0][0], pipes[1][1], pipes[2][1]):
+        os.close(fd)
+    return Forked(
+        pid, os.fdopen(pipes[0][1], "wb"), os.fdopen(pipes[1][0], "rb"), os.fdopen(pipes[2][0], "rb")
+    )
+
+
+def start_template(
+    env: dict[str, str], cwd: Path, *, fork: bool = False
+) -> tuple[Process, socket.socket]:
+    """Start ``python -m sls_py_local.template`` with ``env`` (plus its control
+    socket's fd and this process's pid) in ``cwd``, stdin from ``/dev/null``
+    (``fork``: see :func:`fork_module`); the process and the socket's other end."""
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    env = {**env, "SLS_PY_CONTROL_FD": str(child.fileno()), "SLS_PY_PARENT_PID": str(os.getpid())}
+    proc: Process
+    try:
+        if fork:
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            try:
+                pid = fork_module("sls_py_local.template", env, cwd, (devnull, 1, 2), child.fileno())
+            finally:
+                os.close(devnull)
+            proc = Forked(pid)
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sls_py_local.template"],
+                env=env,
+                cwd=str(cwd),
+                pass_fds=[child.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
     except BaseException:
         parent.close()
         raise
     finally:
         child.close()
     return proc, parent
+
+
+def forkable() -> bool:
+    """Whether this process may fork the function processes (see the module's
+    docstring) instead of starting new interpreters: on Linux, with no thread
+    but the main one, and started without interpreter options of its own (so a
+    new ``python -m`` with the same environment would have the same flags)."""
+    if sys.platform != "linux" or os.environ.get(FORK_ENV, "1") == "0":
+        return False
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return False
+    argv = getattr(sys, "orig_argv", [])
+    return len(argv) >= 2 and (argv[1] == "-m" or not argv[1].startswith("-"))
+
+
+def fork_module(
+    module: str, env: dict[str, str], cwd: Path, stdio: tuple[int, int, int], keep: int | None = None
+) -> int:
+    """Fork a child that runs ``module`` as ``python -m module`` would, started
+    with ``env`` in ``cwd`` with ``stdio`` as its fds 0, 1 and 2 (and ``keep``
+    open too); its pid. The child never returns here: it exits when the module
+    does, with its exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        import atexit
+
+        atexit._clear()  # the parent's exit handlers are not this process's
+        os.chdir(cwd)
+        for target, fd in enumerate(stdio):
+            if fd != target:
+                os.dup2(fd, target)
+        _close_fds_but({0, 1, 2} | ({keep} if keep is not None else set()))
+        for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
+            if getattr(sys, name) is None:  # the parent started without it
+                setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 (for good)
+        os.environ.clear()
+        os.environ.update(env)
+        if not getattr(sys.flags, "safe_path", False):
+            sys.path[0] = os.getcwd()  # what `python -m` puts first
+        sys.argv[:] = [""]  # runpy sets argv[0] to the module's file
+        import runpy
+
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # sys.exit("message"), as the interpreter reports it
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _exit(code)
+
+
+def _close_fds_but(keep: set[int]) -> None:
+    """Close every file descriptor of this process but ``keep`` (``close_fds``)."""
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        open_fds = list(range(3, 1024))
+    for fd in open_fds:
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _exit(code: int) -> NoReturn:
+    """End a forked child as the interpreter would end: wait for its other
+    non-daemon threads, run its exit handlers, flush its streams; then exit
+    without unwinding into the parent's code."""
+    try:
+        import threading
+
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                with contextlib.suppress(Exception):
+                    thread.join()
+        import atexit
+
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    finally:
+        os._exit(code)
+
+
+class Forked:
+    """A child from :func:`fork_module`, with what callers use of
+    :class:`subprocess.Popen`: ``pid``, ``returncode``, :meth:`poll`,
+    :meth:`wait`, :meth:`kill`, :meth:`communicate` and the pipes of its
+    standard streams (``None`` when not piped)."""
+
+    def __init__(
+        self, pid: int, stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None,
+        stderr: IO[bytes] | None = None,
+    ) -> None:
+        self.pid, self.stdin, self.stdout, self.stderr = pid, stdin, stdout, stderr
+        self.args = [sys.executable, f"(forked, pid {pid})"]
+        self.returncode: int | None = None
+        self._io: tuple[list[Any], dict[str, bytes]] | None = None
+
+    def poll(self) -> int | None:
+        """The exit code once it has exited (negative: the signal), else ``None``."""
+        if self.returncode is None:
+            self._reap(os.WNOHANG)
+        return self.returncode
+
+    def _reap(self, flags: int) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped elsewhere: its code is lost (as Popen does)
+            self.returncode = 0
+            return
+        if pid == self.pid:
+            self.returncode = os.waitstatus_to_exitcode(status)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to exit (:class:`subprocess.TimeoutExpired` after ``timeout``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            if deadline is None:
+                self._reap(0)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.05)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def communicate(
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[bytes, bytes]:
+        """Write ``input`` to its stdin and close it, read its stdout and stderr to
+        their ends, wait for it: ``(stdout, stderr)``, as Popen's (a call after
+        :class:`subprocess.TimeoutExpired` goes on where that one stopped)."""
+        import threading
+
+        if self._io is None:
+            out: dict[str, bytes] = {}
+
+            def feed() -> None:
+                if self.stdin is None:
+                    return
+                with contextlib.suppress(BrokenPipeError, OSError):
+                    if input:
+                        self.stdin.write(input)
+                    self.stdin.close()
+
+            def drain(name: str, stream: IO[bytes] | None) -> None:
+                if stream is not None:
+                    with stream:
+                        out[name] = stream.read()
+
+            threads = [threading.Thread(target=feed, daemon=True)]
+            threads += [
+                threading.Thread(target=drain, args=(name, stream), daemon=True)
+                for name, stream in (("stdout", self.stdout), ("stderr", self.stderr))
+            ]
+            for thread in threads:
+                thread.start()
+            self._io = (threads, out)
+        threads, out = self._io
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return out.get("stdout", b""), out.get("stderr", b"")
 
 
 def take(kind: str, function: str, env: dict[str, str], cwd: Path) -> Early | None:

@@ -29,6 +29,7 @@ from . import channel
 from .launch import Launch, launch_template
 
 if TYPE_CHECKING:
+    from .blank import Process
     from .group import TemplateGroup
     from .workers import FunctionPool
 
@@ -263,7 +264,7 @@ class Template:
         self.spared: asyncio.Future[None] = group.loop.create_future()
         #: the modules not the app's own it imported (for the next generation's spare)
         self.preload: list[str] = []
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
         self.sock: socket.socket | None = None
         self.ready: asyncio.Future[None] = group.loop.create_future()
         #: the workers forked from it, of every function of the group
@@ -334,8 +335,9 @@ class Template:
             message = json.loads(data)
             event = message.get("event")
             if event == "ready" and not self.ready.done():
-                self.preload = list(message.get("preload") or [])
                 self.ready.set_result(None)
+            elif event == "preload":
+                self.preload = list(message.get("modules") or [])
             elif event == "spare" and not self.spared.done():
                 self.spared.set_result(None)
             elif event == "failed" and not self.ready.done():

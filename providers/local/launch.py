@@ -25,7 +25,7 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sls_py.errors import ConfigError
 from sls_py.project import Project
@@ -37,11 +37,14 @@ from .oneshot import function_environment, local_resources
 from .runfile import RunLock
 from .settings import CpuLayout, PoolSettings, apply_layout, cpu_layout, pool_settings
 
+if TYPE_CHECKING:
+    from .blank import Process
+
 
 class Launch:
     """A started template process and the gateway's end of its control socket."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    def __init__(self, proc: Process, sock: socket.socket) -> None:
         self.proc, self.sock = proc, sock
 
     def close(self) -> None:

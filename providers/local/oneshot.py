@@ -23,12 +23,11 @@ from sls_py.runtime.errors import ErrorInfo
 # The child (python -m sls_py_local.oneshot) starts cold, before the app's imports:
 # what only the parent uses is imported where it is used.
 if TYPE_CHECKING:
-    import subprocess
-
     from sls_py.project import Project
     from sls_py.provider import Invocation
     from sls_py.spec import FunctionSpec, Spec
 
+    from .blank import Process
     from .caches import CacheServer
 
 
@@ -119,13 +118,11 @@ class OneShot:
     def __init__(self, spec: Spec, project: Project, function: str) -> None:
         self.spec, self.project = spec, project
         self.fn = spec.function(function)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
 
     def start(self, resources: dict[str, Any] | None = None) -> None:
         """Start the process (once); ``resources``: as for :func:`function_environment`."""
         if self.proc is None:
-            import subprocess
-
             from . import blank
 
             env = function_environment(self.spec, self.project, self.fn, resources)
@@ -134,14 +131,7 @@ class OneShot:
                 blank.send(early, env)
                 self.proc = early.proc
                 return
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "sls_py_local.oneshot"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                cwd=str(self.project.root),
-            )
+            self.proc = blank.start_oneshot(env, self.project.root)
 
     def __enter__(self) -> OneShot:
         return self
@@ -245,6 +235,10 @@ def _receive(stdin: Any) -> bool:
 def _child() -> int:
     """The worker side: run one request from stdin, write the outcome to stdout."""
     import logging
+
+    from .procname import ONESHOT, name_process
+
+    name_process(ONESHOT)
 
     result_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # the function's prints go to stderr with its logs

@@ -15,9 +15,11 @@ function, one invocation at a time.
 
 Control messages (JSON, one per SOCK_SEQPACKET packet):
 
-- template -> gateway: ``{"event": "ready", "pid", "vm_bytes", "preload"}``,
+- template -> gateway: ``{"event": "ready", "pid", "vm_bytes"}``,
   ``{"event": "failed", "error"}``, ``{"event": "spawned", "id", "pid"}``,
-  ``{"event": "exited", "pid", "status"}``;
+  ``{"event": "exited", "pid", "status"}``, and once, when no message waits
+  after ``ready`` (the first worker's fork comes first), ``{"event": "preload",
+  "modules"}``: what a spare template imports ahead of the next code change;
 - gateway -> template: ``{"op": "spawn", "id", "function", "env"}`` with the
   three fds (``env``: what the worker sets, ``null`` values removed; none for a
   group of one, whose environment is its function's);
@@ -40,6 +42,7 @@ import json
 import logging
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -47,10 +50,14 @@ import time
 import traceback
 from typing import Any
 
-from . import channel
+from . import channel, procname
 from .logformat import format_record
+from .procname import name_process
 
 PR_SET_PDEATHSIG = 1
+#: how long a template waits for the gateway's first messages (its first workers'
+#: spawns) before it lists what a spare template should import
+PRELOAD_LIST_AFTER_S = 0.05
 
 
 def die_with_parent(expected_parent: int) -> None:
@@ -157,6 +164,7 @@ def _status(status: int) -> str:
 
 def main() -> int:
     """The template: import the app, then fork workers on request."""
+    name_process(procname.TEMPLATE)
     ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
     die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
     early_error = None
@@ -190,7 +198,7 @@ def main() -> int:
     if batch:  # after the import, which the first request waits for: workers inherit it
         batch_scheduling()
     release_memory()
-    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes(), "preload": _preload_list()})
+    _send(ctrl, {"event": "ready", "pid": me, "vm_bytes": vm_bytes()})
 
     def reap(signum: int, frame: Any) -> None:
         while True:
@@ -206,7 +214,13 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the gateway's to handle
     spawned: set[str] = set()  # the functions it has forked a worker for
     preloaded = False
+    listed = False
     while True:
+        if not listed and not select.select([ctrl], [], [], PRELOAD_LIST_AFTER_S)[0]:
+            # off the first request's path (some 10 ms of realpath calls): once no
+            # message came for a moment (the first workers' spawns come first)
+            _send(ctrl, {"event": "preload", "modules": _preload_list()})
+            listed = True
         try:  # a spawn message carries its function's environment: up to a few KB
             data, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 3)
         except OSError:
@@ -244,6 +258,7 @@ def main() -> int:
                 ctrl.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 die_with_parent(me)
+                name_process(procname.WORKER)
                 _own_environment(message.get("env") or {})
                 code = _worker(handlers[name], name, json_logs, *fds)
             finally:

@@ -45,6 +45,16 @@ def write_project(
     return root
 
 
+def started_early(pid: int) -> bool:
+    """Whether a function process was begun by the early start (sls_py_local.blank):
+    forked from sls-py itself (so its command line is still sls-py's), or started
+    as a new interpreter with SLS_PY_BLANK=1."""
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    if not any(arg.startswith(b"sls_py_local.") for arg in cmdline):
+        return True
+    return b"SLS_PY_BLANK=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (from /proc)."""
     children: dict[int, list[int]] = {}

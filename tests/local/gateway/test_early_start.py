@@ -2,7 +2,9 @@
 starts the function processes before it loads the spec, and hands them their
 environment in two steps. A function must not be able to tell: what it sees
 (os.environ, sys.path, bytecode settings) is what a process started the usual
-way sees, and a function whose start-up variables differ gets a usual start."""
+way sees, and a function whose start-up variables differ gets a usual start.
+Each test runs twice: with the early processes forked from the entry process
+(the default on Linux) and started as new interpreters (``SLS_PY_FORK=0``)."""
 
 from __future__ import annotations
 
@@ -32,9 +34,18 @@ IMPORTED_WITH = os.environ.get("GREETING")  # what the app saw at import time
 
 def seen() -> dict:
     started = Path("/proc/self/environ").read_bytes().split(b"\\0")
+    # a fork of the entry process keeps its command line (python -m sls_py ...)
+    forked = not any(b"sls_py_local." in arg for arg in Path("/proc/self/cmdline").read_bytes().split(b"\\0"))
     volatile = ("SLS_PY_RESOURCES", "SLS_PY_INVOKE", "PYTEST_", "COV_")
+    main = sys.modules["__main__"]
     return {
-        "early": b"SLS_PY_BLANK=1" in started,
+        "early": b"SLS_PY_BLANK=1" in started or forked,
+        "forked": forked,
+        "cwd": os.getcwd(),
+        "argv": [Path(a).name for a in sys.argv],
+        "main": (main.__name__, main.__spec__.name if main.__spec__ else None),
+        "fds": sorted(os.listdir("/proc/self/fd")),
+        "stdin_is_a_pipe_or_null": not os.isatty(0),
         "environ": {k: v for k, v in os.environ.items() if not k.startswith(volatile)},
         "path": sys.path,
         "dont_write_bytecode": sys.dont_write_bytecode,
@@ -57,8 +68,14 @@ def web(req: HttpRequest, ctx) -> dict:
 """
 
 
+@pytest.fixture(params=["1", "0"], ids=["forked", "exec"])
+def fork(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    monkeypatch.setenv("SLS_PY_FORK", request.param)
+    return request.param == "1"
+
+
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, fork: bool) -> Path:
     return write_project(tmp_path / "early", "earlyapp", APP, app_name="early")
 
 
@@ -70,11 +87,11 @@ def _invoke(
 
 
 def _without_early(seen: dict) -> dict:
-    return {k: v for k, v in seen.items() if k != "early"}
+    return {k: v for k, v in seen.items() if k not in ("early", "forked")}
 
 
 def test_a_warm_invoke_starts_the_function_early_and_it_sees_what_a_usual_start_sees(
-    project: Path, tmp_path: Path
+    project: Path, tmp_path: Path, fork: bool
 ) -> None:
     extra = tmp_path / "extra"  # a PYTHONPATH of the user's: the app's folder goes before it
     env = {**os.environ, "PYTHONPATH": str(extra)}
@@ -84,8 +101,12 @@ def test_a_warm_invoke_starts_the_function_early_and_it_sees_what_a_usual_start_
     assert warm.returncode == 0, warm.stderr
     cold_seen, warm_seen = json.loads(cold.stdout), json.loads(warm.stdout)
     assert cold_seen["early"] is False
-    assert warm_seen["early"] is True
+    assert (warm_seen["early"], warm_seen["forked"]) == (True, fork)
+    # the folder, command line, __main__, open fds, environment, sys.path, bytecode:
+    # all as in a process started the usual way
     assert _without_early(warm_seen) == _without_early(cold_seen)
+    assert warm_seen["cwd"] == str(project.resolve())
+    assert warm_seen["main"] == ["__main__", "sls_py_local.oneshot"]
     assert warm_seen["imported_with"] == "hello"  # step 1 came before the app's import
     assert "SLS_PY_BLANK" not in warm_seen["environ"]
     # PYTHONPATH where the interpreter puts it: after the working folder
@@ -108,13 +129,16 @@ def test_an_app_that_fails_to_import_in_an_early_process_is_reported_as_usual(pr
     assert "broken on purpose" in broken.stderr and "Traceback" not in broken.stderr, broken.stderr
 
 
-def test_a_warm_run_starts_the_http_templates_early_and_workers_see_a_usual_start(project: Path) -> None:
+def test_a_warm_run_starts_the_http_templates_early_and_workers_see_a_usual_start(
+    project: Path, fork: bool
+) -> None:
     with run_server(project) as cold:
         cold_seen = httpx.get(cold.url + "/look").json()
     with run_server(project) as warm:
         warm_seen = httpx.get(warm.url + "/look").json()
-    assert (cold_seen["early"], warm_seen["early"]) == (False, True)
+    assert (cold_seen["early"], warm_seen["early"], warm_seen["forked"]) == (False, True, fork)
     assert _without_early(warm_seen) == _without_early(cold_seen)
+    assert warm_seen["main"] == ["__main__", "sls_py_local.template"]
     assert warm_seen["function"] == "web" and warm_seen["imported_with"] == "hello"
 
 

@@ -22,6 +22,7 @@ from sls_py.config import load_project
 from sls_py.errors import ConfigError
 from sls_py.provider import RunOptions
 from sls_py.ui import PlainUI
+from sls_py_local import procname
 from sls_py_local.launch import listen, prepare
 from sls_py_local.server import serve
 
@@ -89,12 +90,12 @@ def _templates(gateway_pid: int) -> dict[int, str]:
     for pid in descendants(gateway_pid):
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
         parent = int(stat[stat.rfind(")") + 2 :].split()[1])
-        if parent == gateway_pid and b"sls_py_local.template" in cmdline:
+        if parent == gateway_pid and name == procname.TEMPLATE:
             own = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"SLS_PY_FUNCTION=")]
             shared = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"SLS_PY_FUNCTIONS=")]
             found[pid] = ",".join(json.loads(shared[0])) if shared else own[0]

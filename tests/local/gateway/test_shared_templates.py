@@ -18,8 +18,9 @@ import httpx
 import pytest
 from sls_py.config import load_project
 from sls_py.errors import ConfigError
+from sls_py_local import procname
 
-from .support import Server, run_server, wait_until, write_project
+from .support import Server, run_server, started_early, wait_until, write_project
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,20 +93,21 @@ def _project(tmp_path: Path, config: str = "") -> Path:
 
 
 def _templates(gateway: int, *, spares: bool = False) -> set[int]:
-    """The gateway's template processes (its children running sls_py_local.template),
-    without the spare one waiting for the next reload unless ``spares``."""
+    """The gateway's template processes (its children named sls-py-template, see
+    sls_py_local.procname), without the spare one waiting for the next reload
+    unless ``spares``."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            name = Path(f"/proc/{entry}/comm").read_text().strip()
             environ = Path(f"/proc/{entry}/environ").read_bytes()
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        if fields[0] == "Z" or int(fields[1]) != gateway or b"sls_py_local.template" not in cmdline:
+        if fields[0] == "Z" or int(fields[1]) != gateway or name != procname.TEMPLATE:
             continue
         if spares or b"SLS_PY_SPARE=" not in environ:
             found.add(int(entry))
@@ -219,7 +221,7 @@ def test_a_warm_start_starts_the_shared_template_early(tmp_path: Path) -> None:
         assert first["template"] == second["template"] == first["invoked"]["template"]
         assert _templates(server.proc.pid) == {first["template"], loner["template"]}
         for pid in (first["template"], loner["template"]):
-            assert b"SLS_PY_BLANK=1" in Path(f"/proc/{pid}/environ").read_bytes()
+            assert started_early(pid)
         assert (first["function"], second["function"], second["memory_mb"]) == ("alpha", "beta", 256)
         assert (first["at_import"], loner["at_import"]) == (None, "loner")
 
