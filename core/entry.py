@@ -217,7 +217,11 @@ def report(exc: SlsPyError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sls-py`` console script and ``python -m sls_py``."""
+    """Entry point of the ``sls-py`` console script and ``python -m sls_py``.
+
+    A warm ``sls-py invoke`` that printed its result ends the process here
+    (:func:`sls_py.quickexit.exit_now`: threads joined, ``atexit`` handlers run,
+    streams flushed, no teardown of every module)."""
     args = list(sys.argv[1:] if argv is None else argv)
     warm = {"run": _warm_run, "invoke": _warm_invoke}.get(args[0]) if args else None
     if warm is not None:
@@ -228,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 130
         if code is not None:
+            if args[0] == "invoke":
+                from .quickexit import exit_now
+
+                exit_now(code)
             return code
     from .cli import main as cli_main
 

@@ -48,7 +48,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any
+
+from sls_py.quickexit import exit_now
 
 from . import sharing
 
@@ -320,7 +322,8 @@ def fork_module(
 
         traceback.print_exc()
     finally:
-        _exit(code)
+        exit_now(code)  # as the interpreter ends, without unwinding into the parent
+    raise AssertionError("not reached")  # (for the type checker: exit_now does not return)
 
 
 def _close_fds_but(keep: set[int]) -> None:
@@ -333,27 +336,6 @@ def _close_fds_but(keep: set[int]) -> None:
         if fd not in keep:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def _exit(code: int) -> NoReturn:
-    """End a forked child as the interpreter would end: wait for its other
-    non-daemon threads, run its exit handlers, flush its streams; then exit
-    without unwinding into the parent's code."""
-    try:
-        import threading
-
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                with contextlib.suppress(Exception):
-                    thread.join()
-        import atexit
-
-        atexit._run_exitfuncs()
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-    finally:
-        os._exit(code)
 
 
 class Forked:

@@ -89,11 +89,51 @@ def sls_py_invoke(spec: Spec, project: Project, function: str, payload: Any, ui:
         def start(caches: list[Any]) -> None:
             child.start(local_resources(spec, project, caches))
 
-        with (
+        with side_by_side(
             serving_caches(spec, project, starting=start),
             _database_server(spec, project, background=True),
         ):
             return child.run(event)
+
+
+@contextlib.contextmanager
+def side_by_side(*managers: contextlib.AbstractContextManager[Any]) -> Iterator[None]:
+    """Enter ``managers`` in order; once the block is done, exit them at the same
+    time (threads): a one-off command's servers each wait for their process to
+    stop, and the command ends when the last has, not after the sum. When the
+    block raises, they exit one after the other in reverse order, as nested
+    ``with`` statements would, and the exception goes on."""
+    import threading
+
+    stacks: list[contextlib.ExitStack] = []
+    try:
+        for manager in managers:
+            stack = contextlib.ExitStack()
+            stack.enter_context(manager)
+            stacks.append(stack)
+        yield
+    except BaseException:
+        with contextlib.ExitStack() as unwind:  # each exits, even when another raises
+            for stack in stacks:
+                unwind.push(stack)
+        raise
+    errors: list[BaseException] = []
+
+    def close(stack: contextlib.ExitStack) -> None:
+        try:
+            stack.close()
+        except BaseException as exc:  # raised in this thread, below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close, args=(s,), daemon=True) for s in stacks[1:]]
+    for thread in threads:
+        thread.start()
+    if stacks:
+        close(stacks[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _database_server(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import stat
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from sls_py_local import channel
 from sls_py_local.gateway import cors_headers
 from sls_py_local.keys import KeyChecker, UsageLimiter, keys_file, load_api_keys
 from sls_py_local.logs import LogSink, read_logs
+from sls_py_local.plugin import side_by_side
 from sls_py_local.server import pool_settings
 from sls_py_local.workers import PoolSettings
 
@@ -295,3 +299,47 @@ def test_invalid_port_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         serve(project.spec(), project, RunOptions(port=70000), PlainUI(io.StringIO()))
     assert err.value.message == "--port 70000 is not a TCP port"
+
+
+def test_side_by_side_exits_its_managers_at_the_same_time() -> None:
+    """A one-off command's servers stop together: each exit waits at a barrier the
+    other must reach too, which times out (BrokenBarrierError) if they run one
+    after the other."""
+    barrier = threading.Barrier(2, timeout=10)
+    order: list[str] = []
+
+    @contextlib.contextmanager
+    def server(name: str) -> Iterator[None]:
+        order.append(f"enter {name}")
+        yield
+        barrier.wait()
+        order.append(f"exit {name}")
+
+    with side_by_side(server("cache"), server("database")):
+        order.append("block")
+    assert order[:3] == ["enter cache", "enter database", "block"]
+    assert sorted(order[3:]) == ["exit cache", "exit database"]
+
+
+def test_side_by_side_unwinds_in_reverse_order_when_the_block_raises() -> None:
+    order: list[str] = []
+
+    @contextlib.contextmanager
+    def server(name: str, fail_exit: bool = False) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            order.append(f"exit {name}")
+            if fail_exit:
+                raise OSError(f"{name} did not stop")
+
+    with pytest.raises(ValueError, match="in the block"), side_by_side(server("cache"), server("db")):
+        raise ValueError("in the block")
+    assert order == ["exit db", "exit cache"]
+    order.clear()
+    # an exit that fails: the other still exits, and its error is not lost (as nested `with`)
+    with pytest.raises(OSError, match="db did not stop"), side_by_side(server("cache"), server("db", True)):
+        raise ValueError("in the block")
+    assert order == ["exit db", "exit cache"]
+    with pytest.raises(OSError, match="db did not stop"), side_by_side(server("cache"), server("db", True)):
+        pass
