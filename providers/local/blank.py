@@ -43,8 +43,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -55,9 +53,11 @@ from sls_py.quickexit import exit_now
 from . import sharing
 
 if TYPE_CHECKING:
-    #: a function process: started afresh, or forked (:class:`Forked`)
+    import socket
+    import subprocess
     from typing import TypeAlias
 
+    #: a function process: started afresh, or forked (:class:`Forked`)
     Process: TypeAlias = "subprocess.Popen[bytes] | Forked"
 
 #: marks a process started early: it waits for its environment first
@@ -208,6 +208,8 @@ def start_oneshot(env: dict[str, str], cwd: Path, *, fork: bool = False) -> Proc
     """Start ``python -m sls_py_local.oneshot`` with ``env`` in ``cwd``, its
     standard streams piped (``fork``: see :func:`fork_module`)."""
     if not fork:
+        import subprocess  # (here: a forking start does without it)
+
         return subprocess.Popen(
             [sys.executable, "-m", "sls_py_local.oneshot"],
             stdin=subprocess.PIPE,
@@ -236,6 +238,8 @@ def start_template(
     """Start ``python -m sls_py_local.template`` with ``env`` (plus its control
     socket's fd and this process's pid) in ``cwd``, stdin from ``/dev/null``
     (``fork``: see :func:`fork_module`); the process and the socket's other end."""
+    import socket
+
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     env = {**env, "SLS_PY_CONTROL_FD": str(child.fileno()), "SLS_PY_PARENT_PID": str(os.getpid())}
     proc: Process
@@ -248,6 +252,8 @@ def start_template(
                 os.close(devnull)
             proc = Forked(pid)
         else:
+            import subprocess
+
             proc = subprocess.Popen(
                 [sys.executable, "-m", "sls_py_local.template"],
                 env=env,
@@ -378,6 +384,8 @@ class Forked:
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
+                import subprocess
+
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
             time.sleep(min(delay, left))
             delay = min(delay * 2, 0.05)
@@ -432,6 +440,8 @@ class Forked:
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
+                import subprocess
+
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
         self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         return out.get("stdout", b""), out.get("stderr", b"")
