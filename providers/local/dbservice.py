@@ -191,6 +191,7 @@ class DatabaseService:
         self.spec, self.project, self.log = spec, project, log
         self.server: PostgresServer | None = None
         self.ready = asyncio.Event()
+        self._go = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def urls(self) -> list[str]:
@@ -199,8 +200,10 @@ class DatabaseService:
         conn = server.connection
         return [conn.url(d.name) for d in self.spec.databases]
 
-    def start(self) -> None:
-        """Start the server in the background; returns at once."""
+    def start(self, *, wait: bool = False) -> None:
+        """Start the server in the background; returns at once. With ``wait``, the
+        server itself starts only on :meth:`go` (until then, a function connecting
+        waits as it would for a server starting)."""
         loop = asyncio.get_running_loop()
 
         def report(line: str) -> None:  # from the supervisor's thread
@@ -208,9 +211,16 @@ class DatabaseService:
                 loop.call_soon_threadsafe(self.log, line)
 
         self.server = stage_server(self.spec, self.project.state_dir, report=report)
+        if not wait:
+            self._go.set()
         self._task = loop.create_task(self._bring_up(self.server))
 
+    def go(self) -> None:
+        """Let a server started with ``wait`` start now (once; later calls do nothing)."""
+        self._go.set()
+
     async def _bring_up(self, server: PostgresServer) -> None:
+        await self._go.wait()
         try:
             # the child reads the migration files: the gateway imports no sls_py.migrations
             job = setup_job(self.spec, self.project, server)

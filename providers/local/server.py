@@ -124,11 +124,11 @@ class LocalServer:
         http_pools = [self.pools[fn.name] for fn in spec.functions if fn.http_triggers()]
         starting = [loop.create_task(p.start(prewarm=1)) for p in http_pools]
         databases = None
-        if spec.databases:  # PostgreSQL starts next to the gateway (see .dbservice)
-            from .dbservice import DatabaseService
+        if spec.databases:  # PostgreSQL starts beside the gateway (see .dbservice), once
+            from .dbservice import DatabaseService  # the HTTP functions' templates are ready
 
             databases = DatabaseService(spec, project, logs.gateway)
-            databases.start()
+            databases.start(wait=bool(starting))
         server: asyncio.Server | None = None
         tasks: list[asyncio.Task[Any]] = []
         caches = None
@@ -177,6 +177,12 @@ class LocalServer:
             # and then until the requests that came meanwhile are answered
             if starting:
                 await asyncio.wait(starting, timeout=FIRST_TEMPLATES_WAIT_S)
+                if databases is not None:
+                    # PostgreSQL's start and set-up (its processes, the migrations'
+                    # child: ~100 ms of CPU) competed with the templates' imports on the
+                    # first request's path; a first request that queries waits for it
+                    await _answered(http_pools, DATABASE_AFTER_REQUESTS_S)
+                    databases.go()
                 await _answered(http_pools, FIRST_REQUESTS_WAIT_S)
             from .services import LocalServices
 
@@ -563,6 +569,8 @@ FIRST_TEMPLATES_WAIT_S = 5.0
 #: longest the rest of start-up then waits for the requests already in
 #: flight (under a load that never pauses, it starts after this)
 FIRST_REQUESTS_WAIT_S = 2.0
+#: longest PostgreSQL waits for them (a first request that queries waits for it)
+DATABASE_AFTER_REQUESTS_S = 0.25
 
 
 async def _answered(pools: list[FunctionPool], limit_s: float) -> None:
