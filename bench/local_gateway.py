@@ -169,12 +169,14 @@ def tree(pid: int) -> list[int]:
 KINDS = ("gateway", "templates", "workers", "servers")
 
 
-def _kind(pid: int, root: int, parents: dict[int, int], templates: set[int]) -> str:
+#: the function processes by the name they give themselves (sls_py_local.procname)
+_BY_NAME = {procname.TEMPLATE: "templates", procname.WORKER: "workers"}
+
+
+def _kind(pid: int, root: int, names: dict[int, str]) -> str:
     if pid == root:
         return "gateway"
-    if pid in templates:
-        return "workers" if parents.get(pid) in templates else "templates"
-    return "servers"  # valkey-server, PostgreSQL (and its children), ...
+    return _BY_NAME.get(names.get(pid, ""), "servers")  # valkey-server, PostgreSQL, ...
 
 
 def memory_by_kind(pid: int) -> dict[str, dict[str, int]]:
@@ -184,14 +186,16 @@ def memory_by_kind(pid: int) -> dict[str, dict[str, int]]:
     counts a page shared by n processes as 1/n in each: the tree's PSS is its
     real footprint, where summed RSS counts a forked worker's shared pages again."""
     procs = tree(pid)
-    parents: dict[int, int] = {}
-    templates: set[int] = set()
-    for p in procs:
+    names: dict[int, str] = {}
+    for p in procs:  # parents before children (tree() order)
         try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-            parents[p] = int(stat[stat.rfind(")") + 2 :].split()[1])
-            if Path(f"/proc/{p}/comm").read_text().strip() == procname.TEMPLATE:
-                templates.add(p)
+            names[p] = Path(f"/proc/{p}/comm").read_text().strip()
+            cmdline = Path(f"/proc/{p}/cmdline").read_bytes()
+            if names[p] not in _BY_NAME and b"sls_py_local.template" in cmdline:
+                # an sls-py from before the names (--compare): a worker is a template's fork
+                stat = Path(f"/proc/{p}/stat").read_text()
+                parent = int(stat[stat.rfind(")") + 2 :].split()[1])
+                names[p] = procname.WORKER if names.get(parent) == procname.TEMPLATE else procname.TEMPLATE
         except OSError:
             continue
     out = {k: {"rss": 0, "pss": 0, "n": 0} for k in (*KINDS, "total")}
@@ -206,7 +210,7 @@ def memory_by_kind(pid: int) -> dict[str, dict[str, int]]:
                 rss = int(line.split()[1])
             elif line.startswith("Pss:"):
                 pss = int(line.split()[1])
-        for k in (_kind(p, pid, parents, templates), "total"):
+        for k in (_kind(p, pid, names), "total"):
             out[k]["rss"] += rss
             out[k]["pss"] += pss
             out[k]["n"] += 1
