@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sls_py.runtime.errors import HttpError
 from sls_py.runtime.resources import (
@@ -39,7 +37,13 @@ from sls_py.runtime.resources import (
     TableDriver,
 )
 
-from .queues import QueueStore, connect
+# sqlite3 and the queue store (with dataclasses), tempfile: imported where a table,
+# a queue or a bucket write needs them; a function's first config read or cache
+# call loads this module without them (some 5-10 ms)
+if TYPE_CHECKING:
+    import sqlite3
+
+    from .queues import QueueStore
 
 TMP_PREFIX = ".sls-py-tmp-"
 MAX_KEY_BYTES = 1024
@@ -89,6 +93,8 @@ def atomic_write(path: Path, data: bytes, tmp_dir: Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=tmp_dir)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -194,6 +200,8 @@ class LocalTable:
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            from .queues import connect
+
             conn = connect(self.path)
             conn.executescript(_SCHEMA)
             self._check_schema(conn)
@@ -337,6 +345,8 @@ class LocalDriver:
         """The stage's queue store (one SQLite file for every queue)."""
         with self._lock:
             if self._queues is None:
+                from .queues import QueueStore
+
                 self._queues = QueueStore(self.root / "queues.sqlite3")
             return self._queues
 
