@@ -323,6 +323,8 @@ def fork_module(
             code = exc.code or 0
         else:  # sys.exit("message"), as the interpreter reports it
             print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C while it starts: the gateway says it stops
+        code = 130
     except BaseException:
         import traceback
 
