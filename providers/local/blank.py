@@ -24,8 +24,7 @@ is not used: the caller starts a fresh one, exactly as without early starts.
 On Linux these processes are forked from the entry process (:func:`fork_module`)
 rather than started as new interpreters: the entry has by then done nothing
 but start Python and read the cached spec, which a new interpreter would do
-again (some 50 ms before it even starts importing the app, and 8 MB of its own
-pages instead of pages shared with the gateway). The forked child becomes what
+again (some 50 ms before it even starts importing the app). The forked child becomes what
 ``python -m sls_py_local.template`` (or ``.oneshot``) started with the same
 environment in the project's folder would be: that working directory,
 environment, ``sys.path[0]``, ``sys.argv`` and ``__main__``, standard streams,
@@ -419,10 +418,13 @@ class Forked:
             def feed() -> None:
                 if self.stdin is None:
                     return
-                with contextlib.suppress(BrokenPipeError, OSError):
+                try:
                     if input:
-                        self.stdin.write(input)
-                    self.stdin.close()
+                        with contextlib.suppress(OSError):  # it exited without reading
+                            self.stdin.write(input)
+                finally:
+                    with contextlib.suppress(OSError):
+                        self.stdin.close()
 
             def drain(name: str, stream: IO[bytes] | None) -> None:
                 if stream is not None:

@@ -113,10 +113,11 @@ def side_by_side(*managers: contextlib.AbstractContextManager[Any]) -> Iterator[
             stacks.append(stack)
         yield
     except BaseException:
-        with contextlib.ExitStack() as unwind:  # each exits, even when another raises
+        with contextlib.ExitStack() as unwind:  # as nested `with`: each sees the exception
             for stack in stacks:
                 unwind.push(stack)
-        raise
+            raise
+        return  # (suppressed by one of them)
     errors: list[BaseException] = []
 
     def close(stack: contextlib.ExitStack) -> None:
