@@ -8,6 +8,7 @@ Each case runs in a fresh interpreter of its own: forking the test process
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -75,9 +76,10 @@ def _run(tmp_path: Path, mode: str) -> dict:
     (tmp_path / "forkme.py").write_text(textwrap.dedent(MODULE))
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(DRIVER))
+    env = {k: v for k, v in os.environ.items() if k != "SLS_PY_FORK"}  # not the caller's choice
     done = subprocess.run(
         [sys.executable, str(driver), mode, str(tmp_path)],
-        capture_output=True, text=True, timeout=40, check=True,
+        capture_output=True, text=True, timeout=40, check=True, env=env,
     )
     return json.loads(done.stdout)
 
