@@ -19,11 +19,11 @@ import typer
 
 from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
 from .errors import ConfigError, SlsPyError
+from .session import Session, open_session, use_plugins
+from .session import plugins as _plugins
 
 if TYPE_CHECKING:
-    from .config import Project
-    from .plugins import Plugins, Provider
-    from .spec import Spec
+    from .plugins import Plugins
     from .ui import UI
 
 cli = typer.Typer(
@@ -39,67 +39,7 @@ trigger_cli = typer.Typer(help="Fire a trigger by hand: an upload or a schedule.
 cli.add_typer(trigger_cli, name="trigger")
 
 
-_state: dict[str, Any] = {}
-
-
-def _plugins() -> Plugins:
-    from .plugins import load_plugins
-
-    if "plugins" not in _state:
-        _state["plugins"] = load_plugins()
-    plugins: Plugins = _state["plugins"]
-    return plugins
-
-
-def _ui(quiet: bool = False) -> UI:
-    from .ui import UI
-
-    return UI(quiet=quiet)
-
-
-class Session:
-    """A command's resolved project, spec and provider, and the provider's notes
-    on the spec (printed as warnings)."""
-
-    def __init__(
-        self, project: Project, spec: Spec, provider: Provider, ui: UI, notes: list[str] | None = None
-    ) -> None:
-        self.project, self.spec, self.provider, self.ui = project, spec, provider, ui
-        self.notes = notes or []
-
-    def keep_spec(self, stage: str | None, provider: str | None) -> None:
-        """Keep the spec for a warm start of the same command line (see
-        sls_py.speccache), when the provider supports one."""
-        if not self.provider.info.warm_start:
-            return
-        from . import speccache
-
-        speccache.store(
-            self.project.root,
-            stage,
-            provider,
-            spec=self.spec,
-            provider_name=self.provider.name,
-            plugin=self.provider.plugin,
-            notes=self.notes,
-            project_name=self.project.name,
-        )
-
-    def call(self, hook: str, **kwargs: Any) -> Any:
-        return self.provider.call(hook, spec=self.spec, project=self.project, **kwargs)
-
-
-def _session(project: Path, stage: str | None, provider: str | None, *, quiet: bool = False) -> Session:
-    from .config import load_project
-
-    proj = load_project(project)
-    spec = proj.spec(stage)
-    prov = _plugins().provider(provider or proj.config.provider)
-    ui = _ui(quiet)
-    notes = list(prov.check(spec, proj))
-    for note in notes:
-        ui.warn(note)
-    return Session(proj, spec, prov, ui, notes)
+_state: dict[str, Any] = {}  # whether the plugins' commands are added
 
 
 def _print_json(value: Any) -> None:
@@ -183,7 +123,7 @@ def invoke(
     from .entry import print_invocation, read_payload
 
     data = read_payload(payload, file)
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     s.spec.function(function)
     s.keep_spec(stage, provider)  # the next `sls-py invoke` starts from it (sls_py.entry)
     result = s.call("sls_py_invoke", function=function, payload=data, logs=logs, ui=s.ui)
@@ -219,7 +159,7 @@ def run(
     """
     from .provider import RunOptions
 
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     s.keep_spec(stage, provider)  # the next `sls-py run` starts from it (sls_py.entry)
     options = RunOptions(
         host=host, port=port, reload=reload, json_logs=json_logs, clock=clock, spec_key=(stage, provider)
@@ -247,7 +187,7 @@ def plan(
     json_out: JsonOpt = False,
 ) -> None:
     """Show what `deploy` would create, update and delete, and why (changes nothing)."""
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     result = s.call("sls_py_plan", ui=s.ui)
     if json_out:
         _print_json({"steps": _steps_json(result.steps)})
@@ -271,7 +211,7 @@ def deploy(
     json_out: JsonOpt = False,
 ) -> None:
     """Deploy the app's stage to the provider (only what changed)."""
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     if package is None:
         result = s.call("sls_py_deploy", ui=s.ui)
     else:
@@ -315,7 +255,7 @@ def package(
     template.yaml). The same app gives the same bytes on a rerun."""
     from .packaging import require_hook, write_package
 
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     require_hook(s.provider, "sls_py_package", "package")
     manifest, result = write_package(s.provider, s.spec, s.project, output, s.ui)
     if json_out:
@@ -341,7 +281,7 @@ def remove(
     from .config_cli import kept_config_note
     from .config_cli import purge_config as purge
 
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     result = s.call("sls_py_remove", ui=s.ui)
     purged = purge(s) if purge_config else []
     if json_out:
@@ -359,7 +299,7 @@ def remove(
 @cli.command()
 def url(project: ProjectOpt = Path("."), stage: StageOpt = None, provider: ProviderOpt = None) -> None:
     """Print the base URL of the stage's HTTP gateway."""
-    s = _session(project, stage, provider, quiet=True)
+    s = open_session(project, stage, provider, quiet=True)
     typer.echo(s.call("sls_py_url"))
 
 
@@ -387,7 +327,7 @@ def logs(
     import datetime as dt
 
     since_s = _parse_since(since)
-    s = _session(project, stage, provider, quiet=True)
+    s = open_session(project, stage, provider, quiet=True)
     s.spec.function(function)
     try:
         for rec in s.call("sls_py_logs", function=function, since_s=since_s, follow=follow):
@@ -408,7 +348,7 @@ def api_keys(
     json_out: JsonOpt = False,
 ) -> None:
     """List the stage's API keys (name and value)."""
-    s = _session(project, stage, provider, quiet=True)
+    s = open_session(project, stage, provider, quiet=True)
     keys = s.call("sls_py_api_keys")
     if json_out:
         _print_json([{"name": k.name, "value": k.value} for k in keys])
@@ -438,7 +378,7 @@ def trigger_upload(
     """Upload a file into a bucket, firing its upload triggers."""
     from .provider import TriggerRequest
 
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     if bucket not in {b.name for b in s.spec.buckets}:
         known = ", ".join(b.name for b in s.spec.buckets) or "none"
         raise ConfigError(f"app {s.spec.app!r} has no bucket {bucket!r}", hint=f"known buckets: {known}")
@@ -458,7 +398,7 @@ def trigger_schedule(
     from .provider import TriggerRequest
     from .spec import ScheduleTriggerSpec
 
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     fn = s.spec.function(function)
     if not any(isinstance(t, ScheduleTriggerSpec) for t in fn.triggers):
         raise ConfigError(f"function {function!r} has no schedule trigger")
@@ -477,7 +417,7 @@ def send(
     """Send a message to one of the app's queues."""
     from .provider import TriggerRequest
 
-    s = _session(project, stage, provider)
+    s = open_session(project, stage, provider)
     if queue not in {q.name for q in s.spec.queues}:
         known = ", ".join(q.name for q in s.spec.queues) or "none"
         raise ConfigError(f"app {s.spec.app!r} has no queue {queue!r}", hint=f"known queues: {known}")
@@ -508,7 +448,7 @@ def _add_database_commands() -> None:
 
 _add_database_commands()
 
-from .config_cli import config_cli  # noqa: E402  (it uses _session above)
+from .config_cli import config_cli  # noqa: E402  (it uses _print_json above)
 
 cli.add_typer(config_cli, name="config")
 
@@ -529,8 +469,8 @@ def main(argv: list[str] | None = None, *, plugins: Plugins | None = None) -> in
     :param plugins: use these plugins instead of the installed ones (for tests).
     """
     if plugins is not None:
+        use_plugins(plugins)
         _state.clear()
-        _state["plugins"] = plugins
     _add_plugin_commands()
     try:
         # with standalone_mode=False, click returns a typer.Exit's code instead of raising

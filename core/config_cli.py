@@ -18,8 +18,8 @@ from .cli_options import JsonOpt, ProjectOpt, ProviderOpt, StageOpt
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from .cli import Session
     from .provider import ConfigEntry
+    from .session import Session
 
 config_cli = typer.Typer(
     help="Per-stage config and secrets, read by functions at call time (no deploy needed).",
@@ -32,9 +32,9 @@ RevealOpt = Annotated[bool, typer.Option("--reveal", help="Print secrets' values
 
 
 def _session(project: Path, stage: str | None, provider: str | None, quiet: bool = False) -> Session:
-    from .cli import _session as make
+    from .session import open_session
 
-    return make(project, stage, provider, quiet=quiet)
+    return open_session(project, stage, provider, quiet=quiet)
 
 
 def _key(key: str) -> str:

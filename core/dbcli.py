@@ -40,7 +40,8 @@ def _pick(spec: Any, name: str | None) -> str:
 def register(cli: typer.Typer) -> None:
     """Add ``migrate`` and the ``db`` group to ``cli``."""
 
-    from .cli import _print_json, _session
+    from .cli import _print_json
+    from .session import open_session as _session
 
     @cli.command()
     def migrate(

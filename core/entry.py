@@ -3,10 +3,11 @@
 ``sls-py run`` and ``sls-py invoke`` with a fresh cached spec
 (:mod:`sls_py.speccache`) go straight to the provider: no typer, no pydantic,
 and the app is imported only by the function processes (for ``run``, the
-function templates start before the gateway imports its own modules). Every
-other command line, any option this fast reader does not know, ``--help``, or a
-missing or stale copy goes to :func:`sls_py.cli.main`, which behaves exactly as
-before and writes the copy for next time.
+function templates start before the gateway imports its own modules). With a
+missing or stale copy (after an edit) they build the spec as the CLI's commands
+do (:func:`sls_py.session.open_session`) and write the copy for next time, still
+without typer. Every other command line, any option this fast reader does not
+know, or ``--help`` goes to :func:`sls_py.cli.main`.
 
 Standard library only (and :mod:`sls_py.errors`).
 """
@@ -115,21 +116,31 @@ def _warm_run(args: list[str]) -> int | None:
     except ValueError:
         return None
     found = _cached(opts, "run")
-    if found is None:
-        return None
-    spec, project, ui, plugin = found
     from .provider import RunOptions
 
+    stage, provider = opts.get("stage"), opts.get("provider")
     options = RunOptions(
         host=opts.get("host", "127.0.0.1"),
         port=port,
         reload=opts.get("reload", True),
         json_logs=opts.get("json_logs", False),
         clock=opts.get("clock"),
-        cached_spec=True,
-        spec_key=(opts.get("stage"), opts.get("provider")),
+        cached_spec=found is not None,
+        spec_key=(stage, provider),
     )
+    if found is None:  # the CLI's `run`, without the CLI
+        s = _session(opts)
+        s.keep_spec(stage, provider)  # the next `sls-py run` starts from it
+        return int(s.call("sls_py_run", options=options, ui=s.ui) or 0)
+    spec, project, ui, plugin = found
     return int(_call(plugin.sls_py_run, spec=spec, project=project, options=options, ui=ui) or 0)
+
+
+def _session(opts: dict[str, Any]) -> Any:
+    """The command's :class:`~sls_py.session.Session` (the spec built from the app)."""
+    from .session import open_session
+
+    return open_session(Path(opts["project"]), opts.get("stage"), opts.get("provider"))
 
 
 _INVOKE_VALUES = {"--file": "file", "-f": "file"}
@@ -144,16 +155,19 @@ def _warm_invoke(args: list[str]) -> int | None:
     if opts is None or not positional:
         return None
     function, payload = positional[0], (positional[1] if len(positional) > 1 else None)
-    found = _cached(opts, "invoke", function)  # before the payload is read: stdin stays for the CLI otherwise
-    if found is None or not hasattr(found[3], "sls_py_invoke"):
-        return None
-    spec, project, ui, plugin = found
+    found = _cached(opts, "invoke", function)
     data = read_payload(payload, Path(opts["file"]) if "file" in opts else None)
-    spec.function(function)  # an unknown name: the error lists the known ones
     logs, json_out = opts.get("logs", False), opts.get("json_out", False)
-    result = _call(
-        plugin.sls_py_invoke, spec=spec, project=project, function=function, payload=data, logs=logs, ui=ui
-    )
+    if found is None or not hasattr(found[3], "sls_py_invoke"):  # the CLI's `invoke`, without it
+        s = _session(opts)
+        s.spec.function(function)
+        s.keep_spec(opts.get("stage"), opts.get("provider"))  # the next one starts from it
+        result = s.call("sls_py_invoke", function=function, payload=data, logs=logs, ui=s.ui)
+    else:
+        spec, project, ui, plugin = found
+        spec.function(function)  # an unknown name: the error lists the known ones
+        hook = plugin.sls_py_invoke
+        result = _call(hook, spec=spec, project=project, function=function, payload=data, logs=logs, ui=ui)
     print_invocation(function, result, logs=logs, json_out=json_out)
     return 0
 

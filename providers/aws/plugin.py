@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from sls_py import hookimpl
 from sls_py.config import Project
 from sls_py.packaging import DeployPackage, PackageResult
@@ -24,6 +23,9 @@ from sls_py.spec import Spec
 from sls_py.ui import UI
 
 from . import __version__
+
+if TYPE_CHECKING:
+    import typer
 
 
 @hookimpl
@@ -194,46 +196,9 @@ def sls_py_config_unset(spec: Spec, project: Project, keys: list[str], ui: UI) -
 @hookimpl
 def sls_py_add_commands(cli: typer.Typer) -> None:
     """Add ``sls-py iam-policy``."""
+    from .iam_cli import iam_policy  # typer only for the CLI: a warm start loads this plugin
+
     cli.command("iam-policy")(iam_policy)
-
-
-def iam_policy(
-    project: Annotated[Path, typer.Option("--project", "-p", help="The project folder.")] = Path(
-        "."
-    ),
-    stage: Annotated[
-        str | None, typer.Option("--stage", "-s", help="Stage (default: the configured one).")
-    ] = None,
-    account: Annotated[
-        str | None, typer.Option(help="AWS account id for the ARNs (default: asked from STS).")
-    ] = None,
-    region: Annotated[
-        str | None, typer.Option(help="AWS region (default: the configured one).")
-    ] = None,
-) -> None:
-    """Print the IAM policy of the stage's Lambda role (AWS provider) as JSON."""
-    import json
-
-    from sls_py.config import load_project
-
-    from .iam import role_policy, trust_policy
-    from .model import Names
-
-    spec = load_project(project).spec(stage)
-    if account is None or region is None:
-        from .deploy import make_cloud
-
-        cloud = make_cloud(spec)
-        region = region or cloud.region_name
-        account = account or cloud.account_id()
-    names = Names(spec, account, region)
-    doc = {
-        "RoleName": names.role,
-        "AssumeRolePolicyDocument": trust_policy(),
-        "PolicyName": "sls-py",
-        "PolicyDocument": role_policy(spec, names),
-    }
-    typer.echo(json.dumps(doc, indent=2))
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sls_py import cli as cli_module
+from sls_py import session as session_module
 from sls_py.plugins import Plugins
 from sls_py.provider import ProviderInfo
 from sls_py.spec import CAPABILITIES
@@ -196,7 +197,8 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str])
     """Run ``sls-py ARGS`` in this process with the given plugins only."""
 
     def run(plugins: Plugins, *argv: str) -> CliResult:
-        monkeypatch.setattr(cli_module, "_state", {"plugins": plugins})
+        monkeypatch.setattr(cli_module, "_state", {})
+        monkeypatch.setattr(session_module, "_state", {"plugins": plugins})
         capsys.readouterr()
         code = cli_module.main(list(argv))
         captured = capsys.readouterr()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sls_py import cli as cli_module
 from sls_py import hookspecs
+from sls_py import session as session_module
 from sls_py.spec import CAPABILITIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,6 +231,7 @@ def folder_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delenv("SLS_PY_DISABLE_PLUGINS", raising=False)
     monkeypatch.setattr(cli_module, "_state", {})
+    monkeypatch.setattr(session_module, "_state", {})  # the installed plugins, loaded afresh
     return site
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sls_py import cli as cli_module
+from sls_py import session as session_module
 from sls_py.provider import ProviderInfo
 from sls_py.spec import CAPABILITIES
 
@@ -103,6 +104,7 @@ def test_broken_plugins_are_reported_by_name_and_the_others_work(
     site: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], project: Path
 ) -> None:
     monkeypatch.setattr(cli_module, "_state", {})
+    monkeypatch.setattr(session_module, "_state", {})  # the installed plugins, loaded afresh
     code = cli_module.main(["providers", "--json"])
     listing = json.loads(capsys.readouterr().out)
     assert code == 1, "broken plugins make `sls-py providers` exit non-zero"
@@ -138,6 +140,7 @@ def test_disable_plugins_blocks_by_name(
 ) -> None:
     monkeypatch.setenv("SLS_PY_DISABLE_PLUGINS", "crashy, noinfo,typo,badcap,goodone")
     monkeypatch.setattr(cli_module, "_state", {})
+    monkeypatch.setattr(session_module, "_state", {})  # the installed plugins, loaded afresh
     code = cli_module.main(["providers", "--json"])
     listing = json.loads(capsys.readouterr().out)
     assert (code, listing["broken"]) == (0, [])

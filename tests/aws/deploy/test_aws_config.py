@@ -36,6 +36,7 @@ def sls(moto: Moto, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
     """``sls-py ARGS`` in this process, pointed at moto (a subprocess per call costs
     ~1 s here; ``cli`` runs the real console script where it matters)."""
     from sls_py import cli as cli_module
+    from sls_py import session as session_module
 
     for name in [n for n in __import__("os").environ if n.startswith(("AWS_", "SLS_PY_"))]:
         monkeypatch.delenv(name)
@@ -43,6 +44,7 @@ def sls(moto: Moto, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
         if name.startswith("AWS_"):
             monkeypatch.setenv(name, value)
     monkeypatch.setattr(cli_module, "_state", {})
+    monkeypatch.setattr(session_module, "_state", {})  # the installed plugins, loaded afresh
 
     def run(argv: list[str], env: Any = None) -> Result:
         capsys.readouterr()
