@@ -139,6 +139,41 @@ def test_invoke_keeps_the_spec_and_answers_the_same_warm(warm_project: Path) -> 
     assert failed.returncode == 2 and failed.stderr.startswith("error: give the payload either")
 
 
+def _imported(argv: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run ``python -X importtime -m sls_py ARGV``; the result and the top-level
+    packages the sls-py process imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sls_py", *argv],
+        capture_output=True, text=True, timeout=60, check=False, cwd=cwd,
+    )
+    names = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    return done, names
+
+
+def test_a_cold_or_stale_run_or_invoke_builds_the_spec_without_the_cli(warm_project: Path) -> None:
+    """With no cached spec, or a stale one after an edit, `run` and `invoke` build
+    it as the CLI's commands do (sls_py.session) but without typer and the
+    plugins' commands; another command still goes through the CLI."""
+    argv = ["invoke", "double", "21", "-p", str(warm_project)]
+    cold, cold_names = _imported(argv, warm_project)
+    assert (cold.returncode, cold.stdout) == (0, "42\n"), cold.stderr
+    assert speccache.cache_file(warm_project, None, None).exists()  # kept for next time
+    source = warm_project / "warmapp.py"
+    source.write_text(source.read_text().replace("2 * n", "3 * n"))
+    stale, stale_names = _imported(argv, warm_project)
+    assert (stale.returncode, stale.stdout) == (0, "63\n"), stale.stderr
+    assert "pydantic" in cold_names and "pydantic" in stale_names  # the spec was built
+    assert "typer" not in cold_names and "typer" not in stale_names
+    unknown, _ = _imported(["invoke", "nope", "1", "-p", str(warm_project)], warm_project)
+    assert unknown.returncode == 2 and "has no function 'nope'" in unknown.stderr  # the CLI's error
+    _, cli_names = _imported(["spec", "-p", str(warm_project)], warm_project)
+    assert "typer" in cli_names
+
+
 def test_a_provider_without_warm_start_always_goes_through_the_plugins(warm_project: Path) -> None:
     done = _invoke(warm_project, "--provider", "inprocess")
     assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
