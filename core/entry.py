@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, FunctionFailed, SlsPyError
+
+if TYPE_CHECKING:
+    from .session import Session
 
 _COMMON = {"--project": "project", "-p": "project", "--stage": "stage", "-s": "stage"}
 _COMMON |= {"--provider": "provider", "-P": "provider"}
@@ -136,7 +139,7 @@ def _warm_run(args: list[str]) -> int | None:
     return int(_call(plugin.sls_py_run, spec=spec, project=project, options=options, ui=ui) or 0)
 
 
-def _session(opts: dict[str, Any]) -> Any:
+def _session(opts: dict[str, Any]) -> Session:
     """The command's :class:`~sls_py.session.Session` (the spec built from the app)."""
     from .session import open_session
 
