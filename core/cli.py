@@ -120,13 +120,11 @@ def invoke(
     Runs it in a fresh process with the stage's environment and timeout; the next
     invoke of the same project and stage starts from the spec kept in .sls-py/cache.
     """
+    from . import session
     from .entry import print_invocation, read_payload
 
     data = read_payload(payload, file)
-    s = open_session(project, stage, provider)
-    s.spec.function(function)
-    s.keep_spec(stage, provider)  # the next `sls-py invoke` starts from it (sls_py.entry)
-    result = s.call("sls_py_invoke", function=function, payload=data, logs=logs, ui=s.ui)
+    result = session.invoke(project, stage, provider, function, data, logs)
     print_invocation(function, result, logs=logs, json_out=json_out)
 
 
@@ -157,15 +155,13 @@ def run(
     in .sls-py/cache (checked against the sources' sizes and times), without
     importing the app in the gateway. SLS_PY_SPEC_CACHE=0 turns that off.
     """
+    from . import session
     from .provider import RunOptions
 
-    s = open_session(project, stage, provider)
-    s.keep_spec(stage, provider)  # the next `sls-py run` starts from it (sls_py.entry)
     options = RunOptions(
         host=host, port=port, reload=reload, json_logs=json_logs, clock=clock, spec_key=(stage, provider)
     )
-    code = s.call("sls_py_run", options=options, ui=s.ui)
-    raise typer.Exit(int(code or 0))
+    raise typer.Exit(session.run(project, stage, provider, options))
 
 
 def _print_plan(plan: Any, ui: UI, empty: str) -> None:

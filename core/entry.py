@@ -4,9 +4,9 @@
 (:mod:`sls_py.speccache`) go straight to the provider: no typer, no pydantic,
 and the app is imported only by the function processes (for ``run``, the
 function templates start before the gateway imports its own modules). With a
-missing or stale copy (after an edit) they build the spec as the CLI's commands
-do (:func:`sls_py.session.open_session`) and write the copy for next time, still
-without typer. Every other command line, any option this fast reader does not
+missing or stale copy (after an edit) they do what the CLI's commands do
+(:func:`sls_py.session.run`, :func:`sls_py.session.invoke`: the spec built, its
+copy kept for next time), still without typer. Every other command line, any option this fast reader does not
 know, or ``--help`` goes to :func:`sls_py.cli.main`.
 
 Standard library only (and :mod:`sls_py.errors`).
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConfigError, FunctionFailed, SlsPyError
-
-if TYPE_CHECKING:
-    from .session import Session
 
 _COMMON = {"--project": "project", "-p": "project", "--stage": "stage", "-s": "stage"}
 _COMMON |= {"--provider": "provider", "-P": "provider"}
@@ -131,19 +128,12 @@ def _warm_run(args: list[str]) -> int | None:
         cached_spec=found is not None,
         spec_key=(stage, provider),
     )
-    if found is None:  # the CLI's `run`, without the CLI
-        s = _session(opts)
-        s.keep_spec(stage, provider)  # the next `sls-py run` starts from it
-        return int(s.call("sls_py_run", options=options, ui=s.ui) or 0)
+    if found is None:  # the spec to build: the CLI's `run`, without the CLI
+        from . import session
+
+        return session.run(Path(opts["project"]), stage, provider, options)
     spec, project, ui, plugin = found
     return int(_call(plugin.sls_py_run, spec=spec, project=project, options=options, ui=ui) or 0)
-
-
-def _session(opts: dict[str, Any]) -> Session:
-    """The command's :class:`~sls_py.session.Session` (the spec built from the app)."""
-    from .session import open_session
-
-    return open_session(Path(opts["project"]), opts.get("stage"), opts.get("provider"))
 
 
 _INVOKE_VALUES = {"--file": "file", "-f": "file"}
@@ -162,10 +152,10 @@ def _warm_invoke(args: list[str]) -> int | None:
     data = read_payload(payload, Path(opts["file"]) if "file" in opts else None)
     logs, json_out = opts.get("logs", False), opts.get("json_out", False)
     if found is None or not hasattr(found[3], "sls_py_invoke"):  # the CLI's `invoke`, without it
-        s = _session(opts)
-        s.spec.function(function)
-        s.keep_spec(opts.get("stage"), opts.get("provider"))  # the next one starts from it
-        result = s.call("sls_py_invoke", function=function, payload=data, logs=logs, ui=s.ui)
+        from . import session
+
+        project_dir, stage, provider = Path(opts["project"]), opts.get("stage"), opts.get("provider")
+        result = session.invoke(project_dir, stage, provider, function, data, logs)
     else:
         spec, project, ui, plugin = found
         spec.function(function)  # an unknown name: the error lists the known ones

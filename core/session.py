@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config import Project
     from .plugins import Plugins, Provider
+    from .provider import Invocation, RunOptions
     from .spec import Spec
     from .ui import UI
 
@@ -91,3 +92,23 @@ def open_session(project: Path, stage: str | None, provider: str | None, *, quie
     for note in notes:
         ui.warn(note)
     return Session(proj, spec, prov, ui, notes)
+
+
+def run(project: Path, stage: str | None, provider: str | None, options: RunOptions) -> int:
+    """``sls-py run``: build the spec, keep it for the next (warm) start, serve;
+    the exit code."""
+    s = open_session(project, stage, provider)
+    s.keep_spec(stage, provider)  # the next `sls-py run` starts from it (sls_py.entry)
+    return int(s.call("sls_py_run", options=options, ui=s.ui) or 0)
+
+
+def invoke(
+    project: Path, stage: str | None, provider: str | None, function: str, payload: Any, logs: bool
+) -> Invocation:
+    """``sls-py invoke``: build the spec, check ``function`` is in it (the error
+    lists the known ones), keep the spec for the next (warm) invoke, invoke."""
+    s = open_session(project, stage, provider)
+    s.spec.function(function)
+    s.keep_spec(stage, provider)  # the next `sls-py invoke` starts from it (sls_py.entry)
+    result: Invocation = s.call("sls_py_invoke", function=function, payload=payload, logs=logs, ui=s.ui)
+    return result

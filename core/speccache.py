@@ -193,7 +193,7 @@ def is_fresh(root: Path, data: dict[str, Any]) -> bool:
     modules = _module_folders(data["plugin_module"])
     if modules is None:
         return False
-    return fingerprint(root, data["spec"]["source"], modules) == data["fingerprint"]
+    return fingerprint(root, data["spec"]["source"], modules) == data.get("fingerprint")
 
 
 def load(root: Path, stage: str | None, provider: str | None) -> dict[str, Any] | None:

@@ -50,9 +50,9 @@ import time
 import traceback
 from typing import Any
 
-from . import channel, procname
+from . import channel
 from .logformat import format_record
-from .procname import name_process
+from .procname import TEMPLATE, WORKER, name_process
 
 PR_SET_PDEATHSIG = 1
 #: how long a template waits for the gateway's first messages (its first workers'
@@ -164,7 +164,7 @@ def _status(status: int) -> str:
 
 def main() -> int:
     """The template: import the app, then fork workers on request."""
-    name_process(procname.TEMPLATE)
+    name_process(TEMPLATE)
     ctrl = socket.socket(fileno=int(os.environ.pop("SLS_PY_CONTROL_FD")))
     die_with_parent(int(os.environ.pop("SLS_PY_PARENT_PID")))
     early_error = None
@@ -258,7 +258,7 @@ def main() -> int:
                 ctrl.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 die_with_parent(me)
-                name_process(procname.WORKER)
+                name_process(WORKER)
                 _own_environment(message.get("env") or {})
                 code = _worker(handlers[name], name, json_logs, *fds)
             finally:
