@@ -6,11 +6,14 @@ Times, interleaved, the imports a template of apps/work_magic does (``sls_py.run
 - **uncached**: ``PYTHONDONTWRITEBYTECODE=1`` on a copy of the app with no
   ``__pycache__`` (what a user with that variable set gets on every start; the
   installed packages' bytecode, written when they were installed, is still read);
+- **uncached, sls-py compiled**: the same, with sls-py's packages as ``pip
+  install .`` leaves them (a copy compiled once, first on PYTHONPATH): only the
+  app's modules compile (an editable install compiles sls-py's own too);
 - **prefix**: ``PYTHONPYCACHEPREFIX`` pointing at a folder filled by a first run
   (what ``sls-py run`` gives function processes when only the tree is read-only).
 
-Reports medians and the difference, the figure ``sls-py run`` quotes at
-start-up (providers/local/bytecode.py ``COST``). Not a test.
+Reports medians and the differences, the figures ``sls-py run`` quotes at
+start-up (providers/local/bytecode.py ``COST`` and ``APP_COST``). Not a test.
 
     .venv/bin/python bench/local_bytecode.py [--runs 15]
 """
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_gateway import APP_DIR
 from local_reload import machine_facts
+from local_startup import compiled_copy
 from machine import describe
 
 IMPORTS = "import sls_py.runtime, sls_py_local.template, work_magic.app"
@@ -59,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         project = Path(tmp) / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
         base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX",)}
+        packages = compiled_copy(None, Path(tmp) / "packages")
+        path = os.pathsep.join(filter(None, [packages, base.get("PYTHONPATH")]))
         variants = {
             "uncached": {**base, "PYTHONDONTWRITEBYTECODE": "1"},
+            "uncached, sls-py compiled": {**base, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": path},
             "prefix": {
                 **{k: v for k, v in base.items() if k != "PYTHONDONTWRITEBYTECODE"},
                 "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pycache"),
@@ -78,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     wall = {name: statistics.median(w for w, _ in v) for name, v in times.items()}
     cpu = {name: statistics.median(c for _, c in v) for name, v in times.items()}
     for name in variants:
-        print(f"{name:>9}: median {wall[name]:.0f} ms wall, {cpu[name]:.0f} ms CPU, of {args.runs}")
-    print(
-        f"uncached - prefix: +{wall['uncached'] - wall['prefix']:.0f} ms wall "
-        f"({wall['uncached'] / wall['prefix']:.2f}x), +{cpu['uncached'] - cpu['prefix']:.0f} ms CPU "
-        f"({cpu['uncached'] / cpu['prefix']:.2f}x) a process"
-    )
+        print(f"{name:>25}: median {wall[name]:.0f} ms wall, {cpu[name]:.0f} ms CPU, of {args.runs}")
+    for name in ("uncached", "uncached, sls-py compiled"):
+        print(
+            f"{name} - prefix: +{wall[name] - wall['prefix']:.0f} ms wall "
+            f"({wall[name] / wall['prefix']:.2f}x), +{cpu[name] - cpu['prefix']:.0f} ms CPU "
+            f"({cpu[name] / cpu['prefix']:.2f}x) a process"
+        )
     return 0
 
 

@@ -27,6 +27,14 @@ Measured in interleaved rounds on a copy of apps/work_magic (medians):
 in the same rounds: DIR holds its ``sls_py``, ``sls_py_local``, ... (e.g.
 symlinks into an exported commit), put first on PYTHONPATH.
 
+``--sls-py compiled`` measures sls-py as ``pip install .`` (or a wheel) leaves
+it: a copy of each version's packages, compiled once with compileall as pip
+does at install (whatever ``PYTHONDONTWRITEBYTECODE`` says), first on PYTHONPATH
+for every command here, the floor's included. The default, ``checkout``, runs
+the packages where they are (this checkout's editable install, the ``--compare``
+folders): with bytecode not writable, every start compiles sls-py's own modules
+from source too. Either way the app's copy gets no bytecode it would not write.
+
 Not a test: the figures depend on the machine, which it describes first.
 """
 
@@ -48,6 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_gateway import APP_DIR, first_200, free_port, start_local, stop
 from machine import describe, probe, write_json
+
+REPO = Path(__file__).resolve().parent.parent
 
 PAYLOAD = json.dumps({"magic-word": "clonezero-token", "spell": "adder", "x": 29, "y": 13})
 
@@ -72,11 +82,32 @@ app = "minimal_app:app"
 """
 
 
-def floor_ms(app_dir: Path, extra: str = "", module: str = "work_magic.app") -> float:
+#: where each package of a version lives in a checkout, by import name
+CHECKOUT_PACKAGES = {"sls_py": "core", "sls_py_local": "providers/local", "sls_py_aws": "providers/aws"}
+
+
+def compiled_copy(source: Path | None, into: Path) -> str:
+    """A copy of one version's packages in ``into``, compiled as ``pip install .``
+    compiles what it installs: ``source`` is a ``--compare`` folder (holding
+    ``sls_py``, ... or links to them), ``None`` this checkout."""
+    import compileall
+
+    for name, where in CHECKOUT_PACKAGES.items():
+        package = (REPO / where) if source is None else (source / name)
+        if package.is_dir():
+            shutil.copytree(package.resolve(), into / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if not compileall.compile_dir(str(into), quiet=1):
+        raise SystemExit(f"compileall failed in {into}")
+    return str(into)
+
+
+def floor_ms(
+    app_dir: Path, extra: str = "", module: str = "work_magic.app", packages: str | None = None
+) -> float:
     """A fresh interpreter importing the app (and ``extra``), to its exit."""
     code = f"import sys; sys.path.insert(0, {str(app_dir)!r}); import {module}{extra}"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=variant_env(packages))
     return (time.perf_counter() - started) * 1000
 
 
@@ -148,6 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         "its warm run and invoke are measured in the same rounds, on a copy of its own "
         "(repeatable)",
     )
+    parser.add_argument(
+        "--sls-py",
+        choices=("checkout", "compiled"),
+        default="checkout",
+        help="checkout: each version's packages where they are (with bytecode not writable, "
+        "sls-py's own modules compile at every start); compiled: copies compiled once, as "
+        "`pip install .` leaves them, for every command (the floor's too)",
+    )
     args = parser.parse_args(argv)
     compare = [tuple(v.split("=", 1)) for v in args.compare]
     if any(len(v) != 2 or not Path(v[1]).is_dir() for v in compare):
@@ -157,8 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     from sls_py_local.keys import load_api_keys
 
     facts: dict[str, Any] = probe(APP_DIR)
+    facts["sls_py"] = args.sls_py
     print(describe(facts))
+    how = "copies compiled as pip installs them" if args.sls_py == "compiled" else "where they are"
+    print(f"sls-py's packages: {args.sls_py} ({how})")
     with tempfile.TemporaryDirectory() as tmp:
+        mine: str | None = None
+        if args.sls_py == "compiled":
+            mine = compiled_copy(None, Path(tmp) / "packages-this")
+            compare = [(n, compiled_copy(Path(d), Path(tmp) / f"packages-{n}")) for n, d in compare]
         project = Path(tmp) / "work_magic"
         shutil.copytree(APP_DIR, project, ignore=shutil.ignore_patterns(".sls-py", "__pycache__"))
         proj = load_project(project)
@@ -170,16 +216,16 @@ def main(argv: list[str] | None = None) -> int:
         mini = load_project(minimal)
         minimal_key = load_api_keys(mini.spec(), mini)[0].value
         measures = {
-            "minimal app: floor": lambda: floor_ms(minimal, module="minimal_app"),
-            "minimal app: run warm": lambda: run_ms(minimal, minimal_key, cold=False),
-            "floor": lambda: floor_ms(project),
-            "floor + cache client": lambda: floor_ms(project, "; import valkey"),
-            "run warm": lambda: run_ms(project, key, cold=False),
-            "run cold": lambda: run_ms(project, key, cold=True),
-            "run after an edit": lambda: run_ms(project, key, cold=False, edited=True),
-            "invoke warm": lambda: invoke_ms(project, cold=False),
-            "invoke after an edit": lambda: invoke_ms(project, cold=False, edited=True),
-            "invoke cold": lambda: invoke_ms(project, cold=True),
+            "minimal app: floor": lambda: floor_ms(minimal, module="minimal_app", packages=mine),
+            "minimal app: run warm": lambda: run_ms(minimal, minimal_key, cold=False, packages=mine),
+            "floor": lambda: floor_ms(project, packages=mine),
+            "floor + cache client": lambda: floor_ms(project, "; import valkey", packages=mine),
+            "run warm": lambda: run_ms(project, key, cold=False, packages=mine),
+            "run cold": lambda: run_ms(project, key, cold=True, packages=mine),
+            "run after an edit": lambda: run_ms(project, key, cold=False, packages=mine, edited=True),
+            "invoke warm": lambda: invoke_ms(project, cold=False, packages=mine),
+            "invoke after an edit": lambda: invoke_ms(project, cold=False, packages=mine, edited=True),
+            "invoke cold": lambda: invoke_ms(project, cold=True, packages=mine),
         }
         for name, packages in compare:  # a copy each: the spec caches are the versions' own
             copy = Path(tmp) / f"work_magic-{name}"

@@ -7,7 +7,12 @@ source each time: with ``PYTHONDONTWRITEBYTECODE`` set, or when the source tree
 (the app's, or sls-py's own when installed from a checkout) is not writable.
 
 - ``PYTHONDONTWRITEBYTECODE`` set: the user's choice is kept; ``sls-py run``
-  says so at start-up, with the cost and how to unset it.
+  says so at start-up, with the cost and how to unset it. Python still reads
+  bytecode that exists: sls-py's own modules have it when sls-py was installed
+  with ``pip install .`` (pip compiles what it installs, whatever the variable
+  says), and then only the app compiles (for the example app, ~0 ms of the
+  ~65). An editable install (``pip install -e .``) has none, so the line then
+  also says how to compile sls-py's folders once.
 - a tree not writable (and ``PYTHONDONTWRITEBYTECODE`` not set): the function
   processes get ``PYTHONPYCACHEPREFIX=.sls-py/pycache``, so their bytecode is
   cached there instead (the first start compiles into it, later ones read it).
@@ -22,9 +27,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 #: what compiling from source costs, measured: the imports a template does for the
-#: example app (``sls_py.runtime`` and the app) without cached bytecode against with
-#: it, in CPU time (steadier than wall time on a busy machine): 355 ms against 294
-COST = "about +60 ms of CPU (1.2x) per process start for the example app (bench/local_bytecode.py)"
+#: example app (``sls_py.runtime``, the template and the app) without cached bytecode
+#: against with it, in CPU time (steadier than wall time on a busy machine): 265 ms
+#: against 200; with sls-py's own modules compiled (``pip install .``), 198 against 200
+COST = "about +65 ms of CPU (1.3x) per process start for the example app (bench/local_bytecode.py)"
+APP_COST = "for the example app, within the noise (bench/local_bytecode.py)"
 
 
 class Bytecode(NamedTuple):
@@ -38,6 +45,9 @@ class Bytecode(NamedTuple):
     prefix: Path | None = None
     #: why it is not cached beside the sources ("" when it is)
     reason: str = ""
+    #: sls-py's own package folders that hold no bytecode either (an editable
+    #: install under ``PYTHONDONTWRITEBYTECODE``): every process compiles them
+    uncompiled: tuple[Path, ...] = ()
 
     def environment(self) -> dict[str, str]:
         """What to add to a function process's environment."""
@@ -46,11 +56,22 @@ class Bytecode(NamedTuple):
     def describe(self, state_dir: Path) -> str | None:
         """The start-up line about it (``None``: nothing worth saying)."""
         if not self.cached:
+            if self.reason.startswith("PYTHONDONTWRITEBYTECODE") and self.uncompiled:
+                folders = " ".join(_shown(p) for p in self.uncompiled)
+                return (
+                    f"bytecode: not cached ({self.reason}), and sls-py's own modules have "
+                    "none either (an editable install), so every function process compiles "
+                    f"sls-py and the app from source: {COST}; `python -m compileall -q "
+                    f"{folders}` compiles sls-py's once (Python reads bytecode that exists, "
+                    "whatever the variable says; `pip install .` does it too), or `unset "
+                    "PYTHONDONTWRITEBYTECODE` before `sls-py run` to cache it all"
+                )
             if self.reason.startswith("PYTHONDONTWRITEBYTECODE"):
                 return (
-                    f"bytecode: not cached ({self.reason}), so every function process "
-                    f"compiles the app and sls-py from source: {COST}; "
-                    "`unset PYTHONDONTWRITEBYTECODE` before `sls-py run` to cache it"
+                    f"bytecode: not cached for the app ({self.reason}), so every function "
+                    "process compiles the app's modules from source (sls-py's own are "
+                    f"compiled): {APP_COST}; `unset PYTHONDONTWRITEBYTECODE` before "
+                    "`sls-py run` to cache it"
                 )
             return f"bytecode: not cached ({self.reason}): {COST}"
         if self.prefix is not None:
@@ -63,10 +84,12 @@ class Bytecode(NamedTuple):
 
 
 def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it, else absolute."""
     try:
-        return os.path.relpath(path, Path.cwd())
+        relative = os.path.relpath(path, Path.cwd())
     except ValueError:
         return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def tree_writable(tree: Path) -> bool:
@@ -79,20 +102,46 @@ def tree_writable(tree: Path) -> bool:
     return os.access(tree, os.W_OK)
 
 
+def compiled(package: Path) -> bool:
+    """Whether ``package`` holds bytecode Python would use for its ``__init__``
+    (where ``PYTHONPYCACHEPREFIX`` puts it, if set): there, of this Python, and
+    not older than the source (the header check the import system does)."""
+    import importlib.util
+
+    source = package / "__init__.py"
+    try:
+        with open(importlib.util.cache_from_source(str(source)), "rb") as f:
+            header = f.read(16)
+        st = source.stat()
+    except (OSError, NotImplementedError, ValueError):
+        return False
+    if header[:4] != importlib.util.MAGIC_NUMBER or len(header) < 16:
+        return False
+    if int.from_bytes(header[4:8], "little") & 1:  # hash-based (compileall --invalidation-mode)
+        return True
+    mtime, size = int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little")
+    return mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size & 0xFFFFFFFF
+
+
 def bytecode_plan(
     state_dir: Path,
     trees: Iterable[Path],
     environ: Mapping[str, str] | None = None,
     writable: Callable[[Path], bool] = tree_writable,
+    own: Iterable[Path] = (),
+    has_bytecode: Callable[[Path], bool] = compiled,
 ) -> Bytecode:
     """Decide what the function processes do about bytecode (see the module's docstring).
 
     :param state_dir: the project's ``.sls-py`` (the prefix goes under it)
     :param trees: the folders whose modules every function process imports
+    :param own: sls-py's own package folders among them, checked for bytecode
+        when ``PYTHONDONTWRITEBYTECODE`` keeps any from being written
     """
     env = os.environ if environ is None else environ
     if env.get("PYTHONDONTWRITEBYTECODE"):
-        return Bytecode(cached=False, reason="PYTHONDONTWRITEBYTECODE is set")
+        missing = tuple(p for p in own if p.is_dir() and not has_bytecode(p))
+        return Bytecode(cached=False, reason="PYTHONDONTWRITEBYTECODE is set", uncompiled=missing)
     if env.get("PYTHONPYCACHEPREFIX"):
         return Bytecode()  # the user's own place
     blocked = [t for t in trees if t.is_dir() and not writable(t)]
@@ -122,11 +171,7 @@ def project_bytecode(root: Path, source_dir: Path, app_ref: str) -> Bytecode:
         import sls_py
 
         top = app_ref.partition(":")[0].split(".")[0]
-        trees = [
-            source_dir,
-            source_dir / top,
-            Path(sls_py.__file__).resolve().parent,
-            Path(__file__).resolve().parent,
-        ]
-        plan = _plans[key] = bytecode_plan(root / ".sls-py", trees)
+        own = [Path(sls_py.__file__).resolve().parent, Path(__file__).resolve().parent]
+        trees = [source_dir, source_dir / top, *own]
+        plan = _plans[key] = bytecode_plan(root / ".sls-py", trees, own=own)
     return plan
