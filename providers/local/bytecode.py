@@ -31,7 +31,9 @@ from typing import NamedTuple
 #: against with it, in CPU time (steadier than wall time on a busy machine): 265 ms
 #: against 200; with sls-py's own modules compiled (``pip install .``), 198 against 200
 COST = "about +65 ms of CPU (1.3x) per process start for the example app (bench/local_bytecode.py)"
-APP_COST = "for the example app, within the noise (bench/local_bytecode.py)"
+APP_COST = (
+    "a cost that grows with the app's own code (the example app's: within the noise, bench/local_bytecode.py)"
+)
 
 
 class Bytecode(NamedTuple):
