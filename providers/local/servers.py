@@ -47,8 +47,18 @@ caller's.
 
 from __future__ import annotations
 
+# Both register fork handlers in pairs (before a fork: take a lock; after it, in the
+# parent: release it), which a child started with a ``preexec_fn`` runs, as servers
+# are, from their supervisors' threads. Had another thread imported either module for
+# the first time during such a fork, the parent would run the release without the
+# take, and print "Exception ignored ... cannot release un-acquired lock" with a
+# traceback on the user's terminal (seen in CI: a cold `sls-py run` whose gateway
+# imported logging while the cache server started). Imported here, in the thread that
+# imports this module, before any server starts: the handlers are in place first.
+import concurrent.futures.thread  # noqa: F401  (see above)
 import contextlib
 import ctypes
+import logging  # noqa: F401  (see above)
 import os
 import secrets
 import shutil
@@ -124,10 +134,23 @@ class ServerSpec:
         return self.data_dir / LOG_NAME
 
 
+def _libc_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up here in the parent: a child between fork and exec
+    must not ``dlopen`` (another thread may have held the loader's lock at the fork)."""
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: stop() still runs
+        return None
+    return prctl
+
+
+_PRCTL = _libc_prctl()
+
+
 def _die_with_parent() -> None:
     """In the child: SIGKILL when the thread that started it (and so its parent) dies."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() still runs
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _child_setup(cpus: frozenset[int] | None) -> Callable[[], None]:

@@ -110,3 +110,49 @@ def test_a_missing_binary_is_none_and_a_taken_port_is_replaced(tmp_path: Path) -
         fresh = stable_port(tmp_path / "port")
         assert fresh != taken
         assert (tmp_path / "port").read_text().strip() == str(fresh)
+
+
+#: a server's start as the supervisors do it (a child with a ``preexec_fn``, from
+#: threads), while the main thread imports the two modules whose fork handlers come in
+#: pairs: had importing sls_py_local.servers not imported them first, the parent runs a
+#: release without its take ("Exception ignored ... un-acquired lock"), about one run
+#: in two here
+_FORK_RACE = """
+import subprocess, threading, time
+from sls_py_local import servers
+
+stop = False
+children = []
+
+def start_servers():
+    while not stop:
+        children.append(subprocess.Popen(["true"], preexec_fn=servers._die_with_parent))
+
+threads = [threading.Thread(target=start_servers) for _ in range(3)]
+for t in threads:
+    t.start()
+time.sleep(0.03)
+import logging
+import concurrent.futures.thread
+time.sleep(0.01)
+stop = True
+for t in threads:
+    t.join()
+for child in children:
+    child.wait()
+print(len(children))
+"""
+
+
+def test_a_server_started_while_another_thread_imports_prints_nothing() -> None:
+    """Seen in CI: a cold ``sls-py run`` printed a traceback from logging's fork
+    handler, its gateway importing logging while the cache server started."""
+    import subprocess
+
+    for _ in range(10):
+        done = subprocess.run(
+            [sys.executable, "-c", _FORK_RACE], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert int(done.stdout) > 3  # the threads did start servers during the imports
+        assert done.stderr == ""
