@@ -122,6 +122,35 @@ def test_spec_round_trips_as_json_and_schema_is_published(tmp_path: Path) -> Non
     assert schema["title"] == "Spec" and "functions" in schema["properties"]
 
 
+def test_records_compare_hash_and_show_as_frozen_dataclasses(work_magic: Path) -> None:
+    """The records' repr, == and hash (written once for all of them) behave as the
+    ones dataclasses generates: field by field, same class only, a repr that reads
+    back, and hashable only when every compared field is."""
+    import dataclasses
+
+    import sls_py.spec as records
+
+    spec = load_project(work_magic).spec()
+    again = Spec.from_data(spec.to_data())
+    assert again == spec and again is not spec
+    assert (again != spec) is False  # __ne__ follows __eq__
+    fn = spec.functions[0]
+    changed = dataclasses.replace(spec, functions=[dataclasses.replace(fn, timeout_s=fn.timeout_s + 1)])
+    assert changed != spec  # a field two levels down
+    assert eval(repr(spec), vars(records)) == spec  # every record's repr reads back
+    trigger = HttpTriggerSpec(method="GET", path="/x", cors=CorsSpec(origins=["https://a.example"]))
+    assert repr(trigger).startswith("HttpTriggerSpec(kind='http', method='GET', path='/x', ")
+    assert trigger != HttpTriggerSpec(method="GET", path="/y")
+    assert trigger.__eq__(CorsSpec()) is NotImplemented and trigger != "trigger"
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(trigger)  # its CorsSpec holds lists, as a generated hash would refuse
+    plain = HttpTriggerSpec(method="GET", path="/x")
+    assert hash(plain) == hash(HttpTriggerSpec(method="GET", path="/x"))
+    assert {plain, HttpTriggerSpec(method="GET", path="/x")} == {plain}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.path = "/z"  # type: ignore[misc]
+
+
 def test_required_capabilities(tmp_path: Path) -> None:
     spec = load_project(write_project(tmp_path / "p", BASE_CONFIG, BASE_APP)).spec()
     assert set(spec.required_capabilities()) == {
