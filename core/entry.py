@@ -6,8 +6,9 @@ and the app is imported only by the function processes (for ``run``, the
 function templates start before the gateway imports its own modules). With a
 missing or stale copy (after an edit) they do what the CLI's commands do
 (:func:`sls_py.session.run`, :func:`sls_py.session.invoke`: the spec built, its
-copy kept for next time), still without typer. Every other command line, any option this fast reader does not
-know, or ``--help`` goes to :func:`sls_py.cli.main`.
+copy kept for next time), still without typer. Every other command line, any
+option this fast reader does not know, or ``--help`` goes to
+:func:`sls_py.cli.main`.
 
 Standard library only (and :mod:`sls_py.errors`).
 """
